@@ -1,0 +1,26 @@
+//! lfleet-host: the agent's only door to the host.
+//!
+//! Every file the agent reads or writes goes through [`HostRoot`] (paths resolved under
+//! `--root`), every program it runs goes through a [`CommandRunner`] (argv only, deadline,
+//! typed error), and every time it takes comes from a [`Clock`]. This is what lets one agent
+//! binary run for real on a node and against an `lfleet-sim` node root. The fakes in
+//! [`fake`] serve unit tests.
+//!
+//! This crate is the one place allowed to call `std::fs` and `std::process` directly; the
+//! workspace's `clippy.toml` forbids them everywhere else in the agent.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "this crate is the host boundary the disallowed-methods rules point to"
+)]
+
+pub mod clock;
+pub mod command;
+pub mod fake;
+pub mod root;
+
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use command::{
+    CommandError, CommandOutput, CommandRunner, CommandSpec, ExitStatus, SystemCommandRunner,
+};
+pub use fake::{FakeCommandRunner, FakeResponse, Invocation};
+pub use root::{HostError, HostRoot};

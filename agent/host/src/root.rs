@@ -1,0 +1,391 @@
+//! `HostRoot`: every host path the agent touches, resolved under a configurable root.
+//!
+//! Paths are written the way they appear on a node (`/proc/self/mountinfo`, `etc/fstab`) and
+//! are resolved under `--root` (default `/`). `proc/...` and `sys/...` can be redirected
+//! separately (`--procfs`, `--sysfs`), as node_exporter's `--path.procfs` does. A path with a
+//! `..` component is refused: nothing the agent reads or writes can leave the root by name.
+//!
+//! Entry points: [`HostRoot::new`], [`HostRoot::resolve`], the read helpers, and
+//! [`HostRoot::write_atomic`] (temp file, fsync, rename, fsync of the directory).
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Largest file [`HostRoot::read_to_string`] reads; kernel text files are far smaller.
+pub const DEFAULT_READ_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// An error from a host file operation, naming the operation and the resolved path.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The path given by the caller is not acceptable (it has `..`, or is empty).
+    #[error("refusing host path {path:?}: {reason}")]
+    BadPath { path: String, reason: &'static str },
+    /// An I/O call failed.
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A file was larger than the caller allowed.
+    #[error("{path} is larger than {limit} bytes")]
+    TooLarge { path: PathBuf, limit: u64 },
+}
+
+impl HostError {
+    /// The `io::ErrorKind` behind this error, if it came from an I/O call.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            HostError::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+
+    /// True when the file or directory does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.io_kind() == Some(io::ErrorKind::NotFound)
+    }
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> HostError + 'a {
+    move |source| HostError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The root directory every host path is resolved under.
+#[derive(Debug, Clone)]
+pub struct HostRoot {
+    root: PathBuf,
+    procfs: Option<PathBuf>,
+    sysfs: Option<PathBuf>,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+// === impl HostRoot ===
+
+impl HostRoot {
+    /// A root at `root` (use `/` on a real node). `proc` and `sys` live under it.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        HostRoot {
+            root: root.into(),
+            procfs: None,
+            sysfs: None,
+        }
+    }
+
+    /// Redirects `proc/...` paths to `procfs` (like `--procfs`).
+    pub fn with_procfs(mut self, procfs: impl Into<PathBuf>) -> Self {
+        self.procfs = Some(procfs.into());
+        self
+    }
+
+    /// Redirects `sys/...` paths to `sysfs` (like `--sysfs`).
+    pub fn with_sysfs(mut self, sysfs: impl Into<PathBuf>) -> Self {
+        self.sysfs = Some(sysfs.into());
+        self
+    }
+
+    /// The root directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Resolves a node path (`/etc/fstab` or `etc/fstab`) to the real path under the root.
+    ///
+    /// Refuses `..` components and empty paths; `.` components are dropped.
+    pub fn resolve(&self, node_path: impl AsRef<Path>) -> Result<PathBuf, HostError> {
+        let node_path = node_path.as_ref();
+        let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+        for component in node_path.components() {
+            match component {
+                Component::RootDir | Component::CurDir => {}
+                Component::Normal(part) => parts.push(part),
+                Component::ParentDir => {
+                    return Err(HostError::BadPath {
+                        path: node_path.display().to_string(),
+                        reason: "a '..' component could leave the host root",
+                    });
+                }
+                Component::Prefix(_) => {
+                    return Err(HostError::BadPath {
+                        path: node_path.display().to_string(),
+                        reason: "path prefixes are not supported",
+                    });
+                }
+            }
+        }
+        let Some((first, rest)) = parts.split_first() else {
+            return Err(HostError::BadPath {
+                path: node_path.display().to_string(),
+                reason: "empty path",
+            });
+        };
+        let (base, rest) = match (*first, &self.procfs, &self.sysfs) {
+            (first, Some(procfs), _) if first == "proc" => (procfs.clone(), rest),
+            (first, _, Some(sysfs)) if first == "sys" => (sysfs.clone(), rest),
+            _ => (self.root.clone(), &parts[..]),
+        };
+        let mut resolved = base;
+        for part in rest {
+            resolved.push(part);
+        }
+        Ok(resolved)
+    }
+
+    /// Reads a whole text file, up to [`DEFAULT_READ_LIMIT`] bytes. Invalid UTF-8 is replaced.
+    pub fn read_to_string(&self, node_path: impl AsRef<Path>) -> Result<String, HostError> {
+        let bytes = self.read_limited(node_path, DEFAULT_READ_LIMIT)?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+        })
+    }
+
+    /// Reads a whole file, failing with [`HostError::TooLarge`] beyond `limit` bytes.
+    pub fn read_limited(
+        &self,
+        node_path: impl AsRef<Path>,
+        limit: u64,
+    ) -> Result<Vec<u8>, HostError> {
+        let path = self.resolve(node_path)?;
+        let file = fs::File::open(&path).map_err(io_error("open", &path))?;
+        let mut bytes = Vec::new();
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_error("read", &path))?;
+        if bytes.len() as u64 > limit {
+            return Err(HostError::TooLarge { path, limit });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads a file if it exists: `Ok(None)` when it does not.
+    pub fn read_optional(&self, node_path: impl AsRef<Path>) -> Result<Option<String>, HostError> {
+        match self.read_to_string(node_path) {
+            Ok(text) => Ok(Some(text)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// True if the path exists (following symlinks). An unreadable parent counts as absent.
+    pub fn exists(&self, node_path: impl AsRef<Path>) -> Result<bool, HostError> {
+        let path = self.resolve(node_path)?;
+        Ok(path.exists())
+    }
+
+    /// The names in a directory, sorted, so callers see a stable order.
+    pub fn list_dir(&self, node_path: impl AsRef<Path>) -> Result<Vec<OsString>, HostError> {
+        let path = self.resolve(node_path)?;
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&path).map_err(io_error("list", &path))? {
+            names.push(entry.map_err(io_error("list", &path))?.file_name());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The target of a symbolic link, as stored (not resolved under the root).
+    pub fn read_link(&self, node_path: impl AsRef<Path>) -> Result<PathBuf, HostError> {
+        let path = self.resolve(node_path)?;
+        fs::read_link(&path).map_err(io_error("read link", &path))
+    }
+
+    /// Creates a directory and its parents with mode `mode` for the ones it creates.
+    pub fn create_dir_all(&self, node_path: impl AsRef<Path>, mode: u32) -> Result<(), HostError> {
+        let path = self.resolve(node_path)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(&path)
+            .map_err(io_error("create directory", &path))
+    }
+
+    /// Removes a file; a file that is already gone is not an error.
+    pub fn remove_file(&self, node_path: impl AsRef<Path>) -> Result<(), HostError> {
+        let path = self.resolve(node_path)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(io_error("remove", &path)(err)),
+        }
+    }
+
+    /// Replaces a file atomically: a reader (or a crash) sees the old or the new content,
+    /// never a mix.
+    ///
+    /// Writes a temporary file in the same directory, fsyncs it, renames it over the
+    /// target and fsyncs the directory. The new file gets `mode`.
+    pub fn write_atomic(
+        &self,
+        node_path: impl AsRef<Path>,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<(), HostError> {
+        self.write_atomic_with(node_path, contents, mode, |_| Ok(()))
+    }
+
+    /// [`HostRoot::write_atomic`] with a hook called between the fsync of the temporary file
+    /// and the rename. Tests use it to inject a crash at the one point where one matters.
+    pub fn write_atomic_with(
+        &self,
+        node_path: impl AsRef<Path>,
+        contents: &[u8],
+        mode: u32,
+        before_rename: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> Result<(), HostError> {
+        let path = self.resolve(node_path)?;
+        let dir = path.parent().ok_or_else(|| HostError::BadPath {
+            path: path.display().to_string(),
+            reason: "no parent directory",
+        })?;
+        let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+        let temp_path = dir.join(format!(
+            ".{file_name}.lfleet-tmp-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&temp_path)
+                .map_err(io_error("create temporary file", &temp_path))?;
+            file.write_all(contents)
+                .map_err(io_error("write temporary file", &temp_path))?;
+            // The umask may have narrowed the mode given to open(2).
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_error("set mode of", &temp_path))?;
+            file.sync_all()
+                .map_err(io_error("fsync temporary file", &temp_path))?;
+            drop(file);
+            before_rename(&temp_path).map_err(io_error("prepare rename of", &temp_path))?;
+            fs::rename(&temp_path, &path).map_err(io_error("rename into place", &path))?;
+            let dir_handle = fs::File::open(dir).map_err(io_error("open directory", dir))?;
+            dir_handle
+                .sync_all()
+                .map_err(io_error("fsync directory", dir))?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp_path);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_absolute_and_relative_node_paths_under_the_root() {
+        let host = HostRoot::new("/srv/node1");
+        assert_eq!(
+            host.resolve("/etc/fstab").unwrap(),
+            PathBuf::from("/srv/node1/etc/fstab")
+        );
+        assert_eq!(
+            host.resolve("etc/./fstab").unwrap(),
+            PathBuf::from("/srv/node1/etc/fstab")
+        );
+    }
+
+    #[test]
+    fn refuses_parent_components_and_empty_paths() {
+        let host = HostRoot::new("/srv/node1");
+        for bad in ["../etc/passwd", "/etc/../../x", "", "/", "."] {
+            let err = host.resolve(bad).unwrap_err();
+            assert!(matches!(err, HostError::BadPath { .. }), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn procfs_and_sysfs_can_be_redirected() {
+        let host = HostRoot::new("/srv/node1")
+            .with_procfs("/alt/proc")
+            .with_sysfs("/alt/sys");
+        assert_eq!(
+            host.resolve("/proc/self/mountinfo").unwrap(),
+            PathBuf::from("/alt/proc/self/mountinfo")
+        );
+        assert_eq!(
+            host.resolve("sys/fs/lustre/version").unwrap(),
+            PathBuf::from("/alt/sys/fs/lustre/version")
+        );
+        // Only the first component selects the redirect.
+        assert_eq!(
+            host.resolve("etc/proc/x").unwrap(),
+            PathBuf::from("/srv/node1/etc/proc/x")
+        );
+        assert_eq!(
+            host.resolve("procfoo").unwrap(),
+            PathBuf::from("/srv/node1/procfoo")
+        );
+    }
+
+    #[test]
+    fn write_atomic_replaces_content_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        host.create_dir_all("etc", 0o755).unwrap();
+        host.write_atomic("/etc/fstab", b"old\n", 0o644).unwrap();
+        host.write_atomic("/etc/fstab", b"new\n", 0o600).unwrap();
+        assert_eq!(host.read_to_string("etc/fstab").unwrap(), "new\n");
+        let mode = fs::metadata(dir.path().join("etc/fstab"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // No temporary file is left behind.
+        assert_eq!(host.list_dir("etc").unwrap(), vec![OsString::from("fstab")]);
+    }
+
+    #[test]
+    fn a_crash_before_rename_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        host.create_dir_all("etc", 0o755).unwrap();
+        host.write_atomic("etc/fstab", b"old\n", 0o644).unwrap();
+        let err = host
+            .write_atomic_with("etc/fstab", b"new\n", 0o644, |_| {
+                Err(io::Error::other("injected crash"))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("prepare rename"), "{err}");
+        assert_eq!(host.read_to_string("etc/fstab").unwrap(), "old\n");
+        assert_eq!(host.list_dir("etc").unwrap(), vec![OsString::from("fstab")]);
+    }
+
+    #[test]
+    fn read_limited_refuses_oversized_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        host.write_atomic("big", &[b'x'; 100], 0o644).unwrap();
+        assert!(matches!(
+            host.read_limited("big", 99),
+            Err(HostError::TooLarge { limit: 99, .. })
+        ));
+        assert_eq!(host.read_limited("big", 100).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn missing_files_are_reported_as_not_found_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        let err = host.read_to_string("etc/missing").unwrap_err();
+        assert!(err.is_not_found());
+        assert!(err.to_string().contains("etc/missing"), "{err}");
+        assert_eq!(host.read_optional("etc/missing").unwrap(), None);
+    }
+}
