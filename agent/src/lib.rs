@@ -1,5 +1,7 @@
 //! lfleet-agent: the node agent's library; the binary (`src/main.rs`) is a thin CLI over it.
 //!
-//! Modules: [`ledger`] persists the accepted desired configuration.
+//! Modules: [`ledger`] persists the accepted desired configuration; [`mount_apply`] runs
+//! mount steps and writes the slurmd drop-in.
 
 pub mod ledger;
+pub mod mount_apply;
