@@ -253,6 +253,8 @@ pub trait CommandRunner: Send + Sync + fmt::Debug {
 pub struct SystemCommandRunner {
     search_path: OsString,
     output_limit: usize,
+    /// Variables every child gets (before the spec's own).
+    base_env: Vec<(OsString, OsString)>,
 }
 
 // === impl SystemCommandRunner ===
@@ -265,6 +267,7 @@ impl SystemCommandRunner {
         SystemCommandRunner {
             search_path: search_path.into(),
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            base_env: Vec::new(),
         }
     }
 
@@ -285,6 +288,13 @@ impl SystemCommandRunner {
         }
         path.push(Self::from_env().search_path);
         Self::new(path)
+    }
+
+    /// Sets a variable for every program this runner starts (tests point `APT_CONFIG` and
+    /// `DPKG_ADMINDIR` at a scratch root this way, so the agent runs plain commands).
+    pub fn with_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.base_env.push((key.into(), value.into()));
+        self
     }
 
     pub fn with_output_limit(mut self, limit: usize) -> Self {
@@ -326,6 +336,7 @@ impl SystemCommandRunner {
             .env("PATH", &self.search_path)
             // Messages we classify are the programs' untranslated ones.
             .env("LC_ALL", "C")
+            .envs(self.base_env.iter().map(|(k, v)| (k, v)))
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(if spec.stdin.is_some() {
                 Stdio::piped()

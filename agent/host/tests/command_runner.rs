@@ -147,10 +147,19 @@ async fn children_see_the_search_path_stdin_and_extra_environment() {
         .env("EXTRA", "x y")
         .stdin("from stdin\n");
     let output = SystemCommandRunner::new(search.clone())
+        .with_env("EXTRA", "from the runner")
         .run(&spec)
         .await
         .unwrap();
+    // The spec's own variables win over the runner's.
     assert_eq!(output.stdout, format!("{search}|C|x y\nfrom stdin\n"));
+    let base = CommandSpec::new("sh", Duration::from_secs(5)).args(["-c", "echo \"$BASE\""]);
+    let output = SystemCommandRunner::new(search.clone())
+        .with_env("BASE", "set on the runner")
+        .run(&base)
+        .await
+        .unwrap();
+    assert_eq!(output.stdout, "set on the runner\n");
 }
 
 #[tokio::test]
