@@ -1,0 +1,250 @@
+//! Faults: each changes exactly what it names, as an overlay on the node's state, and `heal`
+//! removes the overlay.
+
+use crate::SimError;
+use crate::render::ib_counter_width;
+use crate::state::NodeState;
+
+/// A fault to inject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// An OST or MDT import of a mount goes to DISCONN, EVICTED or CONNECTING.
+    Import {
+        mount: Option<String>,
+        target: String,
+        state: String,
+    },
+    /// The mount disappears from mountinfo, with its Lustre devices.
+    MountLost { mount: Option<String> },
+    /// health_check says LBUG.
+    Lbug,
+    /// The tcp NI's health value drops.
+    LnetHealth { value: u32 },
+    /// An IB port goes down.
+    IbPortDown { hca: String },
+    /// IB error counters rise.
+    IbErrors {
+        hca: String,
+        counter: String,
+        by: u64,
+    },
+    /// An IB counter sits at its saturation value.
+    IbSaturate { hca: String, counter: String },
+    /// The accelerated-networking VF disappears.
+    VfRemoved,
+    /// A new kernel is installed (in /boot and /lib/modules), not running.
+    KernelUpgrade { kernel: String },
+    /// The repository stops publishing the client for a kernel.
+    RepoMissing { kernel: String },
+}
+
+/// The fault kinds, as the CLI names them.
+pub const KINDS: [&str; 10] = [
+    "import",
+    "mount-lost",
+    "lbug",
+    "lnet-health",
+    "ib-port-down",
+    "ib-errors",
+    "ib-saturate",
+    "vf-removed",
+    "kernel-upgrade",
+    "repo-missing",
+];
+
+fn mount_point(state: &NodeState, mount: &Option<String>) -> Result<String, SimError> {
+    match mount {
+        Some(m) if state.mounts.iter().any(|x| &x.mount_point == m) => Ok(m.clone()),
+        Some(m) => Err(SimError::Usage(format!(
+            "{m} is not a Lustre mount on this node"
+        ))),
+        None => state
+            .mounts
+            .first()
+            .map(|m| m.mount_point.clone())
+            .ok_or_else(|| SimError::Usage("the node has no Lustre mount".into())),
+    }
+}
+
+fn check_hca(state: &NodeState, hca: &str) -> Result<(), SimError> {
+    let known = (0..state.ib_hcas).any(|i| format!("mlx5_{i}") == hca);
+    if known {
+        Ok(())
+    } else {
+        Err(SimError::Usage(format!(
+            "no InfiniBand HCA {hca} on this node"
+        )))
+    }
+}
+
+/// Applies `fault`; returns what changed.
+pub fn apply(state: &mut NodeState, fault: &Fault) -> Result<String, SimError> {
+    match fault {
+        Fault::Import {
+            mount,
+            target,
+            state: import_state,
+        } => {
+            if !["DISCONN", "EVICTED", "CONNECTING"].contains(&import_state.as_str()) {
+                return Err(SimError::Usage(format!(
+                    "import state {import_state:?}: use DISCONN, EVICTED or CONNECTING"
+                )));
+            }
+            let point = mount_point(state, mount)?;
+            let sim_mount = state
+                .mounts
+                .iter()
+                .find(|m| m.mount_point == point)
+                .expect("checked");
+            let valid = target
+                .strip_prefix("OST")
+                .and_then(|n| u32::from_str_radix(n, 16).ok())
+                .is_some_and(|n| n < sim_mount.osts)
+                || target
+                    .strip_prefix("MDT")
+                    .and_then(|n| u32::from_str_radix(n, 16).ok())
+                    .is_some_and(|n| n < sim_mount.mdts);
+            if !valid || target.len() != 7 {
+                return Err(SimError::Usage(format!(
+                    "{target} is not a target of {point} (OST0000..OST{:04x}, MDT0000..)",
+                    sim_mount.osts - 1
+                )));
+            }
+            if import_state == "EVICTED" {
+                // The kernel's message (lustre/ptlrpc/import.c), as /dev/kmsg records it.
+                let kind = if target.starts_with("OST") {
+                    "osc"
+                } else {
+                    "mdc"
+                };
+                let line = format!(
+                    "3,{},{},-;LustreError: 167-0: {fs}-{target}-{kind}-{inst}: This client was evicted by {fs}-{target}; in progress operations using this service will fail.",
+                    1000 + state.faults.kmsg.len(),
+                    state.clock_ns / 1000 % 1_000_000_000_000,
+                    fs = sim_mount.fsname,
+                    inst = sim_mount.instance,
+                );
+                state.faults.kmsg.push(line);
+            }
+            state
+                .faults
+                .imports
+                .insert(format!("{point}|{target}"), import_state.clone());
+            Ok(format!("{point}: import {target} is {import_state}"))
+        }
+        Fault::MountLost { mount } => {
+            let point = mount_point(state, mount)?;
+            state.faults.lost_mounts.insert(point.clone());
+            Ok(format!("{point}: mount lost"))
+        }
+        Fault::Lbug => {
+            state.faults.lbug = true;
+            Ok("health_check says LBUG".into())
+        }
+        Fault::LnetHealth { value } => {
+            if *value > 1000 {
+                return Err(SimError::Usage(
+                    "LNet health values run from 0 to 1000".into(),
+                ));
+            }
+            state.faults.lnet_health = Some(*value);
+            Ok(format!("LNet NI health value is {value}"))
+        }
+        Fault::IbPortDown { hca } => {
+            check_hca(state, hca)?;
+            state.faults.ib_down.insert(hca.clone());
+            Ok(format!("{hca} port 1 is DOWN"))
+        }
+        Fault::IbErrors { hca, counter, by } => {
+            check_hca(state, hca)?;
+            *state
+                .faults
+                .ib_errors
+                .entry(format!("{hca}/{counter}"))
+                .or_default() += by;
+            Ok(format!("{hca} {counter} rose by {by}"))
+        }
+        Fault::IbSaturate { hca, counter } => {
+            check_hca(state, hca)?;
+            state.faults.ib_saturated.insert(format!("{hca}/{counter}"));
+            Ok(format!(
+                "{hca} {counter} saturated at 2^{}-1",
+                ib_counter_width(counter)
+            ))
+        }
+        Fault::VfRemoved => {
+            if !state.accelnet {
+                return Err(SimError::Usage(
+                    "the node has no accelerated-networking VF".into(),
+                ));
+            }
+            state.faults.vf_removed = true;
+            Ok(format!("VF {} removed", crate::render::VF))
+        }
+        Fault::KernelUpgrade { kernel } => {
+            if kernel.is_empty()
+                || kernel.contains(['/', ' '])
+                || state.all_kernels().contains(kernel)
+            {
+                return Err(SimError::Usage(format!(
+                    "kernel {kernel:?} is invalid or already installed"
+                )));
+            }
+            state.faults.upgrade_kernels.insert(kernel.clone());
+            Ok(format!("kernel {kernel} installed (not running)"))
+        }
+        Fault::RepoMissing { kernel } => {
+            state.faults.repo_missing.insert(kernel.clone());
+            Ok(format!(
+                "repository no longer publishes the client for {kernel}"
+            ))
+        }
+    }
+}
+
+/// Removes every fault overlay, or those of `kind`.
+pub fn heal(state: &mut NodeState, kind: Option<&str>) -> Result<String, SimError> {
+    if let Some(kind) = kind.filter(|k| !KINDS.contains(k)) {
+        return Err(SimError::Usage(format!(
+            "unknown fault kind {kind:?}: use one of {}",
+            KINDS.join(", ")
+        )));
+    }
+    let all = kind.is_none();
+    let is = |k: &str| all || kind == Some(k);
+    let faults = &mut state.faults;
+    if is("import") {
+        faults.imports.clear();
+        faults.kmsg.clear();
+    }
+    if is("mount-lost") {
+        faults.lost_mounts.clear();
+    }
+    if is("lbug") {
+        faults.lbug = false;
+    }
+    if is("lnet-health") {
+        faults.lnet_health = None;
+    }
+    if is("ib-port-down") {
+        faults.ib_down.clear();
+    }
+    if is("ib-errors") {
+        faults.ib_errors.clear();
+    }
+    if is("ib-saturate") {
+        faults.ib_saturated.clear();
+    }
+    if is("vf-removed") {
+        faults.vf_removed = false;
+    }
+    if is("kernel-upgrade") {
+        // A client installed for the removed kernel goes with it.
+        let removed = std::mem::take(&mut faults.upgrade_kernels);
+        state.clients.retain(|k| !removed.contains(k));
+    }
+    if is("repo-missing") {
+        state.faults.repo_missing.clear();
+    }
+    Ok(format!("healed {}", kind.unwrap_or("all faults")))
+}

@@ -1,0 +1,177 @@
+//! The `lfleet-sim` command: `node create|reboot|show`, `fault`, `heal`, `load`, and `shim`
+//! (what a node's `bin/` scripts run). A thin layer over the library.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the simulator stands in for the host: it writes the node root and runs no agent code"
+)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use lfleet_sim::node::run_shim;
+use lfleet_sim::{Fault, LoadSpec, LustreVersion, NodeSpec, SimError, SimNode};
+
+const USAGE: &str = "usage:
+  lfleet-sim node create DIR --distro D --kernel KVER --lustre 2.10|2.12|2.15|2.16|2.17
+                 [--ib N] [--accelnet] [--osts N] [--mdts N] [--hostname NAME] [--real-packages]
+      distros: ubuntu-20.04 ubuntu-22.04 ubuntu-24.04 alma-8 alma-9 rocky-9 azurelinux-3
+  lfleet-sim node reboot DIR [--kernel KVER]
+  lfleet-sim node show DIR
+  lfleet-sim fault DIR import --target OST0001|MDT0000 --state DISCONN|EVICTED|CONNECTING [--mount DIR]
+  lfleet-sim fault DIR mount-lost [--mount DIR]
+  lfleet-sim fault DIR lbug
+  lfleet-sim fault DIR lnet-health --value N
+  lfleet-sim fault DIR ib-port-down --hca mlx5_0
+  lfleet-sim fault DIR ib-errors --hca mlx5_0 [--counter symbol_error] [--by N]
+  lfleet-sim fault DIR ib-saturate --hca mlx5_0 [--counter symbol_error]
+  lfleet-sim fault DIR vf-removed
+  lfleet-sim fault DIR kernel-upgrade --kernel KVER
+  lfleet-sim fault DIR repo-missing --kernel KVER
+  lfleet-sim fault DIR heal [KIND]      (also: lfleet-sim heal DIR [KIND])
+  lfleet-sim load DIR --read-mbps R --write-mbps W --seconds S [--instant] [--mount DIR]
+      MB is 10^6 bytes; --instant advances the node's clock by S at once.
+";
+
+fn option(args: &[String], name: &str) -> Option<String> {
+    args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone())
+}
+
+fn required(args: &[String], name: &str) -> Result<String, SimError> {
+    option(args, name).ok_or_else(|| SimError::Usage(format!("{name} is required\n{USAGE}")))
+}
+
+fn number<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, SimError> {
+    match option(args, name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|_| SimError::Usage(format!("{name} {text:?} is not a number"))),
+    }
+}
+
+fn run(args: &[String]) -> Result<String, SimError> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["node", "create", dir, ..] => {
+            let mut spec = NodeSpec::new(
+                &required(args, "--distro")?,
+                &required(args, "--kernel")?,
+                LustreVersion::parse(&required(args, "--lustre")?)?,
+            );
+            spec.ib_hcas = number(args, "--ib", 0)?;
+            spec.accelnet = words.contains(&"--accelnet");
+            spec.real_packages = words.contains(&"--real-packages");
+            spec.osts = number(args, "--osts", 4)?;
+            spec.mdts = number(args, "--mdts", 1)?;
+            if let Some(hostname) = option(args, "--hostname") {
+                spec.hostname = hostname;
+            }
+            let node = SimNode::create(&PathBuf::from(dir), &spec)?;
+            Ok(format!(
+                "created {} node {} (kernel {}, Lustre {})",
+                spec.distro,
+                node.root().display(),
+                spec.kernel,
+                spec.lustre.as_str()
+            ))
+        }
+        ["node", "reboot", dir, ..] => {
+            SimNode::open(&PathBuf::from(dir))?.reboot(option(args, "--kernel").as_deref())
+        }
+        ["node", "show", dir] => {
+            let state = SimNode::open(&PathBuf::from(dir))?.state()?;
+            Ok(serde_json::to_string_pretty(&state).expect("serializes"))
+        }
+        ["heal", dir, rest @ ..] | ["fault", dir, "heal", rest @ ..] => {
+            SimNode::open(&PathBuf::from(dir))?.heal(rest.first().copied())
+        }
+        ["fault", dir, kind, ..] => {
+            let hca = || option(args, "--hca").unwrap_or_else(|| "mlx5_0".into());
+            let counter = || option(args, "--counter").unwrap_or_else(|| "symbol_error".into());
+            let fault = match *kind {
+                "import" => Fault::Import {
+                    mount: option(args, "--mount"),
+                    target: required(args, "--target")?,
+                    state: required(args, "--state")?,
+                },
+                "mount-lost" => Fault::MountLost {
+                    mount: option(args, "--mount"),
+                },
+                "lbug" => Fault::Lbug,
+                "lnet-health" => Fault::LnetHealth {
+                    value: number(args, "--value", 100)?,
+                },
+                "ib-port-down" => Fault::IbPortDown { hca: hca() },
+                "ib-errors" => Fault::IbErrors {
+                    hca: hca(),
+                    counter: counter(),
+                    by: number(args, "--by", 10)?,
+                },
+                "ib-saturate" => Fault::IbSaturate {
+                    hca: hca(),
+                    counter: counter(),
+                },
+                "vf-removed" => Fault::VfRemoved,
+                "kernel-upgrade" => Fault::KernelUpgrade {
+                    kernel: required(args, "--kernel")?,
+                },
+                "repo-missing" => Fault::RepoMissing {
+                    kernel: required(args, "--kernel")?,
+                },
+                other => return Err(SimError::Usage(format!("unknown fault {other:?}\n{USAGE}"))),
+            };
+            SimNode::open(&PathBuf::from(dir))?.fault(&fault)
+        }
+        ["load", dir, ..] => {
+            let spec = LoadSpec {
+                read_mbps: number(args, "--read-mbps", 0.0)?,
+                write_mbps: number(args, "--write-mbps", 0.0)?,
+                seconds: number(args, "--seconds", 10.0)?,
+                instant: words.contains(&"--instant"),
+                mount: option(args, "--mount"),
+            };
+            if !(spec.read_mbps >= 0.0
+                && spec.write_mbps >= 0.0
+                && spec.seconds > 0.0
+                && spec.seconds <= 86_400.0)
+            {
+                return Err(SimError::Usage(
+                    "rates must be >= 0 and --seconds in (0, 86400]".into(),
+                ));
+            }
+            SimNode::open(&PathBuf::from(dir))?.load(&spec)
+        }
+        _ => Err(SimError::Usage(USAGE.into())),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("shim") {
+        // lfleet-sim shim --root ROOT NAME ARGS...
+        let (Some(root), Some(name)) = (option(&args, "--root"), args.get(3)) else {
+            eprintln!("lfleet-sim shim: usage: lfleet-sim shim --root ROOT NAME [ARGS...]");
+            return ExitCode::from(2);
+        };
+        let output = run_shim(&PathBuf::from(root), name, &args[4..]);
+        print!("{}", output.stdout);
+        eprint!("{}", output.stderr);
+        return ExitCode::from(u8::try_from(output.code.clamp(0, 255)).unwrap_or(1));
+    }
+    match run(&args) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("lfleet-sim: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! `SimNode`: creating a node root, and running changes against it under the node lock.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::fault::{self, Fault};
+use crate::render::{self, write_atomic};
+use crate::state::{DISTROS, Family, Faults, LustreVersion, NodeState, family};
+use crate::{SimError, shim};
+
+/// What `lfleet-sim node create` builds.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub distro: String,
+    pub kernel: String,
+    pub lustre: LustreVersion,
+    pub ib_hcas: u32,
+    pub accelnet: bool,
+    pub osts: u32,
+    pub mdts: u32,
+    pub hostname: String,
+    /// Leave out the package-manager shims: tests run real apt/dpkg into the root instead.
+    pub real_packages: bool,
+}
+
+impl NodeSpec {
+    pub fn new(distro: &str, kernel: &str, lustre: LustreVersion) -> NodeSpec {
+        NodeSpec {
+            distro: distro.to_owned(),
+            kernel: kernel.to_owned(),
+            lustre,
+            ib_hcas: 0,
+            accelnet: false,
+            osts: 4,
+            mdts: 1,
+            hostname: "node1".into(),
+            real_packages: false,
+        }
+    }
+}
+
+/// A load to run (`lfleet-sim load`). MB means 10^6 bytes.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub read_mbps: f64,
+    pub write_mbps: f64,
+    pub seconds: f64,
+    /// Advance the node's clock by `seconds` at once instead of running in real time.
+    pub instant: bool,
+    /// Only this mount (default: every visible mount).
+    pub mount: Option<String>,
+}
+
+/// The size of one simulated I/O: 1 MiB.
+pub const IO_SIZE: u64 = 1 << 20;
+
+/// A simulated node.
+#[derive(Debug, Clone)]
+pub struct SimNode {
+    root: PathBuf,
+}
+
+/// The foreign fstab a fresh node has: cloud-image root, EFI, swap and CycleCloud's NFS,
+/// with a comment, a tab and odd spacing, as real ones do.
+pub const INITIAL_FSTAB: &str = "# /etc/fstab: static file system information.\n\
+LABEL=cloudimg-rootfs\t/\t ext4\tdiscard,errors=remount-ro\t0 1\n\
+UUID=7A1B-22C3  /boot/efi       vfat    umask=0077      0       1\n\
+/dev/disk/cloud/azure_resource-part1\t/mnt\tauto\tdefaults,nofail,x-systemd.requires=cloud-init.service,comment=cloudconfig\t0\t2\n\
+10.0.0.4:/sched   /sched nfs  rw,hard,vers=3  0 0\n";
+
+const SHIMS_COMMON: [&str; 9] = [
+    "mount",
+    "umount",
+    "mount.lustre",
+    "modprobe",
+    "lustre_rmmod",
+    "lctl",
+    "lnetctl",
+    "lfs",
+    "ip",
+];
+
+impl SimNode {
+    /// Builds a node root at `dir` (which must not exist or be empty).
+    pub fn create(dir: &Path, spec: &NodeSpec) -> Result<SimNode, SimError> {
+        if !DISTROS.contains(&spec.distro.as_str()) {
+            return Err(SimError::Usage(format!(
+                "unknown distro {:?}: use one of {}",
+                spec.distro,
+                DISTROS.join(", ")
+            )));
+        }
+        if spec.kernel.is_empty() || spec.kernel.contains(['/', ' ']) {
+            return Err(SimError::Usage(format!(
+                "bad kernel release {:?}",
+                spec.kernel
+            )));
+        }
+        let io = |what: &str, path: &Path| {
+            let (what, path) = (what.to_owned(), path.to_path_buf());
+            move |source| SimError::Io { what, path, source }
+        };
+        fs::create_dir_all(dir.join(".sim")).map_err(io("creating", dir))?;
+        let root = fs::canonicalize(dir).map_err(io("resolving", dir))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let state = NodeState {
+            distro: spec.distro.clone(),
+            hostname: spec.hostname.clone(),
+            lustre: spec.lustre,
+            running_kernel: spec.kernel.clone(),
+            kernels: BTreeSet::from([spec.kernel.clone()]),
+            clients: BTreeSet::new(),
+            deb_meta_version: None,
+            real_packages: spec.real_packages,
+            loaded_modules: BTreeSet::new(),
+            lnet_configured: false,
+            lnet_nets: Vec::new(),
+            mounts: Vec::new(),
+            osts: spec.osts.max(1),
+            mdts: spec.mdts.max(1),
+            ib_hcas: spec.ib_hcas,
+            accelnet: spec.accelnet,
+            clock_ns: now.as_secs() * 1_000_000_000 + u64::from(now.subsec_nanos()),
+            next_mount_id: 800,
+            instance_counter: 0,
+            eth0_rx_bytes: 874_354_587,
+            eth0_tx_bytes: 563_352_563,
+            lnet_send_count: 0,
+            lnet_recv_count: 0,
+            lnet_send_length: 0,
+            lnet_recv_length: 0,
+            faults: Faults::default(),
+        };
+        for dir_name in ["etc/kernel/postinst.d", "var/lib", "tmp", "usr/sbin", "bin"] {
+            fs::create_dir_all(root.join(dir_name))
+                .map_err(io("creating", &root.join(dir_name)))?;
+        }
+        write_atomic(&root.join("etc/fstab"), INITIAL_FSTAB.as_bytes())?;
+        let exe = std::env::current_exe().map_err(io(
+            "finding the lfleet-sim binary",
+            Path::new("/proc/self/exe"),
+        ))?;
+        let exe = shim_binary(&exe);
+        let mut shims: Vec<&str> = SHIMS_COMMON.to_vec();
+        if !spec.real_packages {
+            match family(&spec.distro) {
+                Family::Deb => shims.extend(["apt-get", "apt-cache", "dpkg-query"]),
+                Family::Rpm => shims.extend(["dnf", "rpm"]),
+                Family::Tdnf => shims.extend(["tdnf", "rpm"]),
+            }
+        }
+        for name in shims {
+            let path = root.join("bin").join(name);
+            let script = format!(
+                "#!/bin/sh\n# lfleet-sim shim: the simulated node's {name}.\nexec '{}' shim --root '{}' {name} \"$@\"\n",
+                exe.display(),
+                root.display()
+            );
+            write_atomic(&path, script.as_bytes())?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+                .map_err(io("chmod", &path))?;
+        }
+        state.save(&root)?;
+        render::render(&root, &state)?;
+        Ok(SimNode { root })
+    }
+
+    /// Opens an existing node.
+    pub fn open(dir: &Path) -> Result<SimNode, SimError> {
+        let root = fs::canonicalize(dir).map_err(|source| SimError::Io {
+            what: "opening node".into(),
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if !root.join(".sim/state.json").exists() {
+            return Err(SimError::Usage(format!(
+                "{} is not an lfleet-sim node (no .sim/state.json)",
+                root.display()
+            )));
+        }
+        Ok(SimNode { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn bin_dir(&self) -> PathBuf {
+        self.root.join("bin")
+    }
+
+    /// The current state (read without the lock; for inspection).
+    pub fn state(&self) -> Result<NodeState, SimError> {
+        NodeState::load(&self.root)
+    }
+
+    /// Runs `change` on the state under the node lock, then saves and re-renders.
+    pub fn change<T>(
+        &self,
+        change: impl FnOnce(&mut NodeState) -> Result<T, SimError>,
+    ) -> Result<T, SimError> {
+        let lock_path = self.root.join(".sim/lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| SimError::Io {
+                what: "opening the node lock".into(),
+                path: lock_path.clone(),
+                source,
+            })?;
+        let _lock =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| SimError::Io {
+                what: "locking".into(),
+                path: lock_path.clone(),
+                source: errno.into(),
+            })?;
+        let mut state = NodeState::load(&self.root)?;
+        let result = change(&mut state)?;
+        state.save(&self.root)?;
+        render::render(&self.root, &state)?;
+        Ok(result)
+    }
+
+    /// Injects a fault; returns a one-line summary of what changed.
+    pub fn fault(&self, fault: &Fault) -> Result<String, SimError> {
+        self.change(|state| fault::apply(state, fault))
+    }
+
+    /// Undoes every fault, or those of one kind.
+    pub fn heal(&self, kind: Option<&str>) -> Result<String, SimError> {
+        self.change(|state| fault::heal(state, kind))
+    }
+
+    /// Reboots: the given (or newest) kernel runs; mounts, modules and LNet are gone.
+    pub fn reboot(&self, kernel: Option<&str>) -> Result<String, SimError> {
+        self.change(|state| {
+            let kernels = state.all_kernels();
+            let next = match kernel {
+                Some(k) if kernels.contains(k) => k.to_owned(),
+                Some(k) => return Err(SimError::Usage(format!("kernel {k} is not installed"))),
+                None => kernels
+                    .iter()
+                    .max_by(|a, b| version_cmp(a, b))
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            // A kernel that was installed by a fault is now simply installed.
+            let upgrades = std::mem::take(&mut state.faults.upgrade_kernels);
+            state.kernels.extend(upgrades);
+            state.running_kernel = next.clone();
+            state.mounts.clear();
+            state.faults.lost_mounts.clear();
+            state.faults.imports.clear();
+            state.loaded_modules.clear();
+            state.lnet_configured = false;
+            state.lnet_nets.clear();
+            Ok(format!("rebooted into {next}"))
+        })
+    }
+
+    /// Runs a load: counters advance consistently with the files' time stamps.
+    pub fn load(&self, spec: &LoadSpec) -> Result<String, SimError> {
+        if spec.instant {
+            return self.change(|state| {
+                advance(state, spec, (spec.seconds * 1e9) as u64);
+                Ok(format!("advanced {} s of load", spec.seconds))
+            });
+        }
+        let steps = spec.seconds.ceil().max(1.0) as u64;
+        for _ in 0..steps {
+            std::thread::sleep(Duration::from_secs(1));
+            self.change(|state| {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                let now_ns = now.as_secs() * 1_000_000_000 + u64::from(now.subsec_nanos());
+                let elapsed = now_ns.saturating_sub(state.clock_ns).max(1);
+                advance(state, spec, elapsed);
+                Ok(())
+            })?;
+        }
+        Ok(format!("ran {steps} s of load"))
+    }
+}
+
+/// The binary shims should run: this test binary's sibling `lfleet-sim` when called from a
+/// test harness, else this executable.
+fn shim_binary(exe: &Path) -> PathBuf {
+    if exe.file_name().is_some_and(|n| n == "lfleet-sim") {
+        return exe.to_path_buf();
+    }
+    // Test binaries live in target/<profile>/deps; the binary is in target/<profile>.
+    for dir in exe.ancestors().skip(1).take(3) {
+        let candidate = dir.join("lfleet-sim");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    exe.to_path_buf()
+}
+
+/// Compares kernel releases by their numeric parts.
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |s: &str| -> Vec<u64> {
+        s.split(|c: char| !c.is_ascii_digit())
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    parts(a).cmp(&parts(b))
+}
+
+fn add_io(counters: &mut crate::state::IoCounters, bytes: u64, write: bool) {
+    if bytes == 0 {
+        return;
+    }
+    let full = bytes / IO_SIZE;
+    let rest = bytes % IO_SIZE;
+    let count = full + u64::from(rest > 0);
+    // The kernel sums squares in a u64 that wraps (see the 2.10.1 osc sample).
+    let sumsq = (IO_SIZE * IO_SIZE)
+        .wrapping_mul(full)
+        .wrapping_add(rest * rest);
+    let min = if rest > 0 { rest } else { IO_SIZE };
+    let (c, s, q, lo, hi) = if write {
+        (
+            &mut counters.write_count,
+            &mut counters.write_sum,
+            &mut counters.write_sumsq,
+            &mut counters.write_min,
+            &mut counters.write_max,
+        )
+    } else {
+        (
+            &mut counters.read_count,
+            &mut counters.read_sum,
+            &mut counters.read_sumsq,
+            &mut counters.read_min,
+            &mut counters.read_max,
+        )
+    };
+    *lo = if *c == 0 { min } else { (*lo).min(min) };
+    *hi = (*hi).max(if full > 0 { IO_SIZE } else { rest });
+    *c += count;
+    *s += bytes;
+    *q = q.wrapping_add(sumsq);
+}
+
+fn advance(state: &mut NodeState, spec: &LoadSpec, elapsed_ns: u64) {
+    let seconds = elapsed_ns as f64 / 1e9;
+    let read = (spec.read_mbps * 1e6 * seconds).round() as u64;
+    let write = (spec.write_mbps * 1e6 * seconds).round() as u64;
+    let lost = state.faults.lost_mounts.clone();
+    for mount in state
+        .mounts
+        .iter_mut()
+        .filter(|m| !lost.contains(&m.mount_point))
+    {
+        if spec
+            .mount
+            .as_deref()
+            .is_some_and(|only| only != mount.mount_point)
+        {
+            continue;
+        }
+        add_io(&mut mount.llite, read, false);
+        add_io(&mut mount.llite, write, true);
+        mount.llite.opens += u64::from(read + write > 0);
+        // Striped evenly over the OSTs; the last takes the remainder, so the sums agree.
+        let osts = mount.osc.len().max(1) as u64;
+        for (index, osc) in mount.osc.iter_mut().enumerate() {
+            let share = |total: u64| {
+                if index as u64 == osts - 1 {
+                    total - total / osts * (osts - 1)
+                } else {
+                    total / osts
+                }
+            };
+            add_io(osc, share(read), false);
+            add_io(osc, share(write), true);
+        }
+        state.lnet_send_count += write.div_ceil(IO_SIZE);
+        state.lnet_recv_count += read.div_ceil(IO_SIZE);
+        state.lnet_send_length += write;
+        state.lnet_recv_length += read;
+        state.eth0_tx_bytes += write;
+        state.eth0_rx_bytes += read;
+    }
+    state.clock_ns += elapsed_ns;
+}
+
+/// Runs a shim against the node at `root` (the `lfleet-sim shim` entry point).
+pub fn run_shim(root: &Path, name: &str, args: &[String]) -> shim::ShimOutput {
+    match SimNode::open(root) {
+        Ok(node) => shim::run(&node, name, args),
+        Err(error) => shim::ShimOutput::fail(1, format!("lfleet-sim: {error}\n")),
+    }
+}

@@ -1,0 +1,1028 @@
+//! The `bin/` shims: what mount, umount, mount.lustre, modprobe, lustre_rmmod, lnetctl, lctl,
+//! lfs, ip, apt-get, apt-cache, dpkg-query, dnf, tdnf and rpm do to a simulated node, and what
+//! they print.
+//!
+//! Messages and exit codes are the real tools' where the simulation needs them to be exact:
+//! apt-get's `E:` lines and exit 100, dnf's "No match for argument" and exit 1 (both as seen
+//! from the real tools in lfleet-aptrepo's tests and its dnf check), kmod's `modprobe: FATAL:
+//! Module X not found in directory /lib/modules/K`, util-linux's `umount: X: not mounted.`
+//! (exit 32), mount.lustre's `mount.lustre: mount SRC at DIR failed: <strerror>` with the
+//! errno as exit code (lustre/utils/mount_lustre.c). Outputs marked "constructed" follow the
+//! tool's format without a captured sample to copy from.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::SimError;
+use crate::node::SimNode;
+use crate::render::VF;
+use crate::state::{NodeState, SimMount};
+
+/// What a shim printed and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShimOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ShimOutput {
+    pub fn ok(stdout: impl Into<String>) -> Self {
+        ShimOutput {
+            code: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
+    }
+
+    pub fn fail(code: i32, stderr: impl Into<String>) -> Self {
+        ShimOutput {
+            code,
+            stdout: String::new(),
+            stderr: stderr.into(),
+        }
+    }
+}
+
+/// Runs shim `name` with `args` against `node`.
+pub fn run(node: &SimNode, name: &str, args: &[String]) -> ShimOutput {
+    let result = match name {
+        "mount" => mount(node, args),
+        "mount.lustre" => mount_lustre_cmd(node, args),
+        "umount" => umount(node, args),
+        "modprobe" => modprobe(node, args),
+        "lustre_rmmod" => lustre_rmmod(node),
+        "lnetctl" => lnetctl(node, args),
+        "lctl" => lctl(node, args),
+        "lfs" => lfs(node, args),
+        "ip" => ip(node, args),
+        "apt-get" => apt_get(node, args),
+        "apt-cache" => apt_cache(node, args),
+        "dpkg-query" => dpkg_query(node, args),
+        "dnf" | "tdnf" => dnf(node, name, args),
+        "rpm" => rpm(node, args),
+        _ => Ok(ShimOutput::fail(
+            127,
+            format!("lfleet-sim: no shim named {name}\n"),
+        )),
+    };
+    result.unwrap_or_else(|error| ShimOutput::fail(1, format!("lfleet-sim {name}: {error}\n")))
+}
+
+type Result<T> = std::result::Result<T, SimError>;
+
+// === mount, umount ===
+
+/// `mount` with no arguments lists mounts; `mount -t lustre [-o opts] SRC DIR` mounts.
+fn mount(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    if args.is_empty() {
+        let state = node.state()?;
+        let mut text = String::new();
+        for m in state.visible_mounts() {
+            text.push_str(&format!(
+                "{} on {} type lustre (rw,{})\n",
+                m.source,
+                m.mount_point,
+                m.options.join(",")
+            ));
+        }
+        return Ok(ShimOutput::ok(text));
+    }
+    let mut fstype = None;
+    let mut options = Vec::new();
+    let mut positional = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "-t" => fstype = iter.next().cloned(),
+            "-o" => options.extend(
+                iter.next()
+                    .map(|o| o.split(',').map(str::to_owned).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            ),
+            "-v" | "-n" => {}
+            other => positional.push(other.to_owned()),
+        }
+    }
+    if fstype.as_deref() != Some("lustre") {
+        // The simulator only has Lustre; util-linux exits 32 for a failed mount.
+        return Ok(ShimOutput::fail(
+            32,
+            "mount: lfleet-sim simulates only -t lustre mounts\n",
+        ));
+    }
+    let [source, dir] = positional.as_slice() else {
+        return Ok(ShimOutput::fail(
+            1,
+            "mount: bad usage\nTry 'mount --help' for more information.\n",
+        ));
+    };
+    mount_lustre(node, source, dir, &options)
+}
+
+/// `mount.lustre [-o opts] SRC DIR`.
+fn mount_lustre_cmd(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let mut options = Vec::new();
+    let mut positional = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "-o" => options.extend(
+                iter.next()
+                    .map(|o| o.split(',').map(str::to_owned).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            ),
+            "-v" | "-n" => {}
+            other => positional.push(other.to_owned()),
+        }
+    }
+    let [source, dir] = positional.as_slice() else {
+        return Ok(ShimOutput::fail(
+            1,
+            "usage: mount.lustre [-fhnrvV] [-o <mntopt>] <device> <mountpt>\n",
+        ));
+    };
+    mount_lustre(node, source, dir, &options)
+}
+
+/// mount.lustre's failure line; the exit code is the errno (lustre/utils/mount_lustre.c).
+fn mount_failed(source: &str, dir: &str, errno: i32, text: &str) -> ShimOutput {
+    ShimOutput::fail(
+        errno,
+        format!("mount.lustre: mount {source} at {dir} failed: {text}\n"),
+    )
+}
+
+fn new_instance(state: &mut NodeState) -> String {
+    state.instance_counter += 1;
+    // Kernel-pointer-like, unique per node and per mount.
+    let seed = state
+        .hostname
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!(
+        "ffff8881{:08x}",
+        seed.wrapping_add(state.instance_counter.wrapping_mul(0x0001_3000)) & 0xffff_f000
+    )
+}
+
+fn mount_lustre(node: &SimNode, source: &str, dir: &str, options: &[String]) -> Result<ShimOutput> {
+    let Some((nids, fsname)) = source.rsplit_once(":/") else {
+        return Ok(mount_failed(source, dir, 22, "Invalid argument"));
+    };
+    if nids.is_empty() || fsname.is_empty() || fsname.len() > 8 {
+        return Ok(mount_failed(source, dir, 22, "Invalid argument"));
+    }
+    let target_path = node.root().join(dir.trim_start_matches('/'));
+    if !target_path.is_dir() {
+        // Constructed from mount_lustre.c's check of the mount point.
+        return Ok(ShimOutput::fail(
+            2,
+            format!("mount.lustre: mount point {dir} inaccessible: No such file or directory\n"),
+        ));
+    }
+    node.change(|state| {
+        if !state.loaded_modules.contains("lustre") {
+            // The kernel has no lustre filesystem type until the module loads.
+            return Ok(ShimOutput::fail(19, format!(
+                "mount.lustre: mount {source} at {dir} failed: No such device\nAre the lustre modules loaded?\nCheck /etc/modprobe.conf and /proc/filesystems\n"
+            )));
+        }
+        if state.visible_mounts().any(|m| m.mount_point == dir) {
+            return Ok(mount_failed(source, dir, 16, "Device or resource busy"));
+        }
+        if !state.lnet_configured {
+            // Mounting brings LNet up with its default network, as the kernel does.
+            state.lnet_configured = true;
+            if state.lnet_nets.is_empty() {
+                state.lnet_nets.push(("tcp".into(), "eth0".into()));
+            }
+        }
+        // A lost mount mounted again is a new mount.
+        state.mounts.retain(|m| m.mount_point != dir);
+        state.faults.lost_mounts.remove(dir);
+        state.faults.imports.retain(|key, _| !key.starts_with(&format!("{dir}|")));
+        let instance = new_instance(state);
+        let mount_id = state.next_mount_id;
+        state.next_mount_id += 1;
+        let osts = state.osts;
+        state.mounts.push(SimMount {
+            source: source.to_owned(),
+            fsname: fsname.to_owned(),
+            mount_point: dir.to_owned(),
+            options: options.iter().filter(|o| !o.is_empty()).cloned().collect(),
+            instance,
+            mount_id,
+            started_ns: state.clock_ns,
+            osts,
+            mdts: state.mdts,
+            llite: Default::default(),
+            osc: vec![Default::default(); osts as usize],
+        });
+        Ok(ShimOutput::ok(""))
+    })
+}
+
+fn umount(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let targets: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let [target] = targets.as_slice() else {
+        return Ok(ShimOutput::fail(
+            1,
+            "Usage:\n umount [-hV]\n umount -a [options]\n umount [options] <source> | <directory>\n",
+        ));
+    };
+    let target = target.trim_end_matches('/');
+    node.change(|state| {
+        let position = state.mounts.iter().position(|m| {
+            (m.mount_point == target || m.source == target)
+                && !state.faults.lost_mounts.contains(&m.mount_point)
+        });
+        match position {
+            Some(index) => {
+                let gone = state.mounts.remove(index);
+                state
+                    .faults
+                    .imports
+                    .retain(|key, _| !key.starts_with(&format!("{}|", gone.mount_point)));
+                Ok(ShimOutput::ok(""))
+            }
+            // util-linux umount: "not mounted." and exit 32.
+            None => Ok(ShimOutput::fail(
+                32,
+                format!("umount: {target}: not mounted.\n"),
+            )),
+        }
+    })
+}
+
+// === modules ===
+
+/// True when a `<module>.ko` exists for `kernel` (installed by a package, real or shimmed).
+fn module_file_exists(root: &Path, kernel: &str, module: &str) -> bool {
+    let mut pending = vec![root.join("lib/modules").join(kernel)];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == format!("{module}.ko") || name.starts_with(&format!("{module}.ko.")) {
+                return true;
+            }
+            if path.is_dir() && !path.is_symlink() {
+                pending.push(path);
+            }
+        }
+    }
+    false
+}
+
+/// Modules a module pulls in when loaded.
+fn with_dependencies(module: &str) -> Vec<&'static str> {
+    match module {
+        "lustre" => vec![
+            "libcfs", "lnet", "obdclass", "ptlrpc", "fld", "fid", "lov", "osc", "mdc", "lmv",
+            "mgc", "lustre",
+        ],
+        "lnet" => vec!["libcfs", "lnet"],
+        "ksocklnd" => vec!["libcfs", "lnet", "ksocklnd"],
+        _ => vec![],
+    }
+}
+
+fn modprobe(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let remove = args.iter().any(|a| a == "-r" || a == "--remove");
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let Some(module) = names.first() else {
+        return Ok(ShimOutput::fail(
+            1,
+            "modprobe: ERROR: missing parameters. See -h.\n",
+        ));
+    };
+    let module = module.as_str();
+    let root = node.root().to_path_buf();
+    node.change(|state| {
+        if remove {
+            if module == "lustre" && state.visible_mounts().next().is_some() {
+                return Ok(ShimOutput::fail(1, "modprobe: FATAL: Module lustre is in use.\n"));
+            }
+            for dep in with_dependencies(module) {
+                state.loaded_modules.remove(dep);
+            }
+            return Ok(ShimOutput::ok(""));
+        }
+        let kernel = state.running_kernel.clone();
+        let dependencies = with_dependencies(module);
+        if dependencies.is_empty() || !module_file_exists(&root, &kernel, module) {
+            // kmod's message (tools/modprobe.c).
+            return Ok(ShimOutput::fail(1, format!("modprobe: FATAL: Module {module} not found in directory /lib/modules/{kernel}\n")));
+        }
+        state.loaded_modules.extend(dependencies.into_iter().map(str::to_owned));
+        Ok(ShimOutput::ok(""))
+    })
+}
+
+fn lustre_rmmod(node: &SimNode) -> Result<ShimOutput> {
+    node.change(|state| {
+        if state.visible_mounts().next().is_some() {
+            return Ok(ShimOutput::fail(
+                1,
+                "rmmod: ERROR: Module lustre is in use\n",
+            ));
+        }
+        state.loaded_modules.clear();
+        state.lnet_configured = false;
+        state.lnet_nets.clear();
+        Ok(ShimOutput::ok(""))
+    })
+}
+
+// === LNet ===
+
+fn interface_exists(state: &NodeState, name: &str) -> bool {
+    (name == "eth0")
+        || (name == VF && state.accelnet && !state.faults.vf_removed)
+        || name
+            .strip_prefix("ib")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n < state.ib_hcas)
+}
+
+fn interface_address(name: &str) -> String {
+    match name {
+        "eth0" | VF => "10.0.0.5".into(),
+        ib => format!(
+            "172.16.1.{}",
+            10 + ib.trim_start_matches("ib").parse::<u32>().unwrap_or(0)
+        ),
+    }
+}
+
+/// lnetctl's YAML error block (constructed from lnetctl's output format).
+fn lnetctl_error(command: &str, what: &str, errno: i32, descr: &str) -> ShimOutput {
+    ShimOutput::fail(
+        1,
+        format!(
+            "{command}:\n    - {what}:\n          errno: {errno}\n          descr: \"{descr}\"\n"
+        ),
+    )
+}
+
+fn net_show(state: &NodeState, verbose: bool) -> String {
+    // The layout of `lnetctl net show -v 3` (tests/fixtures/lnetctl_net_show_v3_tcp_client.yaml).
+    let mut text = String::from(
+        "net:\n-     net type: lo\n      local NI(s):\n      -     nid: 0@lo\n            status: up\n",
+    );
+    if verbose {
+        text.push_str("            health stats:\n                  health value: 1000\n");
+    }
+    for (net, iface) in &state.lnet_nets {
+        let up = interface_exists(state, iface);
+        text.push_str(&format!(
+            "-     net type: {net}\n      local NI(s):\n      -     nid: {}@{net}\n            status: {}\n            interfaces:\n                  0: {iface}\n",
+            interface_address(iface),
+            if up { "up" } else { "down" }
+        ));
+        if verbose {
+            let health = state.faults.lnet_health.unwrap_or(1000);
+            text.push_str(&format!(
+                "            statistics:\n                  send_count: {}\n                  recv_count: {}\n                  drop_count: 0\n            health stats:\n                  fatal_error: 0\n                  health value: {health}\n                  interrupts: 0\n                  dropped: 0\n                  aborted: 0\n                  no route: 0\n                  timeouts: 0\n                  error: 0\n",
+                state.lnet_send_count % (1 << 32),
+                state.lnet_recv_count % (1 << 32)
+            ));
+        }
+    }
+    text
+}
+
+fn lnetctl(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let option = |name: &str| {
+        words
+            .windows(2)
+            .find(|w| w[0] == name)
+            .map(|w| w[1].to_owned())
+    };
+    match words.as_slice() {
+        ["lnet", "configure", ..] => node.change(|state| {
+            state
+                .loaded_modules
+                .extend(["libcfs", "lnet"].map(str::to_owned));
+            state.lnet_configured = true;
+            if words.contains(&"--all") && state.lnet_nets.is_empty() {
+                state.lnet_nets.push(("tcp".into(), "eth0".into()));
+            }
+            Ok(ShimOutput::ok(""))
+        }),
+        ["lnet", "unconfigure", ..] => node.change(|state| {
+            if state.visible_mounts().next().is_some() {
+                return Ok(lnetctl_error(
+                    "unconfigure",
+                    "lnet",
+                    -16,
+                    "LNet unconfigure error: Device or resource busy",
+                ));
+            }
+            state.lnet_configured = false;
+            state.lnet_nets.clear();
+            Ok(ShimOutput::ok(""))
+        }),
+        ["net", "add", ..] => {
+            let (Some(net), Some(iface)) = (option("--net"), option("--if")) else {
+                return Ok(ShimOutput::fail(
+                    1,
+                    "add:\n    - net:\n          errno: -22\n          descr: \"cannot add network: missing mandatory parameters\"\n",
+                ));
+            };
+            node.change(|state| {
+                if !state.lnet_configured {
+                    return Ok(lnetctl_error(
+                        "add",
+                        "net",
+                        -100,
+                        "cannot add network: Network is down",
+                    ));
+                }
+                if !interface_exists(state, &iface) {
+                    return Ok(lnetctl_error(
+                        "add",
+                        "net",
+                        -22,
+                        &format!("cannot add network: interface {iface} not found"),
+                    ));
+                }
+                if state
+                    .lnet_nets
+                    .iter()
+                    .any(|(n, i)| *n == net && *i == iface)
+                {
+                    return Ok(lnetctl_error(
+                        "add",
+                        "net",
+                        -17,
+                        "cannot add network: File exists",
+                    ));
+                }
+                state.lnet_nets.push((net, iface));
+                Ok(ShimOutput::ok(""))
+            })
+        }
+        ["net", "del", ..] => {
+            let Some(net) = option("--net") else {
+                return Ok(lnetctl_error(
+                    "del",
+                    "net",
+                    -22,
+                    "cannot delete network: missing mandatory parameter",
+                ));
+            };
+            node.change(|state| {
+                let before = state.lnet_nets.len();
+                state.lnet_nets.retain(|(n, _)| *n != net);
+                if before == state.lnet_nets.len() {
+                    return Ok(lnetctl_error(
+                        "del",
+                        "net",
+                        -2,
+                        "cannot delete network: No such file or directory",
+                    ));
+                }
+                Ok(ShimOutput::ok(""))
+            })
+        }
+        ["net", "show", ..] => {
+            let state = node.state()?;
+            if !state.lnet_configured {
+                return Ok(lnetctl_error(
+                    "show",
+                    "net",
+                    -100,
+                    "cannot get networks: Network is down",
+                ));
+            }
+            Ok(ShimOutput::ok(net_show(
+                &state,
+                words.contains(&"-v") || words.contains(&"--verbose"),
+            )))
+        }
+        ["stats", "show", ..] => {
+            let state = node.state()?;
+            if !state.lnet_configured {
+                return Ok(lnetctl_error(
+                    "show",
+                    "statistics",
+                    -100,
+                    "cannot get stats: Network is down",
+                ));
+            }
+            Ok(ShimOutput::ok(format!(
+                "statistics:\n    msgs_alloc: 0\n    msgs_max: 28\n    errors: 0\n    send_count: {}\n    recv_count: {}\n    route_count: 0\n    drop_count: 0\n    send_length: {}\n    recv_length: {}\n    route_length: 0\n    drop_length: 0\n",
+                state.lnet_send_count % (1 << 32),
+                state.lnet_recv_count % (1 << 32),
+                state.lnet_send_length,
+                state.lnet_recv_length
+            )))
+        }
+        ["ping", nid, ..] => {
+            let state = node.state()?;
+            if !state.lnet_configured {
+                return Ok(lnetctl_error(
+                    "ping",
+                    "ping",
+                    -100,
+                    "failed to ping: Network is down",
+                ));
+            }
+            Ok(ShimOutput::ok(format!(
+                "ping:\n    - primary nid: {nid}\n      Multi-Rail: False\n      peer ni:\n        - nid: {nid}\n"
+            )))
+        }
+        _ => Ok(ShimOutput::fail(
+            1,
+            format!(
+                "lnetctl: unknown or unsimulated command: {}\n",
+                words.join(" ")
+            ),
+        )),
+    }
+}
+
+/// The roots lctl searches, in its order (libcfs/libcfs/util/param.c).
+const LCTL_ROOTS: [&str; 6] = [
+    "sys/fs/lustre",
+    "sys/kernel/debug/lustre",
+    "proc/fs/lustre",
+    "sys/fs/lnet",
+    "sys/kernel/debug/lnet",
+    "proc/sys/lnet",
+];
+
+fn glob_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((prefix, rest)) => {
+            name.starts_with(prefix)
+                && (0..=name.len() - prefix.len())
+                    .any(|i| glob_match(rest, &name[prefix.len() + i..]))
+        }
+    }
+}
+
+fn lctl_find(root: &Path, parameter: &str) -> Vec<(String, String)> {
+    let components: Vec<&str> = parameter.split('.').collect();
+    let mut found = Vec::new();
+    let mut seen = BTreeSet::new();
+    for base in LCTL_ROOTS {
+        let mut paths = vec![(root.join(base), Vec::<String>::new())];
+        for component in &components {
+            let mut next = Vec::new();
+            for (dir, names) in paths {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                let mut entries: Vec<_> = entries.flatten().collect();
+                entries.sort_by_key(|e| e.file_name());
+                for entry in entries {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if glob_match(component, &name) {
+                        let mut names = names.clone();
+                        names.push(name);
+                        next.push((entry.path(), names));
+                    }
+                }
+            }
+            paths = next;
+        }
+        for (path, names) in paths {
+            let parameter_name = names.join(".");
+            if path.is_file() && seen.insert(parameter_name.clone()) {
+                found.push((
+                    parameter_name,
+                    std::fs::read_to_string(&path).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    found
+}
+
+fn lctl(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let state = node.state()?;
+    match args.first().map(String::as_str) {
+        Some("list_nids") => {
+            if !state.lnet_configured {
+                return Ok(ShimOutput::fail(
+                    1,
+                    "IOC_LIBCFS_GET_NI error 100: Network is down\n",
+                ));
+            }
+            let nids: String = state
+                .lnet_nets
+                .iter()
+                .map(|(net, iface)| format!("{}@{net}\n", interface_address(iface)))
+                .collect();
+            Ok(ShimOutput::ok(nids))
+        }
+        Some("get_param") => {
+            let no_name = args.iter().any(|a| a == "-n");
+            let mut stdout = String::new();
+            let mut stderr = String::new();
+            for parameter in args[1..].iter().filter(|a| !a.starts_with('-')) {
+                let found = lctl_find(node.root(), parameter);
+                if found.is_empty() {
+                    stderr.push_str(&format!(
+                        "error: get_param: param_path '{}': No such file or directory\n",
+                        parameter.replace('.', "/")
+                    ));
+                }
+                for (name, value) in found {
+                    let single_line = value.trim_end().lines().count() <= 1;
+                    if no_name {
+                        stdout.push_str(&value);
+                    } else if single_line {
+                        stdout.push_str(&format!("{name}={value}"));
+                    } else {
+                        stdout.push_str(&format!("{name}=\n{value}"));
+                    }
+                }
+            }
+            let code = if stderr.is_empty() { 0 } else { 2 };
+            Ok(ShimOutput {
+                code,
+                stdout,
+                stderr,
+            })
+        }
+        Some("dl") => {
+            let mut lines = String::new();
+            let mut index = 0;
+            for mount in state.visible_mounts() {
+                let nid = mount.source.split([':', ',']).next().unwrap_or("");
+                lines.push_str(&format!(
+                    "{index:>3} UP mgc MGC{nid} {}-mgc 5\n",
+                    mount.fsname
+                ));
+                index += 1;
+                lines.push_str(&format!(
+                    "{index:>3} UP lov {}-clilov-{} {}-lov 4\n",
+                    mount.fsname, mount.instance, mount.fsname
+                ));
+                index += 1;
+                for mdt in 0..mount.mdts {
+                    lines.push_str(&format!(
+                        "{index:>3} UP mdc {}-MDT{mdt:04x}-mdc-{} {}-mdc 4\n",
+                        mount.fsname, mount.instance, mount.fsname
+                    ));
+                    index += 1;
+                }
+                for ost in 0..mount.osts {
+                    lines.push_str(&format!(
+                        "{index:>3} UP osc {}-OST{ost:04x}-osc-{} {}-osc 4\n",
+                        mount.fsname, mount.instance, mount.fsname
+                    ));
+                    index += 1;
+                }
+            }
+            Ok(ShimOutput::ok(lines))
+        }
+        _ => Ok(ShimOutput::fail(
+            1,
+            format!("lctl: unknown or unsimulated command: {}\n", args.join(" ")),
+        )),
+    }
+}
+
+fn lfs(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let state = node.state()?;
+    match args.first().map(String::as_str) {
+        Some("getname") => {
+            let wanted = args.get(1);
+            let mut text = String::new();
+            for mount in state.visible_mounts() {
+                if wanted.is_none_or(|w| w.trim_end_matches('/') == mount.mount_point) {
+                    text.push_str(&format!(
+                        "{}-{} {}\n",
+                        mount.fsname, mount.instance, mount.mount_point
+                    ));
+                }
+            }
+            if text.is_empty() {
+                let what = wanted.map(String::as_str).unwrap_or("");
+                return Ok(ShimOutput::fail(
+                    19,
+                    format!("lfs getname: {what} is not a Lustre filesystem: No such device\n"),
+                ));
+            }
+            Ok(ShimOutput::ok(text))
+        }
+        _ => Ok(ShimOutput::fail(
+            1,
+            format!("lfs: unknown or unsimulated command: {}\n", args.join(" ")),
+        )),
+    }
+}
+
+// === ip ===
+
+fn ip(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let state = node.state()?;
+    let words: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !["-o", "-4", "-d"].contains(w))
+        .collect();
+    let oneline = args.iter().any(|a| a == "-o");
+    match words.as_slice() {
+        ["route", "get", address, ..] => {
+            let Ok(parsed) = address.parse::<std::net::Ipv4Addr>() else {
+                return Ok(ShimOutput::fail(
+                    1,
+                    format!("Error: any valid prefix is expected rather than \"{address}\".\n"),
+                ));
+            };
+            let octets = parsed.octets();
+            // Traffic to the VNet leaves through the synthetic NIC, never the VF.
+            let line = if octets[0..3] == [10, 0, 0] {
+                format!("{address} dev eth0 src 10.0.0.5 uid 0 \n    cache \n")
+            } else {
+                format!("{address} via 10.0.0.1 dev eth0 src 10.0.0.5 uid 0 \n    cache \n")
+            };
+            Ok(ShimOutput::ok(line))
+        }
+        ["link", "show", ..] | ["link"] => {
+            let separator = if oneline { "\\" } else { "\n" };
+            let mut text = format!(
+                "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000{separator}    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+            );
+            text.push_str(&format!("2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc mq state UP mode DEFAULT group default qlen 1000{separator}    link/ether 00:0d:3a:9b:1c:2e brd ff:ff:ff:ff:ff:ff\n"));
+            if state.accelnet && !state.faults.vf_removed {
+                text.push_str(&format!("3: {VF}: <BROADCAST,MULTICAST,SLAVE,UP,LOWER_UP> mtu 1500 qdisc mq master eth0 state UP mode DEFAULT group default qlen 1000{separator}    link/ether 00:0d:3a:9b:1c:2e brd ff:ff:ff:ff:ff:ff\n"));
+            }
+            for index in 0..state.ib_hcas {
+                let up = !state.faults.ib_down.contains(&format!("mlx5_{index}"));
+                text.push_str(&format!(
+                    "{}: ib{index}: <BROADCAST,MULTICAST{}> mtu 2044 qdisc mq state {} mode DEFAULT group default qlen 256{separator}    link/infiniband 00:00:01:48:fe:80:00:00:00:00:00:00:00:15:5d:ff:fd:33:ff:{:02x} brd 00:ff:ff:ff:ff:12:40:1b:80:01:00:00:00:00:00:00:ff:ff:ff:ff\n",
+                    10 + index,
+                    if up { ",UP,LOWER_UP" } else { "" },
+                    if up { "UP" } else { "DOWN" },
+                    0x7f - index
+                ));
+            }
+            Ok(ShimOutput::ok(text))
+        }
+        ["addr", "show", ..] | ["address", "show", ..] | ["addr"] => {
+            let mut text = String::from(
+                "2: eth0    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0\\       valid_lft forever preferred_lft forever\n",
+            );
+            for index in 0..state.ib_hcas {
+                text.push_str(&format!("{}: ib{index}    inet {}/16 brd 172.16.255.255 scope global ib{index}\\       valid_lft forever preferred_lft forever\n", 10 + index, interface_address(&format!("ib{index}"))));
+            }
+            Ok(ShimOutput::ok(text))
+        }
+        _ => Ok(ShimOutput::fail(
+            1,
+            format!("ip: unsimulated command: {}\n", args.join(" ")),
+        )),
+    }
+}
+
+// === package managers ===
+
+const REPO_LINE: &str = "file:/srv/lfleet-sim/amlfs ./ Packages";
+
+fn meta_name(state: &NodeState) -> String {
+    format!("amlfs-lustre-client-{}", state.lustre.amlfs_version())
+}
+
+fn apt_packages(args: &[String]) -> Vec<&str> {
+    let mut packages = Vec::new();
+    let mut iter = args.iter().skip(1);
+    while let Some(arg) = iter.next() {
+        if arg == "-o" || arg == "-c" || arg == "-t" {
+            iter.next();
+        } else if !arg.starts_with('-') {
+            packages.push(arg.as_str());
+        }
+    }
+    packages
+}
+
+fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let header =
+        "Reading package lists...\nBuilding dependency tree...\nReading state information...\n";
+    match args
+        .iter()
+        .find(|a| !a.starts_with('-') && !a.contains('=') && !a.contains("::"))
+        .map(String::as_str)
+    {
+        Some("update") => Ok(ShimOutput::ok("Reading package lists... Done\n")),
+        Some("install") => {
+            let position = args.iter().position(|a| a == "install").unwrap_or(0);
+            let packages = apt_packages(&args[position..]);
+            node.change(|state| {
+                let meta = meta_name(state);
+                let mut to_install = Vec::new();
+                for package in &packages {
+                    let (name, version) = package.split_once('=').unwrap_or((package, ""));
+                    if name != meta {
+                        // apt-private/private-cacheset.cc.
+                        return Ok(ShimOutput { code: 100, stdout: header.into(), stderr: format!("E: Unable to locate package {name}\n") });
+                    }
+                    let published = state.published();
+                    let kernel = if version.is_empty() { published.iter().max().cloned().unwrap_or_default() } else { version.to_owned() };
+                    if !published.contains(&kernel) {
+                        return Ok(ShimOutput {
+                            code: 100,
+                            stdout: format!("{header}Package {name} is not available, but is referred to by another package.\n"),
+                            stderr: format!("E: Version '{kernel}' for '{name}' was not found\n"),
+                        });
+                    }
+                    to_install.push(kernel);
+                }
+                let mut stdout = header.to_owned();
+                for kernel in to_install {
+                    stdout.push_str(&format!("Setting up {meta} ({kernel}) ...\n"));
+                    state.clients.insert(kernel.clone());
+                    state.deb_meta_version = Some(kernel);
+                }
+                Ok(ShimOutput::ok(stdout))
+            })
+        }
+        _ => Ok(ShimOutput::fail(
+            100,
+            format!("E: Invalid operation {}\n", args.join(" ")),
+        )),
+    }
+}
+
+fn apt_cache(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let state = node.state()?;
+    let meta = meta_name(&state);
+    match args.first().map(String::as_str) {
+        Some("madison") => {
+            let mut stdout = String::new();
+            for name in args[1..].iter().filter(|a| !a.starts_with('-')) {
+                if *name != meta {
+                    continue;
+                }
+                let mut kernels: Vec<String> = state.published().into_iter().collect();
+                kernels.sort_by(|a, b| crate::node::version_cmp(b, a));
+                for kernel in kernels {
+                    stdout.push_str(&format!("{name} | {kernel} | {REPO_LINE}\n"));
+                }
+            }
+            Ok(ShimOutput::ok(stdout))
+        }
+        _ => Ok(ShimOutput::fail(
+            100,
+            format!("E: unsimulated apt-cache command {}\n", args.join(" ")),
+        )),
+    }
+}
+
+fn dpkg_query(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let state = node.state()?;
+    let mut format = String::from("${Package}\t${Version}\n");
+    let mut names = Vec::new();
+    for arg in args {
+        if let Some(f) = arg
+            .strip_prefix("-f=")
+            .or_else(|| arg.strip_prefix("--showformat="))
+        {
+            format = f.replace("\\n", "\n").replace("\\t", "\t");
+        } else if !arg.starts_with('-') {
+            names.push(arg.clone());
+        }
+    }
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    for name in names {
+        match (&state.deb_meta_version, name == meta_name(&state)) {
+            (Some(version), true) => {
+                stdout.push_str(
+                    &format
+                        .replace("${Package}", &name)
+                        .replace("${Status}", "install ok installed")
+                        .replace("${Version}", version),
+                );
+            }
+            _ => stderr.push_str(&format!("dpkg-query: no packages found matching {name}\n")),
+        }
+    }
+    Ok(ShimOutput {
+        code: i32::from(!stderr.is_empty()),
+        stdout,
+        stderr,
+    })
+}
+
+/// The kernel a dnf package name was built for, among the published ones.
+fn rpm_kernel_for(state: &NodeState, name: &str, kernels: &BTreeSet<String>) -> Option<String> {
+    let prefix = format!(
+        "amlfs-lustre-client-{}-",
+        state.lustre.amlfs_version().replace('-', "_")
+    );
+    let k_part = name.strip_prefix(&prefix)?.strip_suffix("-1")?;
+    kernels
+        .iter()
+        .find(|k| rpm_kernel_part(k) == k_part)
+        .cloned()
+}
+
+fn rpm_kernel_part(kernel: &str) -> String {
+    let trimmed = kernel
+        .strip_suffix(".x86_64")
+        .or_else(|| kernel.strip_suffix(".aarch64"))
+        .unwrap_or(kernel);
+    trimmed.replace(['-', '_'], ".")
+}
+
+fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
+    let words: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    match words.as_slice() {
+        ["install", names @ ..] => node.change(|state| {
+            let mut kernels = Vec::new();
+            for name in names {
+                match rpm_kernel_for(state, name, &state.published()) {
+                    Some(kernel) => kernels.push(kernel),
+                    None if program == "dnf" => {
+                        // dnf's words and exit code, as the real dnf prints them.
+                        return Ok(ShimOutput { code: 1, stdout: format!("No match for argument: {name}\n"), stderr: format!("Error: Unable to find a match: {name}\n") });
+                    }
+                    // Constructed: tdnf's error line for a package it cannot find.
+                    None => return Ok(ShimOutput::fail(1, format!("Error(1011) : No matching packages\n{name} package not found or not installed\n"))),
+                }
+            }
+            let mut stdout = String::from("Installed:\n");
+            for (kernel, name) in kernels.iter().zip(names) {
+                state.clients.insert(kernel.clone());
+                stdout.push_str(&format!("  {name}.x86_64\n"));
+            }
+            stdout.push_str("\nComplete!\n");
+            Ok(ShimOutput::ok(stdout))
+        }),
+        ["list", ..] => {
+            let state = node.state()?;
+            let name = format!("amlfs-lustre-client-{}", state.lustre.amlfs_version().replace('-', "_"));
+            let mut stdout = String::from("Available Packages\n");
+            for kernel in state.published() {
+                stdout.push_str(&format!("{name}.x86_64    {}-1    amlfs\n", rpm_kernel_part(&kernel)));
+            }
+            Ok(ShimOutput::ok(stdout))
+        }
+        _ => Ok(ShimOutput::fail(1, format!("{program}: unsimulated command {}\n", args.join(" ")))),
+    }
+}
+
+fn rpm(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let state = node.state()?;
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let mut stdout = String::new();
+    let mut missing = false;
+    for name in names {
+        if rpm_kernel_for(&state, name, &state.clients).is_some() {
+            stdout.push_str(&format!("{name}.x86_64\n"));
+        } else {
+            // rpm -q prints this on stdout and exits 1.
+            stdout.push_str(&format!("package {name} is not installed\n"));
+            missing = true;
+        }
+    }
+    Ok(ShimOutput {
+        code: i32::from(missing),
+        stdout,
+        stderr: String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globbing_matches_lctl_patterns() {
+        assert!(glob_match("*", "lustrefs-ffff"));
+        assert!(glob_match(
+            "lustrefs-*-osc-*",
+            "lustrefs-OST0001-osc-ffff8881"
+        ));
+        assert!(!glob_match(
+            "lustrefs-*-mdc-*",
+            "lustrefs-OST0001-osc-ffff8881"
+        ));
+        assert!(glob_match("stats", "stats"));
+    }
+
+    #[test]
+    fn rpm_names_follow_the_amlfs_transform() {
+        assert_eq!(
+            rpm_kernel_part("5.14.0-611.5.1.el9_7.x86_64"),
+            "5.14.0.611.5.1.el9.7"
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! The simulated node's state, the one source of truth its files are rendered from.
+//!
+//! Stored at `NODE/.sim/state.json`. Commands (shims, faults, load) take the node lock, load
+//! the state, change it, save it and re-render. Faults are overlays kept apart from the base
+//! state, so `heal` removes exactly what a fault added.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SimError;
+
+/// The Lustre client versions the simulator lays files out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LustreVersion {
+    #[serde(rename = "2.10")]
+    V2_10,
+    #[serde(rename = "2.12")]
+    V2_12,
+    #[serde(rename = "2.15")]
+    V2_15,
+    #[serde(rename = "2.16")]
+    V2_16,
+    #[serde(rename = "2.17")]
+    V2_17,
+}
+
+impl LustreVersion {
+    pub fn parse(text: &str) -> Result<Self, SimError> {
+        Ok(match text {
+            "2.10" => LustreVersion::V2_10,
+            "2.12" => LustreVersion::V2_12,
+            "2.15" => LustreVersion::V2_15,
+            "2.16" => LustreVersion::V2_16,
+            "2.17" => LustreVersion::V2_17,
+            _ => {
+                return Err(SimError::Usage(format!(
+                    "unknown Lustre version {text:?}: use 2.10, 2.12, 2.15, 2.16 or 2.17"
+                )));
+            }
+        })
+    }
+
+    /// The AMLFS-style client package version the sim's repository publishes.
+    /// Constructed: the 2.15 and 2.17 strings are the examples AMLFS documents; the others
+    /// follow the same `<version>-<commits>-g<hash>` shape.
+    pub fn amlfs_version(self) -> &'static str {
+        match self {
+            LustreVersion::V2_10 => "2.10.8-1-g5a1e2b3",
+            LustreVersion::V2_12 => "2.12.9-4-g0c2d4e6",
+            LustreVersion::V2_15 => "2.15.7-33-g79ddf99",
+            LustreVersion::V2_16 => "2.16.1-12-g8e3f1a2",
+            LustreVersion::V2_17 => "2.17.0-19-gbb5310f",
+        }
+    }
+
+    /// What `/sys/fs/lustre/version` and `/sys/module/lustre/version` hold: the numeric
+    /// release (the 2.10.1 sample holds `2.10.1`).
+    pub fn release(self) -> &'static str {
+        self.amlfs_version().split('-').next().unwrap_or("")
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LustreVersion::V2_10 => "2.10",
+            LustreVersion::V2_12 => "2.12",
+            LustreVersion::V2_15 => "2.15",
+            LustreVersion::V2_16 => "2.16",
+            LustreVersion::V2_17 => "2.17",
+        }
+    }
+}
+
+/// The distributions a node can be.
+pub const DISTROS: [&str; 7] = [
+    "ubuntu-20.04",
+    "ubuntu-22.04",
+    "ubuntu-24.04",
+    "alma-8",
+    "alma-9",
+    "rocky-9",
+    "azurelinux-3",
+];
+
+/// The package manager family of a distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Deb,
+    Rpm,
+    Tdnf,
+}
+
+pub fn family(distro: &str) -> Family {
+    if distro.starts_with("ubuntu") {
+        Family::Deb
+    } else if distro.starts_with("azurelinux") {
+        Family::Tdnf
+    } else {
+        Family::Rpm
+    }
+}
+
+/// I/O counters of one llite or osc device, as the kernel sums them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoCounters {
+    pub read_count: u64,
+    pub read_sum: u64,
+    pub read_sumsq: u64,
+    pub read_min: u64,
+    pub read_max: u64,
+    pub write_count: u64,
+    pub write_sum: u64,
+    pub write_sumsq: u64,
+    pub write_min: u64,
+    pub write_max: u64,
+    /// Metadata operations (open, close, getattr) counted together as opens for simplicity.
+    pub opens: u64,
+}
+
+/// One Lustre mount on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimMount {
+    pub source: String,
+    pub fsname: String,
+    pub mount_point: String,
+    pub options: Vec<String>,
+    /// The llite instance suffix, fresh at every mount.
+    pub instance: String,
+    pub mount_id: u32,
+    /// Nanoseconds of sim time at mount (stats `start_time`).
+    pub started_ns: u64,
+    pub osts: u32,
+    pub mdts: u32,
+    pub llite: IoCounters,
+    pub osc: Vec<IoCounters>,
+}
+
+/// Fault overlays. Each is removed by `heal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Faults {
+    /// (mount point, target such as OST0001) -> import state.
+    pub imports: BTreeMap<String, String>,
+    /// Mount points whose mount has disappeared.
+    pub lost_mounts: BTreeSet<String>,
+    pub lbug: bool,
+    pub lnet_health: Option<u32>,
+    /// HCAs whose port 1 is down.
+    pub ib_down: BTreeSet<String>,
+    /// "hca/counter" -> added amount.
+    pub ib_errors: BTreeMap<String, u64>,
+    /// "hca/counter" entries held at their saturation value.
+    pub ib_saturated: BTreeSet<String>,
+    pub vf_removed: bool,
+    /// Kernels installed by a kernel-upgrade fault (not running).
+    pub upgrade_kernels: BTreeSet<String>,
+    /// Kernels the repository does not publish the client for.
+    pub repo_missing: BTreeSet<String>,
+    /// Kernel log lines the faults printed.
+    pub kmsg: Vec<String>,
+}
+
+impl Faults {
+    pub fn is_empty(&self) -> bool {
+        *self == Faults::default()
+    }
+}
+
+/// Everything about a simulated node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    pub distro: String,
+    pub hostname: String,
+    pub lustre: LustreVersion,
+    pub running_kernel: String,
+    /// Installed kernels (base), the running one included.
+    pub kernels: BTreeSet<String>,
+    /// Kernels with the client package installed (deb: the kmod; rpm: the package).
+    pub clients: BTreeSet<String>,
+    /// The version of the deb metapackage installed (its version is a kernel release).
+    pub deb_meta_version: Option<String>,
+    /// Whether the node's package shims are real apt/dpkg instead (modules come from files).
+    pub real_packages: bool,
+    pub loaded_modules: BTreeSet<String>,
+    pub lnet_configured: bool,
+    /// (network, interface) pairs configured in LNet.
+    pub lnet_nets: Vec<(String, String)>,
+    pub mounts: Vec<SimMount>,
+    pub osts: u32,
+    pub mdts: u32,
+    pub ib_hcas: u32,
+    pub accelnet: bool,
+    /// Sim time in nanoseconds since the epoch; only `load` moves it.
+    pub clock_ns: u64,
+    pub next_mount_id: u32,
+    pub instance_counter: u32,
+    pub eth0_rx_bytes: u64,
+    pub eth0_tx_bytes: u64,
+    pub lnet_send_count: u64,
+    pub lnet_recv_count: u64,
+    pub lnet_send_length: u64,
+    pub lnet_recv_length: u64,
+    pub faults: Faults,
+}
+
+impl NodeState {
+    /// Kernels present on the node: base plus kernel-upgrade faults.
+    pub fn all_kernels(&self) -> BTreeSet<String> {
+        self.kernels
+            .iter()
+            .chain(&self.faults.upgrade_kernels)
+            .cloned()
+            .collect()
+    }
+
+    /// Kernels the repository publishes the client for: every present kernel, less
+    /// repo-missing faults.
+    pub fn published(&self) -> BTreeSet<String> {
+        self.all_kernels()
+            .into_iter()
+            .filter(|k| !self.faults.repo_missing.contains(k))
+            .collect()
+    }
+
+    /// Mounts that are visible (not lost).
+    pub fn visible_mounts(&self) -> impl Iterator<Item = &SimMount> {
+        self.mounts
+            .iter()
+            .filter(|m| !self.faults.lost_mounts.contains(&m.mount_point))
+    }
+
+    /// The address of eth0 (and so of the tcp NID).
+    pub fn eth0_address(&self) -> &'static str {
+        "10.0.0.5"
+    }
+
+    pub fn load(root: &Path) -> Result<NodeState, SimError> {
+        let path = root.join(".sim/state.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| SimError::Io {
+            what: "reading the sim state".into(),
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| SimError::State { path, source })
+    }
+
+    pub fn save(&self, root: &Path) -> Result<(), SimError> {
+        let text = serde_json::to_string_pretty(self).expect("state serializes");
+        crate::render::write_atomic(&root.join(".sim/state.json"), text.as_bytes())
+    }
+}

@@ -1,0 +1,784 @@
+//! lfleet-sim end to end: nodes are created by the built binary and changed through their
+//! `bin/` shims run as real processes, as the agent will run them.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test inspects simulated node roots and runs the simulator's binary"
+)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SIM: &str = env!("CARGO_BIN_EXE_lfleet-sim");
+const JAMMY_KERNEL: &str = "5.15.0-1075-azure";
+const ALMA_KERNEL: &str = "5.14.0-427.13.1.el9_4.x86_64";
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn sim(args: &[&str]) -> Out {
+    let output = Command::new(SIM).args(args).output().unwrap();
+    Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs a command from the node's `bin/` by name, with the node's bin first on PATH.
+fn shim(node: &Path, program: &str, args: &[&str]) -> Out {
+    let path = format!("{}:/usr/bin:/bin", node.join("bin").display());
+    let output = Command::new(node.join("bin").join(program))
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn create(dir: &Path, distro: &str, kernel: &str, lustre: &str, extra: &[&str]) -> PathBuf {
+    let node = dir.join(distro);
+    let mut args = vec![
+        "node",
+        "create",
+        node.to_str().unwrap(),
+        "--distro",
+        distro,
+        "--kernel",
+        kernel,
+        "--lustre",
+        lustre,
+    ];
+    args.extend(extra);
+    let out = sim(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    node
+}
+
+fn read(node: &Path, relative: &str) -> String {
+    fs::read_to_string(node.join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+fn glob_one(node: &Path, dir: &str, prefix: &str) -> String {
+    let mut names: Vec<String> = fs::read_dir(node.join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "nothing named {prefix}* in {dir}");
+    names.remove(0)
+}
+
+fn mount_lustre(node: &Path) -> Out {
+    fs::create_dir_all(node.join("lustre")).unwrap();
+    shim(
+        node,
+        "mount",
+        &[
+            "-t",
+            "lustre",
+            "-o",
+            "noatime,flock",
+            "10.0.1.4@tcp:/lustrefs",
+            "/lustre",
+        ],
+    )
+}
+
+#[test]
+fn ubuntu_2204_with_lustre_215_installs_mounts_and_lays_out_files_in_debugfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = create(dir.path(), "ubuntu-22.04", JAMMY_KERNEL, "2.15", &[]);
+    assert!(read(&node, "etc/os-release").contains("VERSION_CODENAME=jammy"));
+    assert_eq!(
+        read(&node, "proc/sys/kernel/osrelease"),
+        format!("{JAMMY_KERNEL}\n")
+    );
+    assert!(node.join(format!("boot/vmlinuz-{JAMMY_KERNEL}")).exists());
+    assert!(!node.join("bin/dnf").exists(), "an Ubuntu node has no dnf");
+
+    // No module before the package: modprobe fails as kmod does, mount as mount.lustre does.
+    let out = shim(&node, "modprobe", &["lustre"]);
+    assert_eq!((out.code, out.stderr.as_str()), (1, format!("modprobe: FATAL: Module lustre not found in directory /lib/modules/{JAMMY_KERNEL}\n").as_str()));
+    let out = mount_lustre(&node);
+    assert_eq!(out.code, 19, "{}", out.stderr);
+    assert!(out.stderr.starts_with(
+        "mount.lustre: mount 10.0.1.4@tcp:/lustrefs at /lustre failed: No such device"
+    ));
+
+    let package = format!("amlfs-lustre-client-2.15.7-33-g79ddf99={JAMMY_KERNEL}");
+    let out = shim(
+        &node,
+        "apt-get",
+        &["install", "-y", "-o", "DPkg::Lock::Timeout=60", &package],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        node.join(format!(
+            "lib/modules/{JAMMY_KERNEL}/updates/fs/lustre/lustre.ko"
+        ))
+        .exists()
+    );
+    let out = shim(
+        &node,
+        "dpkg-query",
+        &[
+            "-W",
+            "-f=${Status} ${Version}\\n",
+            "amlfs-lustre-client-2.15.7-33-g79ddf99",
+        ],
+    );
+    assert_eq!(out.stdout, format!("install ok installed {JAMMY_KERNEL}\n"));
+    assert_eq!(shim(&node, "modprobe", &["lustre"]).code, 0);
+    assert_eq!(read(&node, "sys/module/lustre/version"), "2.15.7\n");
+    assert!(read(&node, "proc/filesystems").contains("nodev\tlustre\n"));
+
+    let out = mount_lustre(&node);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mountinfo = read(&node, "proc/self/mountinfo");
+    let line = mountinfo.lines().last().unwrap();
+    assert!(line.ends_with("/ /lustre rw,noatime shared:800 - lustre 10.0.1.4@tcp:/lustrefs rw,flock,lazystatfs,encrypt"), "{line}");
+    // 2.12+: stats in debugfs; import and state in /proc; kbytes in sysfs; LNet stats in debugfs.
+    let llite = glob_one(&node, "sys/kernel/debug/lustre/llite", "lustrefs-");
+    let instance = llite.trim_start_matches("lustrefs-").to_owned();
+    assert_eq!(instance.len(), 16);
+    let stats = read(
+        &node,
+        &format!("sys/kernel/debug/lustre/llite/{llite}/stats"),
+    );
+    let header: Vec<&str> = stats
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        header,
+        ["snapshot_time", "start_time", "elapsed_time"],
+        "a fresh mount's stats are header only"
+    );
+    for ost in 0..4 {
+        let osc = format!("lustrefs-OST{ost:04x}-osc-{instance}");
+        assert!(
+            node.join(format!("sys/kernel/debug/lustre/osc/{osc}/stats"))
+                .exists()
+        );
+        let import = read(&node, &format!("proc/fs/lustre/osc/{osc}/import"));
+        assert!(
+            import.contains(&format!(
+                "    name: {osc}\n    target: lustrefs-OST{ost:04x}_UUID\n    state: FULL\n"
+            )),
+            "{import}"
+        );
+        assert!(import.contains("       idle: 0 sec\n") && !import.contains("nids_stats"));
+        assert!(
+            node.join(format!("sys/fs/lustre/osc/{osc}/kbytesavail"))
+                .exists()
+        );
+        assert!(
+            !node
+                .join(format!("proc/fs/lustre/osc/{osc}/stats"))
+                .exists()
+        );
+    }
+    assert!(
+        node.join(format!(
+            "proc/fs/lustre/mdc/lustrefs-MDT0000-mdc-{instance}/md_stats"
+        ))
+        .exists()
+    );
+    assert!(node.join("sys/kernel/debug/lnet/stats").exists());
+    assert_eq!(read(&node, "sys/fs/lustre/health_check"), "healthy\n");
+    assert_eq!(
+        shim(&node, "lfs", &["getname", "/lustre"]).stdout,
+        format!("lustrefs-{instance} /lustre\n")
+    );
+
+    // umount removes the line and the devices; a second mount gets a fresh instance.
+    assert_eq!(shim(&node, "umount", &["/lustre"]).code, 0);
+    assert!(!read(&node, "proc/self/mountinfo").contains("lustre"));
+    assert!(
+        !node
+            .join(format!("sys/kernel/debug/lustre/llite/{llite}"))
+            .exists()
+    );
+    let out = shim(&node, "umount", &["/lustre"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (32, "umount: /lustre: not mounted.\n")
+    );
+    assert_eq!(mount_lustre(&node).code, 0);
+    let again = glob_one(&node, "sys/kernel/debug/lustre/llite", "lustrefs-");
+    assert_ne!(again, llite, "a remount must get a new instance");
+}
+
+#[test]
+fn alma_9_with_lustre_210_installs_with_dnf_and_keeps_files_in_proc() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = create(dir.path(), "alma-9", ALMA_KERNEL, "2.10", &[]);
+    assert!(!node.join("bin/apt-get").exists());
+    let name = "amlfs-lustre-client-2.10.8_1_g5a1e2b3-5.14.0.427.13.1.el9.4-1";
+    assert_eq!(shim(&node, "rpm", &["-q", name]).code, 1);
+    let out = shim(&node, "dnf", &["install", "-y", name]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.ends_with("Complete!\n"));
+    assert!(
+        node.join(format!(
+            "lib/modules/{ALMA_KERNEL}/extra/lustre-client/fs/lustre.ko"
+        ))
+        .exists()
+    );
+    assert_eq!(
+        shim(&node, "rpm", &["-q", name]).stdout,
+        format!("{name}.x86_64\n")
+    );
+    assert_eq!(shim(&node, "modprobe", &["lustre"]).code, 0);
+    assert_eq!(mount_lustre(&node).code, 0);
+    // 2.10: everything under /proc/fs/lustre, LNet stats in /proc/sys/lnet.
+    let llite = glob_one(&node, "proc/fs/lustre/llite", "lustrefs-");
+    let stats = read(&node, &format!("proc/fs/lustre/llite/{llite}/stats"));
+    assert_eq!(
+        stats.lines().count(),
+        1,
+        "2.10 has only snapshot_time in the header: {stats}"
+    );
+    assert!(stats.starts_with("snapshot_time             ") && stats.ends_with(" secs.nsecs\n"));
+    let instance = llite.trim_start_matches("lustrefs-");
+    let import = read(
+        &node,
+        &format!("proc/fs/lustre/osc/lustrefs-OST0000-osc-{instance}/import"),
+    );
+    assert!(!import.contains("idle:"), "2.10 imports have no idle line");
+    assert!(
+        node.join(format!(
+            "proc/fs/lustre/osc/lustrefs-OST0000-osc-{instance}/kbytesavail"
+        ))
+        .exists()
+    );
+    assert!(node.join("proc/sys/lnet/stats").exists());
+    assert!(!node.join("sys/kernel/debug/lustre").exists());
+}
+
+#[test]
+fn lustre_217_moves_imports_to_debugfs_and_216_quotes_nids() {
+    let dir = tempfile::tempdir().unwrap();
+    for (lustre, import_dir) in [
+        ("2.16", "proc/fs/lustre"),
+        ("2.17", "sys/kernel/debug/lustre"),
+    ] {
+        let node = create(
+            &dir.path().join(lustre),
+            "ubuntu-24.04",
+            "6.8.0-1026-azure",
+            lustre,
+            &[],
+        );
+        let version = if lustre == "2.16" {
+            "2.16.1-12-g8e3f1a2"
+        } else {
+            "2.17.0-19-gbb5310f"
+        };
+        let out = shim(
+            &node,
+            "apt-get",
+            &[
+                "install",
+                "-y",
+                &format!("amlfs-lustre-client-{version}=6.8.0-1026-azure"),
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(shim(&node, "modprobe", &["lustre"]).code, 0);
+        assert_eq!(mount_lustre(&node).code, 0);
+        let osc = glob_one(&node, &format!("{import_dir}/osc"), "lustrefs-OST0000");
+        let import = read(&node, &format!("{import_dir}/osc/{osc}/import"));
+        assert!(
+            import.contains("failover_nids: [ \"10.0.1.4@tcp\" ]")
+                && import.contains("nids_stats:"),
+            "{import}"
+        );
+        let stats = read(&node, &format!("sys/kernel/debug/lustre/osc/{osc}/stats"));
+        let pad = if lustre == "2.17" { 35 } else { 25 };
+        assert_eq!(
+            stats.find("1"),
+            Some(pad + 1),
+            "name column of {lustre}: {stats}"
+        );
+    }
+}
+
+/// Every file of a node (outside .sim) plus what the shims report, for before/after diffs.
+fn observe(node: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, into: &mut BTreeMap<String, String>) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let relative = path.strip_prefix(base).unwrap().display().to_string();
+            if relative == ".sim" {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_symlink() {
+                into.insert(
+                    relative,
+                    format!("-> {}", fs::read_link(&path).unwrap().display()),
+                );
+            } else if meta.is_dir() {
+                walk(base, &path, into);
+            } else {
+                into.insert(relative, fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut seen = BTreeMap::new();
+    walk(node, node, &mut seen);
+    seen.insert(
+        "$ lnetctl net show -v 3".into(),
+        shim(node, "lnetctl", &["net", "show", "-v", "3"]).stdout,
+    );
+    seen.insert(
+        "$ ip -o link show".into(),
+        shim(node, "ip", &["-o", "link", "show"]).stdout,
+    );
+    seen.insert(
+        "$ apt-cache madison".into(),
+        shim(
+            node,
+            "apt-cache",
+            &["madison", "amlfs-lustre-client-2.15.7-33-g79ddf99"],
+        )
+        .stdout,
+    );
+    seen
+}
+
+fn changed(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn each_fault_changes_exactly_what_it_claims_and_heal_undoes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = create(
+        dir.path(),
+        "ubuntu-22.04",
+        JAMMY_KERNEL,
+        "2.15",
+        &["--ib", "2", "--accelnet"],
+    );
+    assert_eq!(
+        shim(
+            &node,
+            "apt-get",
+            &[
+                "install",
+                "-y",
+                &format!("amlfs-lustre-client-2.15.7-33-g79ddf99={JAMMY_KERNEL}")
+            ]
+        )
+        .code,
+        0
+    );
+    assert_eq!(shim(&node, "modprobe", &["lustre"]).code, 0);
+    assert_eq!(mount_lustre(&node).code, 0);
+    let inst = glob_one(&node, "sys/kernel/debug/lustre/llite", "lustrefs-")
+        .trim_start_matches("lustrefs-")
+        .to_owned();
+    let osc1 = format!("proc/fs/lustre/osc/lustrefs-OST0001-osc-{inst}");
+    let baseline = observe(&node);
+    let n = node.to_str().unwrap();
+
+    // (fault arguments, exactly the keys that must change)
+    let all_mount_paths: Vec<String> = baseline
+        .keys()
+        .filter(|k| k.contains(&inst) || k.contains("lustre/mgc/"))
+        .cloned()
+        .collect();
+    let mut lost = all_mount_paths.clone();
+    lost.push("proc/self/mountinfo".into());
+    let ib_counter = "sys/class/infiniband/mlx5_0/ports/1/counters/symbol_error".to_string();
+    let vf_paths: Vec<String> = baseline
+        .keys()
+        .filter(|k| k.starts_with("sys/class/net/enP30832s1/") || k.ends_with("lower_enP30832s1"))
+        .cloned()
+        .collect();
+    let mut vf = vf_paths.clone();
+    vf.extend(["proc/net/dev".to_string(), "$ ip -o link show".to_string()]);
+    let upgrade = "5.15.0-1079-azure";
+    let table: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (
+            vec!["import", "--target", "OST0001", "--state", "DISCONN"],
+            vec![format!("{osc1}/import"), format!("{osc1}/state")],
+        ),
+        (
+            vec!["import", "--target", "OST0001", "--state", "EVICTED"],
+            vec![
+                "dev/kmsg".into(),
+                format!("{osc1}/import"),
+                format!("{osc1}/state"),
+            ],
+        ),
+        (
+            vec!["import", "--target", "MDT0000", "--state", "CONNECTING"],
+            vec![
+                format!("proc/fs/lustre/mdc/lustrefs-MDT0000-mdc-{inst}/import"),
+                format!("proc/fs/lustre/mdc/lustrefs-MDT0000-mdc-{inst}/state"),
+            ],
+        ),
+        (vec!["mount-lost"], lost),
+        (vec!["lbug"], vec!["sys/fs/lustre/health_check".into()]),
+        (
+            vec!["lnet-health", "--value", "100"],
+            vec!["$ lnetctl net show -v 3".into()],
+        ),
+        (
+            vec!["ib-port-down", "--hca", "mlx5_0"],
+            vec![
+                "$ ip -o link show".into(),
+                "sys/class/infiniband/mlx5_0/ports/1/phys_state".into(),
+                "sys/class/infiniband/mlx5_0/ports/1/state".into(),
+                "sys/class/net/ib0/operstate".into(),
+            ],
+        ),
+        (
+            vec!["ib-errors", "--hca", "mlx5_0", "--by", "7"],
+            vec![ib_counter.clone()],
+        ),
+        (
+            vec!["ib-saturate", "--hca", "mlx5_0"],
+            vec![ib_counter.clone()],
+        ),
+        (vec!["vf-removed"], vf),
+        (
+            vec!["kernel-upgrade", "--kernel", upgrade],
+            vec![
+                format!("boot/config-{upgrade}"),
+                format!("boot/vmlinuz-{upgrade}"),
+                format!("lib/modules/{upgrade}/kernel/.sim-kernel"),
+                format!("lib/modules/{upgrade}/modules.dep"),
+                "$ apt-cache madison".into(),
+            ],
+        ),
+        (
+            vec!["repo-missing", "--kernel", JAMMY_KERNEL],
+            vec!["$ apt-cache madison".into()],
+        ),
+    ];
+    for (fault, mut expected) in table {
+        let mut args = vec!["fault", n];
+        args.extend(&fault);
+        let out = sim(&args);
+        assert_eq!(out.code, 0, "{fault:?}: {}", out.stderr);
+        let after = observe(&node);
+        expected.sort();
+        assert_eq!(
+            changed(&baseline, &after),
+            expected,
+            "fault {fault:?} changed something else"
+        );
+        let out = sim(&["heal", n]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let healed = observe(&node);
+        assert_eq!(
+            changed(&baseline, &healed),
+            Vec::<String>::new(),
+            "heal after {fault:?} left changes"
+        );
+    }
+    // Spot checks of what the faults wrote.
+    sim(&[
+        "fault", n, "import", "--target", "OST0001", "--state", "EVICTED",
+    ]);
+    assert!(read(&node, &format!("{osc1}/import")).contains("    state: EVICTED\n"));
+    assert!(read(&node, &format!("{osc1}/state")).starts_with("current_state: EVICTED\n"));
+    assert!(read(&node, "dev/kmsg").contains(&format!("LustreError: 167-0: lustrefs-OST0001-osc-{inst}: This client was evicted by lustrefs-OST0001; in progress operations using this service will fail.")));
+    sim(&[
+        "fault",
+        n,
+        "ib-saturate",
+        "--hca",
+        "mlx5_1",
+        "--counter",
+        "link_downed",
+    ]);
+    assert_eq!(
+        read(
+            &node,
+            "sys/class/infiniband/mlx5_1/ports/1/counters/link_downed"
+        ),
+        "255\n"
+    );
+    sim(&["fault", n, "lnet-health", "--value", "0"]);
+    assert!(
+        shim(&node, "lnetctl", &["net", "show", "-v", "3"])
+            .stdout
+            .contains("health value: 0\n")
+    );
+    // Bad fault arguments change nothing.
+    let before = observe(&node);
+    for bad in [
+        vec!["import", "--target", "OST0009", "--state", "DISCONN"],
+        vec!["import", "--target", "OST0001", "--state", "FULL"],
+        vec!["ib-port-down", "--hca", "mlx5_7"],
+        vec!["nonsense"],
+    ] {
+        let mut args = vec!["fault", n];
+        args.extend(&bad);
+        let out = sim(&args);
+        assert_eq!(out.code, 2, "{bad:?} should be refused");
+        assert!(!out.stderr.is_empty());
+    }
+    assert_eq!(changed(&before, &observe(&node)), Vec::<String>::new());
+}
+
+#[test]
+fn package_managers_fail_as_the_real_ones_when_the_repository_lacks_a_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let ubuntu = create(dir.path(), "ubuntu-22.04", JAMMY_KERNEL, "2.15", &[]);
+    sim(&[
+        "fault",
+        ubuntu.to_str().unwrap(),
+        "repo-missing",
+        "--kernel",
+        JAMMY_KERNEL,
+    ]);
+    let out = shim(
+        &ubuntu,
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            &format!("amlfs-lustre-client-2.15.7-33-g79ddf99={JAMMY_KERNEL}"),
+        ],
+    );
+    assert_eq!(out.code, 100);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "E: Version '{JAMMY_KERNEL}' for 'amlfs-lustre-client-2.15.7-33-g79ddf99' was not found\n"
+        )
+    );
+    assert!(
+        !ubuntu
+            .join(format!("lib/modules/{JAMMY_KERNEL}/updates"))
+            .exists(),
+        "nothing installed"
+    );
+    let out = shim(
+        &ubuntu,
+        "apt-get",
+        &["install", "-y", "amlfs-lustre-client-9.9.9=1"],
+    );
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            100,
+            "E: Unable to locate package amlfs-lustre-client-9.9.9\n"
+        )
+    );
+
+    let alma = create(dir.path(), "alma-9", ALMA_KERNEL, "2.15", &[]);
+    sim(&[
+        "fault",
+        alma.to_str().unwrap(),
+        "repo-missing",
+        "--kernel",
+        ALMA_KERNEL,
+    ]);
+    let name = "amlfs-lustre-client-2.15.7_33_g79ddf99-5.14.0.427.13.1.el9.4-1";
+    let out = shim(&alma, "dnf", &["install", "-y", name]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, format!("No match for argument: {name}\n"));
+    assert_eq!(
+        out.stderr,
+        format!("Error: Unable to find a match: {name}\n")
+    );
+    sim(&["heal", alma.to_str().unwrap(), "repo-missing"]);
+    assert_eq!(shim(&alma, "dnf", &["install", "-y", name]).code, 0);
+}
+
+/// (name, count, unit, sum) of every counter line.
+fn counters(stats: &str) -> BTreeMap<String, (u64, String, Option<u64>)> {
+    stats
+        .lines()
+        .filter(|l| l.contains(" samples ["))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].to_owned(),
+                (
+                    f[1].parse().unwrap(),
+                    f[3].trim_matches(['[', ']']).to_owned(),
+                    f.get(6).map(|s| s.parse().unwrap()),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn header_seconds(stats: &str, key: &str) -> f64 {
+    stats
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn load_advances_counters_consistently_with_the_time_stamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = create(dir.path(), "ubuntu-22.04", JAMMY_KERNEL, "2.15", &[]);
+    shim(
+        &node,
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            &format!("amlfs-lustre-client-2.15.7-33-g79ddf99={JAMMY_KERNEL}"),
+        ],
+    );
+    shim(&node, "modprobe", &["lustre"]);
+    assert_eq!(mount_lustre(&node).code, 0);
+    let llite = glob_one(&node, "sys/kernel/debug/lustre/llite", "lustrefs-");
+    let path = format!("sys/kernel/debug/lustre/llite/{llite}/stats");
+    let before = read(&node, &path);
+    let out = sim(&[
+        "load",
+        node.to_str().unwrap(),
+        "--write-mbps",
+        "500",
+        "--read-mbps",
+        "100",
+        "--seconds",
+        "10",
+        "--instant",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let after = read(&node, &path);
+    let elapsed =
+        header_seconds(&after, "snapshot_time") - header_seconds(&before, "snapshot_time");
+    assert!((elapsed - 10.0).abs() < 1e-6, "{elapsed}");
+    let c = counters(&after);
+    assert_eq!(c["write_bytes"].2, Some(5_000_000_000));
+    assert_eq!(c["read_bytes"].2, Some(1_000_000_000));
+    assert_eq!(c["write_bytes"].0, 5_000_000_000u64.div_ceil(1 << 20));
+    assert_eq!(c["write"].1, "usecs");
+    // The OSTs' wire bytes add up to the mount's.
+    let instance = llite.trim_start_matches("lustrefs-");
+    let osc_sum: u64 = (0..4)
+        .map(|ost| {
+            counters(&read(
+                &node,
+                &format!("sys/kernel/debug/lustre/osc/lustrefs-OST{ost:04x}-osc-{instance}/stats"),
+            ))["write_bytes"]
+                .2
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(osc_sum, 5_000_000_000);
+}
+
+#[test]
+fn rendered_stats_have_the_shape_of_the_real_samples() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    for (lustre, sample, strip_param_line) in [
+        ("2.10", "lustre-2.10.1_llite_stats.txt", false),
+        ("2.15", "lustre-2.15plus_llite_stats_lctl.txt", true),
+    ] {
+        let node = create(
+            &dir.path().join(lustre),
+            "ubuntu-22.04",
+            JAMMY_KERNEL,
+            lustre,
+            &[],
+        );
+        let version = if lustre == "2.10" {
+            "2.10.8-1-g5a1e2b3"
+        } else {
+            "2.15.7-33-g79ddf99"
+        };
+        shim(
+            &node,
+            "apt-get",
+            &[
+                "install",
+                "-y",
+                &format!("amlfs-lustre-client-{version}={JAMMY_KERNEL}"),
+            ],
+        );
+        shim(&node, "modprobe", &["lustre"]);
+        assert_eq!(mount_lustre(&node).code, 0);
+        sim(&[
+            "load",
+            node.to_str().unwrap(),
+            "--write-mbps",
+            "10",
+            "--read-mbps",
+            "10",
+            "--seconds",
+            "1",
+            "--instant",
+        ]);
+        let base = if lustre == "2.10" {
+            "proc/fs/lustre/llite"
+        } else {
+            "sys/kernel/debug/lustre/llite"
+        };
+        let llite = glob_one(&node, base, "lustrefs-");
+        let rendered = read(&node, &format!("{base}/{llite}/stats"));
+        let real = fs::read_to_string(fixtures.join(sample)).unwrap();
+        let real: String = if strip_param_line {
+            real.lines().skip(1).map(|l| format!("{l}\n")).collect()
+        } else {
+            real
+        };
+        // Same header keys, in order; same value column (name padded to 25 plus a space).
+        let keys = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.contains(" samples ["))
+                .map(|l| l.split_whitespace().next().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(keys(&rendered), keys(&real), "{lustre} header");
+        for line in rendered.lines() {
+            assert_eq!(
+                line.find(|c: char| c.is_ascii_digit()),
+                Some(26),
+                "{lustre}: {line}"
+            );
+        }
+        // Every counter the simulator prints has the unit and field count the sample shows.
+        let real_counters = counters(&real);
+        let field_count = |text: &str, name: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .map(|l| l.split_whitespace().count())
+        };
+        for (name, (_, unit, _)) in counters(&rendered) {
+            if let Some((_, real_unit, _)) = real_counters.get(&name) {
+                assert_eq!(&unit, real_unit, "{lustre} {name}");
+                assert_eq!(
+                    field_count(&rendered, &name),
+                    field_count(&real, &name),
+                    "{lustre} {name}"
+                );
+            }
+        }
+    }
+}
