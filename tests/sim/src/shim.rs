@@ -155,15 +155,17 @@ fn mount_failed(source: &str, dir: &str, errno: i32, text: &str) -> ShimOutput {
 
 fn new_instance(state: &mut NodeState) -> String {
     state.instance_counter += 1;
-    // Kernel-pointer-like, unique per node and per mount.
-    let seed = state
+    // Kernel-pointer-like (page aligned), unique per node and per mount: FNV-1a over the
+    // hostname and the mount counter.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in state
         .hostname
         .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!(
-        "ffff8881{:08x}",
-        seed.wrapping_add(state.instance_counter.wrapping_mul(0x0001_3000)) & 0xffff_f000
-    )
+        .chain(state.instance_counter.to_le_bytes())
+    {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("ffff8881{:08x}", (hash as u32) & 0xffff_f000)
 }
 
 fn mount_lustre(node: &SimNode, source: &str, dir: &str, options: &[String]) -> Result<ShimOutput> {

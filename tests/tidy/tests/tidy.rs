@@ -185,3 +185,23 @@ fn ci_runs_the_readme_test_command() {
         ".ci/run must run the README's test command"
     );
 }
+
+#[test]
+fn the_pure_agent_crates_depend_on_no_host_crate() {
+    for krate in ["agent/mount", "agent/install", "agent/lnet"] {
+        let manifest = fs::read_to_string(repo_root().join(krate).join("Cargo.toml")).unwrap();
+        let dependencies = manifest
+            .split("[dependencies]")
+            .nth(1)
+            .unwrap_or("")
+            .split("\n[")
+            .next()
+            .unwrap_or("");
+        for forbidden in ["lfleet-host", "tokio", "nix", "lfleet-proto", "tonic"] {
+            assert!(
+                !dependencies.contains(forbidden),
+                "{krate} must stay pure, but depends on {forbidden}"
+            );
+        }
+    }
+}
