@@ -1,9 +1,11 @@
 //! lfleet-agent: the node agent's library; the binary (`src/main.rs`) is a thin CLI over it.
 //!
-//! Modules: [`install`] makes sure every kernel has its Lustre client; [`ledger`] persists
+//! Modules: [`config`] reads agent.toml; [`reconcile`] runs one pass; [`install`] makes sure every kernel has its Lustre client; [`ledger`] persists
 //! the accepted desired configuration; [`mount_apply`] runs
 //! mount steps and writes the slurmd drop-in.
 
+pub mod config;
 pub mod install;
 pub mod ledger;
 pub mod mount_apply;
+pub mod reconcile;

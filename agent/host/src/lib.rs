@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod command;
 pub mod fake;
+pub mod record;
 pub mod root;
 
 pub use clock::{Clock, FakeClock, SystemClock};
@@ -23,4 +24,5 @@ pub use command::{
     CommandError, CommandOutput, CommandRunner, CommandSpec, ExitStatus, SystemCommandRunner,
 };
 pub use fake::{FakeCommandRunner, FakeResponse, Invocation};
+pub use record::RecordingRunner;
 pub use root::{HostError, HostRoot};

@@ -147,7 +147,7 @@ impl SimNode {
             "finding the lfleet-sim binary",
             Path::new("/proc/self/exe"),
         ))?;
-        let exe = shim_binary(&exe);
+        let exe = shim_binary(&exe)?;
         let mut shims: Vec<&str> = SHIMS_COMMON.to_vec();
         if !spec.real_packages {
             match family(&spec.distro) {
@@ -292,20 +292,23 @@ impl SimNode {
     }
 }
 
-/// The binary shims should run: this test binary's sibling `lfleet-sim` when called from a
-/// test harness, else this executable.
-fn shim_binary(exe: &Path) -> PathBuf {
+/// The binary shims should run: this executable when it is `lfleet-sim`, else the
+/// `lfleet-sim` beside a test binary (target/<profile>/deps/x -> target/<profile>/lfleet-sim).
+fn shim_binary(exe: &Path) -> Result<PathBuf, SimError> {
     if exe.file_name().is_some_and(|n| n == "lfleet-sim") {
-        return exe.to_path_buf();
+        return Ok(exe.to_path_buf());
     }
-    // Test binaries live in target/<profile>/deps; the binary is in target/<profile>.
-    for dir in exe.ancestors().skip(1).take(3) {
-        let candidate = dir.join("lfleet-sim");
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    exe.to_path_buf()
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join("lfleet-sim"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            SimError::Usage(format!(
+                "cannot find the lfleet-sim binary near {}; build it with `cargo build -p lfleet-sim`",
+                exe.display()
+            ))
+        })
 }
 
 /// Compares kernel releases by their numeric parts.

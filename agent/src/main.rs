@@ -1,0 +1,215 @@
+//! `lfleet-agent`: the node agent's command line.
+//!
+//! - `lfleet-agent plan --root DIR [--config FILE] [--json]`: what would change; changes nothing.
+//! - `lfleet-agent apply --root DIR [--config FILE] [--json]`: one reconcile pass; exits 1 with
+//!   the classified reasons when an item failed, 2 when the configuration or the node cannot
+//!   be read (and then nothing was changed).
+//!
+//! Without `--config` (or when the file is absent) the agent uses its ledger: the last
+//! configuration it accepted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use lfleet_agent::config::NodeConfig;
+use lfleet_agent::ledger::{DEFAULT_LEDGER_PATH, Ledger, LedgerError};
+use lfleet_agent::reconcile::{Mode, NodeHandle, Report, reconcile};
+use lfleet_host::{CommandRunner, HostRoot, RecordingRunner, SystemClock, SystemCommandRunner};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lfleet-agent",
+    version,
+    about = "Keeps this node's Lustre client installed, configured, mounted and healthy."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what a reconcile pass would change, changing nothing.
+    Plan(PassArgs),
+    /// Run one reconcile pass and exit.
+    Apply(PassArgs),
+}
+
+#[derive(Debug, Args)]
+struct PassArgs {
+    /// The node's root directory (every host path is resolved under it).
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Redirect /proc to this directory.
+    #[arg(long)]
+    procfs: Option<PathBuf>,
+    /// Redirect /sys to this directory.
+    #[arg(long)]
+    sysfs: Option<PathBuf>,
+    /// The desired configuration (default /etc/lfleet/agent.toml under --root; the ledger when absent).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Append every command the agent runs to this file.
+    #[arg(long)]
+    command_log: Option<PathBuf>,
+}
+
+/// Loads the desired configuration: the file if given and present, checked against the
+/// ledger (an older generation loses to it), else the ledger.
+fn desired(host: &HostRoot, args: &PassArgs, mode: Mode) -> Result<NodeConfig, String> {
+    let mut ledger: Ledger<NodeConfig> =
+        Ledger::open(host.clone(), DEFAULT_LEDGER_PATH).map_err(|e| chain(&e))?;
+    let path = match &args.config {
+        // As the operator gave it: relative to the working directory, not to --root.
+        Some(path) => std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => host.root().join("etc/lfleet/agent.toml"),
+    };
+    // The file is named as the operator gave it, so it is read from the real root.
+    let text = HostRoot::new("/")
+        .read_optional(&path)
+        .map_err(|e| chain(&e))?;
+    let Some(text) = text else {
+        return match ledger.current() {
+            Some(entry) => {
+                tracing::info!(
+                    generation = entry.generation,
+                    "no configuration file; using the ledger"
+                );
+                Ok(entry.config.clone())
+            }
+            None => Err(format!(
+                "no desired configuration: {} does not exist and the ledger is empty",
+                path.display()
+            )),
+        };
+    };
+    let config = NodeConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if mode == Mode::Plan {
+        return Ok(match ledger.current() {
+            Some(entry) if entry.generation > config.generation => entry.config.clone(),
+            _ => config,
+        });
+    }
+    match ledger.accept(config.generation, config.clone()) {
+        Ok(_) => Ok(config),
+        Err(LedgerError::Stale { offered, accepted }) => {
+            tracing::warn!(
+                offered,
+                accepted,
+                "the configuration file is older than the accepted configuration; using the ledger"
+            );
+            Ok(ledger.current().map(|e| e.config.clone()).unwrap_or(config))
+        }
+        Err(error) => Err(chain(&error)),
+    }
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+fn print(report: &Report, json: bool, mode: Mode) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("report serializes")
+        );
+        return;
+    }
+    let verb = if mode == Mode::Plan { "would" } else { "did" };
+    if report.changes.is_empty() {
+        println!("no changes");
+    }
+    for change in &report.changes {
+        println!("{verb}: {change}");
+    }
+    for item in report.failed() {
+        println!(
+            "FAILED {} {}: {} ({})",
+            item.kind, item.id, item.message, item.class
+        );
+    }
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+}
+
+async fn run(args: PassArgs, mode: Mode) -> ExitCode {
+    let mut host = HostRoot::new(&args.root);
+    if let Some(procfs) = &args.procfs {
+        host = host.with_procfs(procfs);
+    }
+    if let Some(sysfs) = &args.sysfs {
+        host = host.with_sysfs(sysfs);
+    }
+    let config = match desired(&host, &args, mode) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("lfleet-agent: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let system = SystemCommandRunner::from_env();
+    let recording;
+    let runner: &dyn CommandRunner = match &args.command_log {
+        Some(path) => {
+            recording = RecordingRunner::new(system, path.clone());
+            &recording
+        }
+        None => &system,
+    };
+    let node = NodeHandle {
+        host: &host,
+        runner,
+        clock: &SystemClock,
+    };
+    match reconcile(node, &config, mode).await {
+        Ok(report) => {
+            print(&report, args.json, mode);
+            if report.failed().next().is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("lfleet-agent: {}", chain(&error));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LFLEET_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("lfleet-agent: cannot start the runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Plan(args) => runtime.block_on(run(args, Mode::Plan)),
+        Command::Apply(args) => runtime.block_on(run(args, Mode::Apply)),
+    }
+}

@@ -1,0 +1,510 @@
+//! `lfleet-agent plan|apply` as a real process against lfleet-sim nodes: install, LNet,
+//! fstab, mounts and the slurmd drop-in; idempotence proved by the command log and the tree;
+//! kernel upgrades; removed and hand-made mounts; booting from the ledger; bad configs.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test snapshots simulated node roots and runs the agent binary"
+)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lfleet_sim::{Fault, LustreVersion, NodeSpec, SimNode};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_lfleet-agent");
+const EXAMPLE: &str = include_str!("../../packaging/examples/agent.toml");
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    commands: Vec<String>,
+}
+
+fn agent(node: &Path, subcommand: &str, config: Option<&Path>) -> Run {
+    let log = node
+        .parent()
+        .unwrap()
+        .join(format!("commands-{}.log", std::process::id()));
+    let _ = fs::remove_file(&log);
+    let mut command = Command::new(AGENT);
+    command.args([
+        subcommand,
+        "--root",
+        node.to_str().unwrap(),
+        "--command-log",
+        log.to_str().unwrap(),
+    ]);
+    if let Some(config) = config {
+        command.args(["--config", config.to_str().unwrap()]);
+    }
+    let output = command
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                node.join("bin").display()
+            ),
+        )
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        commands: fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+fn node(dir: &Path, distro: &str, kernel: &str, lustre: LustreVersion) -> SimNode {
+    let mut spec = NodeSpec::new(distro, kernel, lustre);
+    spec.accelnet = true;
+    SimNode::create(&dir.join("node"), &spec).unwrap()
+}
+
+/// The agent config for a node's Lustre version, with the given mounts.
+fn config(
+    dir: &Path,
+    name: &str,
+    generation: u64,
+    lustre: LustreVersion,
+    mounts: &[(&str, &str)],
+) -> PathBuf {
+    let mut text = EXAMPLE
+        .replace("generation = 1", &format!("generation = {generation}"))
+        .replace("2.15.7-33-g79ddf99", lustre.amlfs_version());
+    // Drop the example's own mount table (a line that starts with it; comments mention it too).
+    let first = text.find("\n[[mounts]]").unwrap();
+    text.truncate(first + 1);
+    for (point, fsname) in mounts {
+        text.push_str(&format!("[[mounts]]\nmgs_nids = \"10.0.1.4@tcp\"\nfsname = \"{fsname}\"\nmount_point = \"{point}\"\noptions = [\"noatime\", \"flock\"]\n\n"));
+    }
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// Every file and link under the node root, with its bytes or target.
+fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, into: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let key = path.strip_prefix(base).unwrap().display().to_string();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_symlink() {
+                into.insert(
+                    key,
+                    fs::read_link(&path)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .into_bytes(),
+                );
+            } else if meta.is_dir() {
+                into.insert(format!("{key}/"), Vec::new());
+                walk(base, &path, into);
+            } else {
+                into.insert(key, fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut tree = BTreeMap::new();
+    walk(root, root, &mut tree);
+    tree
+}
+
+/// Commands that change a node; a second apply must run none.
+fn mutating(commands: &[String]) -> Vec<&String> {
+    let read_only = [
+        "ip route get",
+        "ip -o link show",
+        "lnetctl net show",
+        "apt-cache madison",
+        "dpkg-query",
+        "rpm -q",
+        "dnf list",
+        "tdnf list",
+    ];
+    commands
+        .iter()
+        .filter(|c| !read_only.iter().any(|r| c.starts_with(r)))
+        .collect()
+}
+
+fn read(node: &SimNode, relative: &str) -> String {
+    fs::read_to_string(node.root().join(relative)).unwrap_or_default()
+}
+
+/// Fresh node: client, LNet, fstab line, mount, drop-in; then a second apply changes nothing.
+fn fresh_node_converges_and_stays_put(distro: &str, kernel: &str, lustre: LustreVersion) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(dir.path(), distro, kernel, lustre);
+    let config = config(
+        dir.path(),
+        "agent.toml",
+        1,
+        lustre,
+        &[("/lustre", "lustrefs")],
+    );
+
+    let plan = agent(node.root(), "plan", Some(&config));
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains(&format!(
+            "would: install the Lustre {} client for kernel {kernel}",
+            lustre.amlfs_version()
+        )),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        mutating(&plan.commands).is_empty(),
+        "plan ran {:?}",
+        plan.commands
+    );
+
+    let first = agent(node.root(), "apply", Some(&config));
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let state = node.state().unwrap();
+    assert!(
+        state.clients.contains(kernel),
+        "client installed for the running kernel"
+    );
+    assert!(state.loaded_modules.contains("lustre"));
+    assert_eq!(
+        state.lnet_nets,
+        vec![("tcp".to_string(), "eth0".to_string())],
+        "LNet on eth0, never the VF"
+    );
+    let fstab = read(&node, "etc/fstab");
+    assert!(fstab.contains("10.0.1.4@tcp:/lustrefs /lustre lustre defaults,noatime,flock,_netdev,nofail,x-systemd.requires=lfleet-lnet.service,x-systemd.before=remote-fs.target,x-systemd.mount-timeout=120 0 0\n"), "{fstab}");
+    assert!(
+        fstab.starts_with(lfleet_sim::node::INITIAL_FSTAB),
+        "foreign lines kept byte for byte"
+    );
+    assert!(read(&node, "proc/self/mountinfo").contains(" /lustre rw,noatime shared:"));
+    assert_eq!(
+        read(
+            &node,
+            "etc/systemd/system/slurmd.service.d/lfleet-mounts.conf"
+        )
+        .lines()
+        .last(),
+        Some("RequiresMountsFor=/lustre")
+    );
+    assert!(
+        node.root().join("var/lib/lfleet/desired.json").exists(),
+        "the accepted config is in the ledger"
+    );
+
+    let before = snapshot(node.root());
+    let second = agent(node.root(), "apply", Some(&config));
+    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    assert_eq!(second.stdout, "no changes\n");
+    assert_eq!(
+        mutating(&second.commands),
+        Vec::<&String>::new(),
+        "second apply ran mutating commands"
+    );
+    assert!(
+        !second.commands.is_empty(),
+        "the command log recorded the read-only queries"
+    );
+    assert_eq!(
+        snapshot(node.root()),
+        before,
+        "second apply changed the node root"
+    );
+}
+
+#[test]
+fn ubuntu_2204_node_converges_and_a_second_apply_changes_nothing() {
+    fresh_node_converges_and_stays_put("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15);
+}
+
+#[test]
+fn alma_9_node_converges_and_a_second_apply_changes_nothing() {
+    fresh_node_converges_and_stays_put(
+        "alma-9",
+        "5.14.0-427.13.1.el9_4.x86_64",
+        LustreVersion::V2_12,
+    );
+}
+
+#[test]
+fn azure_linux_3_node_converges_and_a_second_apply_changes_nothing() {
+    fresh_node_converges_and_stays_put("azurelinux-3", "6.6.57.1-6.azl3", LustreVersion::V2_17);
+}
+
+#[test]
+fn an_installed_kernel_upgrade_gets_its_client_before_any_reboot_or_is_reported_unsafe() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = "5.15.0-1075-azure";
+    let upgrade = "5.15.0-1079-azure";
+    let node = node(dir.path(), "ubuntu-22.04", running, LustreVersion::V2_15);
+    let config = config(
+        dir.path(),
+        "agent.toml",
+        1,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    assert_eq!(agent(node.root(), "apply", Some(&config)).code, 0);
+
+    // Not yet published: reported before the reboot, nothing half-installed.
+    node.fault(&Fault::KernelUpgrade {
+        kernel: upgrade.into(),
+    })
+    .unwrap();
+    node.fault(&Fault::RepoMissing {
+        kernel: upgrade.into(),
+    })
+    .unwrap();
+    let run = agent(node.root(), "apply", Some(&config));
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!(
+            "reboot-unsafe: kernel {upgrade} has no Lustre client (not-yet-published)"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(!node.state().unwrap().clients.contains(upgrade));
+    assert!(
+        !node
+            .root()
+            .join(format!("lib/modules/{upgrade}/updates"))
+            .exists(),
+        "nothing half-installed"
+    );
+    assert!(
+        read(&node, "proc/self/mountinfo").contains(" /lustre "),
+        "the running mount is untouched"
+    );
+
+    // Published now: the next pass retries and installs it.
+    node.heal(Some("repo-missing")).unwrap();
+    let run = agent(node.root(), "apply", Some(&config));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!(
+            "did: installed amlfs-lustre-client-2.15.7-33-g79ddf99={upgrade}"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        node.root()
+            .join(format!("lib/modules/{upgrade}/updates/fs/lustre/lustre.ko"))
+            .exists()
+    );
+    // And after the reboot the new kernel mounts with no install step.
+    node.reboot(Some(upgrade)).unwrap();
+    let run = agent(node.root(), "apply", Some(&config));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(!run.stdout.contains("installed"), "{}", run.stdout);
+    assert!(read(&node, "proc/self/mountinfo").contains(" /lustre "));
+}
+
+#[test]
+fn a_mount_removed_from_config_is_unmounted_and_a_hand_made_mount_is_never_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(
+        dir.path(),
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        LustreVersion::V2_15,
+    );
+    let both = config(
+        dir.path(),
+        "both.toml",
+        1,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs"), ("/scratch", "scratch")],
+    );
+    assert_eq!(agent(node.root(), "apply", Some(&both)).code, 0);
+    // An operator mounts something by hand.
+    fs::create_dir_all(node.root().join("handmade")).unwrap();
+    let out = Command::new(node.root().join("bin/mount"))
+        .args(["-t", "lustre", "10.0.9.9@tcp:/other", "/handmade"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(read(&node, "proc/self/mountinfo").contains(" /scratch "));
+
+    let one = config(
+        dir.path(),
+        "one.toml",
+        2,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    let run = agent(node.root(), "apply", Some(&one));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.commands.contains(&"umount /scratch".to_string()),
+        "{:?}",
+        run.commands
+    );
+    assert!(
+        !run.commands.iter().any(|c| c.contains("/handmade")),
+        "{:?}",
+        run.commands
+    );
+    let mountinfo = read(&node, "proc/self/mountinfo");
+    assert!(
+        !mountinfo.contains(" /scratch ")
+            && mountinfo.contains(" /handmade ")
+            && mountinfo.contains(" /lustre ")
+    );
+    let fstab = read(&node, "etc/fstab");
+    assert!(
+        !fstab.contains("/scratch") && fstab.contains(" /lustre lustre "),
+        "{fstab}"
+    );
+    assert_eq!(
+        read(
+            &node,
+            "etc/systemd/system/slurmd.service.d/lfleet-mounts.conf"
+        )
+        .lines()
+        .last(),
+        Some("RequiresMountsFor=/lustre")
+    );
+
+    // The older config is refused in favour of the ledger's newer one: /scratch stays gone.
+    let run = agent(node.root(), "apply", Some(&both));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "no changes\n");
+}
+
+#[test]
+fn a_restarted_agent_with_no_configuration_file_boots_from_the_ledger_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(
+        dir.path(),
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        LustreVersion::V2_15,
+    );
+    let config = config(
+        dir.path(),
+        "agent.toml",
+        3,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    assert_eq!(agent(node.root(), "apply", Some(&config)).code, 0);
+    fs::remove_file(&config).unwrap();
+    let before = snapshot(node.root());
+    // No --config and no /etc/lfleet/agent.toml: the ledger is the desired state.
+    let run = agent(node.root(), "apply", None);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "no changes\n");
+    assert_eq!(mutating(&run.commands), Vec::<&String>::new());
+    assert_eq!(snapshot(node.root()), before);
+    // With neither, nothing happens and the agent says why.
+    let empty = tempfile::tempdir().unwrap();
+    let bare = node_bare(empty.path());
+    let run = agent(bare.root(), "apply", None);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no desired configuration"),
+        "{}",
+        run.stderr
+    );
+}
+
+fn node_bare(dir: &Path) -> SimNode {
+    node(
+        dir,
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        LustreVersion::V2_15,
+    )
+}
+
+#[test]
+fn a_bad_configuration_is_refused_clearly_and_the_node_root_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(
+        dir.path(),
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        LustreVersion::V2_15,
+    );
+    let good = config(
+        dir.path(),
+        "good.toml",
+        1,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    let good_text = fs::read_to_string(&good).unwrap();
+    let cases = [
+        (
+            "invalid NID",
+            good_text.replace("10.0.1.4@tcp", "10.0.1.400@tcp"),
+            "mounts[0].mgs_nids",
+        ),
+        (
+            "relative mount point",
+            good_text.replace("\"/lustre\"", "\"lustre\""),
+            "is not absolute",
+        ),
+        (
+            "mount point under /etc",
+            good_text.replace("\"/lustre\"", "\"/etc/lustre\""),
+            "under /etc",
+        ),
+        (
+            "option injection",
+            good_text.replace("\"noatime\", \"flock\"", "\"noatime,suid\""),
+            "contains ','",
+        ),
+    ];
+    for (what, text, fragment) in cases {
+        let before = snapshot(node.root());
+        let path = dir.path().join("bad.toml");
+        fs::write(&path, text).unwrap();
+        for subcommand in ["plan", "apply"] {
+            let run = agent(node.root(), subcommand, Some(&path));
+            assert_eq!(run.code, 2, "{what}: {}{}", run.stdout, run.stderr);
+            assert!(run.stderr.contains(fragment), "{what}: {}", run.stderr);
+            assert!(run.commands.is_empty(), "{what}: ran {:?}", run.commands);
+        }
+        assert_eq!(
+            snapshot(node.root()),
+            before,
+            "{what} changed the node root"
+        );
+    }
+    // An unknown distribution: refused before anything runs.
+    fs::write(
+        node.root().join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\n",
+    )
+    .unwrap();
+    let before = snapshot(node.root());
+    let run = agent(node.root(), "apply", Some(&good));
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("unsupported distribution debian 12"),
+        "{}",
+        run.stderr
+    );
+    let mut after = snapshot(node.root());
+    // The one write allowed before observing is the ledger's record of an accepted config;
+    // an unsupported node must not even get that.
+    after.retain(|k, _| !k.starts_with("var/lib/lfleet"));
+    let mut before_without = before.clone();
+    before_without.retain(|k, _| !k.starts_with("var/lib/lfleet"));
+    assert_eq!(after, before_without);
+    assert!(mutating(&run.commands).is_empty());
+}
