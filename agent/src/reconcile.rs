@@ -94,6 +94,43 @@ pub enum ReconcileError {
     Fstab(#[source] lfleet_mount::FstabError),
     #[error("/proc/self/mountinfo is unreadable")]
     Mountinfo(#[source] lfleet_mount::MountInfoError),
+    #[error(
+        "another lfleet-agent holds {path} (mounts and installs are serialized per node); gave up after {waited:?}"
+    )]
+    Busy { path: String, waited: Duration },
+}
+
+/// The lock that serializes applies on a node (daemon and one-shot CLI alike).
+pub const APPLY_LOCK: &str = "run/lfleet/agent.lock";
+/// How long an apply waits for another one to finish.
+pub const APPLY_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Takes the node's apply lock, polling until `wait` has passed.
+async fn lock_node(
+    host: &HostRoot,
+    wait: Duration,
+) -> Result<lfleet_host::LockGuard, ReconcileError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match host.try_lock(APPLY_LOCK) {
+            Ok(Some(guard)) => return Ok(guard),
+            Ok(None) if started.elapsed() < wait => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Ok(None) => {
+                return Err(ReconcileError::Busy {
+                    path: format!("/{APPLY_LOCK}"),
+                    waited: wait,
+                });
+            }
+            Err(source) => {
+                return Err(ReconcileError::Host {
+                    what: "the apply lock",
+                    source,
+                });
+            }
+        }
+    }
 }
 
 /// The node's facilities: where files are, how programs run, what time it is.
@@ -563,5 +600,22 @@ async fn lnet(
             ),
         );
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_apply_waits_for_the_first_and_gives_up_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        let held = host.try_lock(APPLY_LOCK).unwrap().expect("free");
+        let err = lock_node(&host, Duration::from_secs(2)).await.unwrap_err();
+        assert!(matches!(err, ReconcileError::Busy { .. }), "{err}");
+        assert!(err.to_string().contains("/run/lfleet/agent.lock"), "{err}");
+        drop(held);
+        assert!(lock_node(&host, Duration::from_secs(2)).await.is_ok());
     }
 }

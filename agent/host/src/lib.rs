@@ -25,4 +25,4 @@ pub use command::{
 };
 pub use fake::{FakeCommandRunner, FakeResponse, Invocation};
 pub use record::RecordingRunner;
-pub use root::{HostError, HostRoot};
+pub use root::{HostError, HostRoot, LockGuard};

@@ -284,9 +284,63 @@ impl HostRoot {
     }
 }
 
+/// An exclusive lock on a file under the root, held until dropped (flock(2)).
+#[derive(Debug)]
+pub struct LockGuard {
+    _lock: nix::fcntl::Flock<fs::File>,
+    path: PathBuf,
+}
+
+impl LockGuard {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl HostRoot {
+    /// Tries to take an exclusive lock on `node_path` (created if missing) without waiting:
+    /// `Ok(None)` when another process holds it.
+    pub fn try_lock(&self, node_path: impl AsRef<Path>) -> Result<Option<LockGuard>, HostError> {
+        let path = self.resolve(node_path)?;
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
+        }
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error("open lock file", &path))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(LockGuard { _lock: lock, path })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(io_error("lock", &path)(errno.into())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        let first = host
+            .try_lock("run/lfleet/agent.lock")
+            .unwrap()
+            .expect("free");
+        assert!(
+            host.try_lock("run/lfleet/agent.lock").unwrap().is_none(),
+            "held"
+        );
+        drop(first);
+        assert!(
+            host.try_lock("run/lfleet/agent.lock").unwrap().is_some(),
+            "released"
+        );
+    }
 
     #[test]
     fn resolves_absolute_and_relative_node_paths_under_the_root() {
