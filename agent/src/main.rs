@@ -152,6 +152,11 @@ async fn run(args: PassArgs, mode: Mode) -> ExitCode {
     if let Some(sysfs) = &args.sysfs {
         host = host.with_sysfs(sysfs);
     }
+    // Nothing is written to a node lfleet cannot manage, not even the ledger.
+    if let Err(error) = lfleet_agent::reconcile::preflight(&host) {
+        eprintln!("lfleet-agent: {}", chain(&error));
+        return ExitCode::from(2);
+    }
     let config = match desired(&host, &args, mode) {
         Ok(config) => config,
         Err(message) => {

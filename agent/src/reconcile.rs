@@ -162,6 +162,18 @@ async fn change(
     node.runner.run(&spec).await.map(|_| ())
 }
 
+/// The read-only checks that must pass before the agent writes anything to a node (its
+/// ledger, its lock): the distribution is one lfleet supports.
+pub fn preflight(host: &HostRoot) -> Result<Distro, ReconcileError> {
+    let os_release =
+        host.read_to_string("etc/os-release")
+            .map_err(|source| ReconcileError::Host {
+                what: "/etc/os-release",
+                source,
+            })?;
+    Ok(Distro::from_os_release(&os_release)?)
+}
+
 /// One pass. `Err` only when observation itself fails; per-item failures are in the report.
 pub async fn reconcile(
     node: NodeHandle<'_>,
@@ -169,13 +181,12 @@ pub async fn reconcile(
     mode: Mode,
 ) -> Result<Report, ReconcileError> {
     let host = node.host;
-    let os_release =
-        host.read_to_string("etc/os-release")
-            .map_err(|source| ReconcileError::Host {
-                what: "/etc/os-release",
-                source,
-            })?;
-    let distro = Distro::from_os_release(&os_release)?;
+    let distro = preflight(host)?;
+    // Applies are serialized per node: concurrent Lustre mounts and unmounts fail or crash.
+    let _lock = match mode {
+        Mode::Apply => Some(lock_node(host, APPLY_LOCK_WAIT).await?),
+        Mode::Plan => None,
+    };
     let running = running_kernel(host).map_err(|source| ReconcileError::Host {
         what: "the running kernel",
         source,
