@@ -5,6 +5,9 @@
 //!   the classified reasons when an item failed, 2 when the configuration or the node cannot
 //!   be read (and then nothing was changed).
 //!
+//! - `lfleet-agent kernel-installed KVER`: the kernel hooks' call; installs that kernel's client.
+//! - `lfleet-agent lnet-up`: lfleet-lnet.service's call; brings LNet up as configured.
+//!
 //! Without `--config` (or when the file is absent) the agent uses its ledger: the last
 //! configuration it accepted.
 
@@ -34,6 +37,23 @@ enum Command {
     Plan(PassArgs),
     /// Run one reconcile pass and exit.
     Apply(PassArgs),
+    /// Make sure a newly installed kernel has its Lustre client (run by the kernel hooks).
+    KernelInstalled {
+        /// The kernel release that was installed.
+        kernel: String,
+        #[command(flatten)]
+        args: PassArgs,
+    },
+    /// Bring LNet up from the accepted configuration (run by lfleet-lnet.service at boot).
+    LnetUp(PassArgs),
+}
+
+/// What a command does with the node.
+#[derive(Debug, Clone)]
+enum Job {
+    Pass(Mode),
+    Kernel(String),
+    Lnet,
 }
 
 #[derive(Debug, Args)]
@@ -144,7 +164,11 @@ fn print(report: &Report, json: bool, mode: Mode) {
     }
 }
 
-async fn run(args: PassArgs, mode: Mode) -> ExitCode {
+async fn run(args: PassArgs, job: Job) -> ExitCode {
+    let mode = match job {
+        Job::Pass(mode) => mode,
+        Job::Kernel(_) | Job::Lnet => Mode::Apply,
+    };
     let mut host = HostRoot::new(&args.root);
     if let Some(procfs) = &args.procfs {
         host = host.with_procfs(procfs);
@@ -178,7 +202,14 @@ async fn run(args: PassArgs, mode: Mode) -> ExitCode {
         runner,
         clock: &SystemClock,
     };
-    match reconcile(node, &config, mode).await {
+    let result = match &job {
+        Job::Pass(mode) => reconcile(node, &config, *mode).await,
+        Job::Kernel(kernel) => {
+            lfleet_agent::reconcile::ensure_kernel_client(node, &config, kernel).await
+        }
+        Job::Lnet => lfleet_agent::reconcile::lnet_up(node, &config).await,
+    };
+    match result {
         Ok(report) => {
             print(&report, args.json, mode);
             if report.failed().next().is_some() {
@@ -214,7 +245,11 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Plan(args) => runtime.block_on(run(args, Mode::Plan)),
-        Command::Apply(args) => runtime.block_on(run(args, Mode::Apply)),
+        Command::Plan(args) => runtime.block_on(run(args, Job::Pass(Mode::Plan))),
+        Command::Apply(args) => runtime.block_on(run(args, Job::Pass(Mode::Apply))),
+        Command::KernelInstalled { kernel, args } => {
+            runtime.block_on(run(args, Job::Kernel(kernel)))
+        }
+        Command::LnetUp(args) => runtime.block_on(run(args, Job::Lnet)),
     }
 }

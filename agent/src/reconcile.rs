@@ -461,6 +461,54 @@ pub async fn reconcile(
     Ok(report)
 }
 
+/// Makes sure one kernel has its client (the kernel postinst hook's job). Serialized with
+/// applies.
+pub async fn ensure_kernel_client(
+    node: NodeHandle<'_>,
+    config: &NodeConfig,
+    kernel: &str,
+) -> Result<Report, ReconcileError> {
+    let distro = preflight(node.host)?;
+    let _lock = lock_node(node.host, APPLY_LOCK_WAIT).await?;
+    let policy = InstallPolicy::new(&config.client.lustre_version);
+    let installer = Installer {
+        host: node.host,
+        runner: node.runner,
+        clock: node.clock,
+        distro: &distro,
+        policy: &policy,
+    };
+    let mut report = Report::default();
+    match installer.ensure_client(kernel).await {
+        Ok(crate::install::Ensured::Installed { package }) => {
+            report.changes.push(format!("installed {package}"));
+            report.ok("package", kernel, "client installed");
+        }
+        Ok(crate::install::Ensured::AlreadyPresent) => {
+            report.ok("package", kernel, "client module present")
+        }
+        Err(error) => {
+            let class = error.class();
+            report.fail("package", kernel, class.code(), error.to_string());
+            report.findings.push(format!(
+                "reboot-unsafe: kernel {kernel} has no Lustre client ({class})"
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Brings LNet up as desired (the lfleet-lnet.service's job at boot). Serialized with applies.
+pub async fn lnet_up(node: NodeHandle<'_>, config: &NodeConfig) -> Result<Report, ReconcileError> {
+    preflight(node.host)?;
+    let _lock = lock_node(node.host, APPLY_LOCK_WAIT).await?;
+    let mut report = Report::default();
+    if let Some(first) = config.mounts.first() {
+        lnet(node, config, first, Mode::Apply, &mut report).await;
+    }
+    Ok(report)
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut parts = Vec::new();
     let mut source = error.source();

@@ -69,7 +69,7 @@ fn node(dir: &Path, distro: &str, kernel: &str, lustre: LustreVersion) -> SimNod
 }
 
 /// The agent config for a node's Lustre version, with the given mounts.
-fn config(
+fn write_config(
     dir: &Path,
     name: &str,
     generation: u64,
@@ -145,7 +145,7 @@ fn read(node: &SimNode, relative: &str) -> String {
 fn fresh_node_converges_and_stays_put(distro: &str, kernel: &str, lustre: LustreVersion) {
     let dir = tempfile::tempdir().unwrap();
     let node = node(dir.path(), distro, kernel, lustre);
-    let config = config(
+    let config = write_config(
         dir.path(),
         "agent.toml",
         1,
@@ -248,7 +248,7 @@ fn an_installed_kernel_upgrade_gets_its_client_before_any_reboot_or_is_reported_
     let running = "5.15.0-1075-azure";
     let upgrade = "5.15.0-1079-azure";
     let node = node(dir.path(), "ubuntu-22.04", running, LustreVersion::V2_15);
-    let config = config(
+    let config = write_config(
         dir.path(),
         "agent.toml",
         1,
@@ -321,7 +321,7 @@ fn a_mount_removed_from_config_is_unmounted_and_a_hand_made_mount_is_never_touch
         "5.15.0-1075-azure",
         LustreVersion::V2_15,
     );
-    let both = config(
+    let both = write_config(
         dir.path(),
         "both.toml",
         1,
@@ -338,7 +338,7 @@ fn a_mount_removed_from_config_is_unmounted_and_a_hand_made_mount_is_never_touch
     assert!(out.status.success());
     assert!(read(&node, "proc/self/mountinfo").contains(" /scratch "));
 
-    let one = config(
+    let one = write_config(
         dir.path(),
         "one.toml",
         2,
@@ -393,7 +393,7 @@ fn a_restarted_agent_with_no_configuration_file_boots_from_the_ledger_and_change
         "5.15.0-1075-azure",
         LustreVersion::V2_15,
     );
-    let config = config(
+    let config = write_config(
         dir.path(),
         "agent.toml",
         3,
@@ -439,7 +439,7 @@ fn a_bad_configuration_is_refused_clearly_and_the_node_root_is_untouched() {
         "5.15.0-1075-azure",
         LustreVersion::V2_15,
     );
-    let good = config(
+    let good = write_config(
         dir.path(),
         "good.toml",
         1,
@@ -505,4 +505,157 @@ fn a_bad_configuration_is_refused_clearly_and_the_node_root_is_untouched() {
         "an unsupported node got written to"
     );
     assert!(mutating(&run.commands).is_empty());
+}
+
+/// Runs a kernel hook script from packaging/ as the kernel packages do, against the node.
+fn hook(node: &SimNode, script: &str, args: &[&str]) -> (i32, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/kernel")
+        .join(script);
+    let output = Command::new(&path)
+        .args(args)
+        .env("LFLEET_AGENT", AGENT)
+        .env("LFLEET_ROOT", node.root())
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                node.root().join("bin").display()
+            ),
+        )
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_kernel_hooks_install_the_new_kernels_client_at_once_and_never_fail_the_kernel_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(
+        dir.path(),
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        LustreVersion::V2_15,
+    );
+    let config = write_config(
+        dir.path(),
+        "agent.toml",
+        1,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    assert_eq!(agent(node.root(), "apply", Some(&config)).code, 0);
+    // Not published yet: the hook succeeds (the kernel install must not fail) and says why.
+    node.fault(&Fault::KernelUpgrade {
+        kernel: "5.15.0-1079-azure".into(),
+    })
+    .unwrap();
+    node.fault(&Fault::RepoMissing {
+        kernel: "5.15.0-1079-azure".into(),
+    })
+    .unwrap();
+    let (code, stderr) = hook(
+        &node,
+        "postinst.d/zz-lfleet-agent",
+        &["5.15.0-1079-azure", "/boot/vmlinuz-5.15.0-1079-azure"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        stderr.contains("kernel 5.15.0-1079-azure has no Lustre client yet"),
+        "{stderr}"
+    );
+    assert!(!node.state().unwrap().clients.contains("5.15.0-1079-azure"));
+    // Published: the hook installs it right away.
+    node.heal(Some("repo-missing")).unwrap();
+    let (code, stderr) = hook(
+        &node,
+        "postinst.d/zz-lfleet-agent",
+        &["5.15.0-1079-azure", "/boot/vmlinuz-5.15.0-1079-azure"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(node.state().unwrap().clients.contains("5.15.0-1079-azure"));
+
+    // The RHEL-family kernel-install plugin does the same.
+    let alma_dir = tempfile::tempdir().unwrap();
+    let alma = node_with(
+        alma_dir.path(),
+        "alma-9",
+        "5.14.0-427.13.1.el9_4.x86_64",
+        LustreVersion::V2_15,
+    );
+    let config = write_config(
+        alma_dir.path(),
+        "agent.toml",
+        1,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    assert_eq!(agent(alma.root(), "apply", Some(&config)).code, 0);
+    alma.fault(&Fault::KernelUpgrade {
+        kernel: "5.14.0-503.11.1.el9_5.x86_64".into(),
+    })
+    .unwrap();
+    let (code, stderr) = hook(
+        &alma,
+        "install.d/90-lfleet-agent.install",
+        &[
+            "add",
+            "5.14.0-503.11.1.el9_5.x86_64",
+            "/boot/vmlinuz-5.14.0-503.11.1.el9_5.x86_64",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        alma.state()
+            .unwrap()
+            .clients
+            .contains("5.14.0-503.11.1.el9_5.x86_64")
+    );
+    // Other kernel-install commands are none of its business.
+    let (code, _) = hook(
+        &alma,
+        "install.d/90-lfleet-agent.install",
+        &["remove", "5.14.0-503.11.1.el9_5.x86_64"],
+    );
+    assert_eq!(code, 0);
+}
+
+fn node_with(dir: &Path, distro: &str, kernel: &str, lustre: LustreVersion) -> SimNode {
+    node(dir, distro, kernel, lustre)
+}
+
+#[test]
+fn lnet_up_brings_lnet_back_after_a_reboot_from_the_ledger_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(
+        dir.path(),
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        LustreVersion::V2_15,
+    );
+    let config = write_config(
+        dir.path(),
+        "agent.toml",
+        1,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    assert_eq!(agent(node.root(), "apply", Some(&config)).code, 0);
+    fs::remove_file(&config).unwrap();
+    node.reboot(None).unwrap();
+    assert!(node.state().unwrap().lnet_nets.is_empty());
+    let run = agent(node.root(), "lnet-up", None);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        node.state().unwrap().lnet_nets,
+        vec![("tcp".to_string(), "eth0".to_string())]
+    );
+    assert!(
+        run.commands.iter().all(|c| !c.starts_with("mount")),
+        "lnet-up mounts nothing: {:?}",
+        run.commands
+    );
 }
