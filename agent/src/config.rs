@@ -81,6 +81,9 @@ pub struct NodeConfig {
     pub mount_timeout_seconds: u32,
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
+    /// The package repository to set up; absent when the image already has one.
+    #[serde(default)]
+    pub repository: Option<crate::repo::RepositoryConfig>,
 }
 
 /// Why a configuration was refused.
@@ -108,6 +111,8 @@ struct RawConfig {
     mount_timeout_seconds: u32,
     #[serde(default)]
     mounts: Vec<RawMountSpec>,
+    #[serde(default)]
+    repository: Option<crate::repo::RepositoryConfig>,
 }
 
 // === impl NodeConfig ===
@@ -184,6 +189,9 @@ impl NodeConfig {
                 "must be from 1 to 3600".into(),
             ));
         }
+        if let Some(repository) = &raw.repository {
+            repository.validate().map_err(ConfigError::Syntax)?;
+        }
         let mut mounts = Vec::new();
         for (index, mount) in raw.mounts.into_iter().enumerate() {
             let spec =
@@ -206,6 +214,7 @@ impl NodeConfig {
             lnet: raw.lnet,
             mount_timeout_seconds: raw.mount_timeout_seconds,
             mounts,
+            repository: raw.repository,
         })
     }
 

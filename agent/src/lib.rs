@@ -9,3 +9,4 @@ pub mod install;
 pub mod ledger;
 pub mod mount_apply;
 pub mod reconcile;
+pub mod repo;

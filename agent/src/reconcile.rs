@@ -214,6 +214,11 @@ pub async fn reconcile(
     let mut report = Report::default();
     let policy = InstallPolicy::new(&config.client.lustre_version);
 
+    // 0. The package repository, when configured.
+    if let Some(repository) = &config.repository {
+        repository_files(host, repository, &distro, mode, &mut report);
+    }
+
     // 1. Clients: the running kernel first, then every other installed kernel.
     let mut running_ok = true;
     let mut others: Vec<&String> = kernels.iter().filter(|k| **k != running).collect();
@@ -507,6 +512,50 @@ pub async fn lnet_up(node: NodeHandle<'_>, config: &NodeConfig) -> Result<Report
         lnet(node, config, first, Mode::Apply, &mut report).await;
     }
     Ok(report)
+}
+
+/// Writes the repository and key files where they differ from what they should be.
+fn repository_files(
+    host: &HostRoot,
+    repository: &crate::repo::RepositoryConfig,
+    distro: &Distro,
+    mode: Mode,
+    report: &mut Report,
+) {
+    let key = match host.read_limited(&repository.key_file, 1 << 20) {
+        Ok(key) => key,
+        Err(error) => {
+            report.fail(
+                "repository",
+                &repository.key_file,
+                "repository-key-missing",
+                error.to_string(),
+            );
+            return;
+        }
+    };
+    for file in crate::repo::desired_files(repository, distro, &key) {
+        let current = host.read_limited(&file.path, 1 << 20).ok();
+        if current.as_deref() == Some(file.contents.as_slice()) {
+            continue;
+        }
+        let what = format!("write /{}", file.path);
+        if mode == Mode::Plan {
+            report.changes.push(what);
+            continue;
+        }
+        let dir = std::path::Path::new(&file.path)
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        match host
+            .create_dir_all(&dir, 0o755)
+            .and_then(|()| host.write_atomic(&file.path, &file.contents, 0o644))
+        {
+            Ok(()) => report.changes.push(what),
+            Err(error) => report.fail("repository", &file.path, "write-failed", error.to_string()),
+        }
+    }
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -659,3 +659,58 @@ fn lnet_up_brings_lnet_back_after_a_reboot_from_the_ledger_alone() {
         run.commands
     );
 }
+
+#[test]
+fn the_repository_and_its_key_are_written_once_for_apt_and_dnf() {
+    const KEY: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----\nconstructed test key, not a real one\n-----END PGP PUBLIC KEY BLOCK-----\n";
+    for (distro, kernel, repo_file, key_file, line) in [
+        (
+            "ubuntu-22.04",
+            "5.15.0-1075-azure",
+            "etc/apt/sources.list.d/lfleet-amlfs.list",
+            "etc/apt/keyrings/lfleet-amlfs.asc",
+            "deb [arch=amd64 signed-by=/etc/apt/keyrings/lfleet-amlfs.asc] https://mirror.example.invalid/repos/amlfs-jammy/ jammy main",
+        ),
+        (
+            "alma-9",
+            "5.14.0-427.13.1.el9_4.x86_64",
+            "etc/yum.repos.d/lfleet-amlfs.repo",
+            "etc/pki/rpm-gpg/lfleet-amlfs.asc",
+            "gpgcheck=1",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path(), distro, kernel, LustreVersion::V2_15);
+        fs::create_dir_all(node.root().join("etc/lfleet")).unwrap();
+        fs::write(node.root().join("etc/lfleet/amlfs.asc"), KEY).unwrap();
+        let path = write_config(
+            dir.path(),
+            "agent.toml",
+            1,
+            LustreVersion::V2_15,
+            &[("/lustre", "lustrefs")],
+        );
+        let url = if distro.starts_with("ubuntu") {
+            "https://mirror.example.invalid/repos/amlfs-{codename}/"
+        } else {
+            "https://mirror.example.invalid/yumrepos/amlfs-el{major}"
+        };
+        let text = fs::read_to_string(&path).unwrap()
+            + &format!("[repository]\nurl = \"{url}\"\nkey_file = \"/etc/lfleet/amlfs.asc\"\n");
+        fs::write(&path, text).unwrap();
+        let run = agent(node.root(), "apply", Some(&path));
+        assert_eq!(run.code, 0, "{distro}: {}{}", run.stdout, run.stderr);
+        assert!(
+            read(&node, repo_file).lines().any(|l| l == line),
+            "{distro}: {}",
+            read(&node, repo_file)
+        );
+        assert_eq!(read(&node, key_file), KEY);
+        let again = agent(node.root(), "apply", Some(&path));
+        assert_eq!(again.stdout, "no changes\n", "{distro}");
+        // An edited repository file is put back.
+        fs::write(node.root().join(repo_file), "edited\n").unwrap();
+        let run = agent(node.root(), "apply", Some(&path));
+        assert_eq!(run.stdout, format!("did: write /{repo_file}\n"), "{distro}");
+    }
+}
