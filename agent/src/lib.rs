@@ -5,6 +5,7 @@
 //! mount steps and writes the slurmd drop-in.
 
 pub mod config;
+pub mod dkms;
 pub mod install;
 pub mod ledger;
 pub mod mount_apply;

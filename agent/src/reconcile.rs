@@ -20,9 +20,11 @@ use lfleet_lnet::{DesiredLnet, LnetStep};
 use lfleet_mount::{Fstab, Knowledge, Observed, Step, parse_mountinfo};
 use serde::Serialize;
 
-use crate::config::NodeConfig;
+use crate::config::{Dkms, NodeConfig};
+use crate::dkms::SecureBoot;
 use crate::install::{InstallPolicy, Installer, find_module, installed_kernels, running_kernel};
 use crate::mount_apply::{FSTAB_PATH, MountExecutor, SLURMD_DROP_IN_PATH, slurmd_drop_in};
+use lfleet_install::FailureClass;
 
 /// Plan (change nothing) or apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,8 +258,48 @@ pub async fn reconcile(
                 report.ok("package", kernel, "client installed");
             }
             Err(error) => {
-                let class = error.class();
-                report.fail("package", kernel, class.code(), error.to_string());
+                let mut class = error.class();
+                let mut message = error.to_string();
+                let no_prebuilt = matches!(
+                    class,
+                    FailureClass::NotYetPublished | FailureClass::SeriesUnsupported
+                );
+                if no_prebuilt && config.client.dkms == Dkms::Allowed {
+                    match crate::dkms::secure_boot(host) {
+                        SecureBoot::Disabled => match crate::dkms::build(
+                            node,
+                            &distro,
+                            &config.client.lustre_version,
+                            kernel,
+                        )
+                        .await
+                        {
+                            Ok(()) => {
+                                report.changes.push(format!(
+                                    "built the Lustre client for kernel {kernel} with DKMS"
+                                ));
+                                report.ok("package", kernel, "client built with DKMS");
+                                continue;
+                            }
+                            Err((dkms_class, dkms_message)) => {
+                                class = dkms_class;
+                                message =
+                                    format!("{message}; DKMS fallback failed: {dkms_message}");
+                            }
+                        },
+                        state => {
+                            message = format!(
+                                "{message}; DKMS not tried: Secure Boot is {} and would reject an unsigned module",
+                                if state == SecureBoot::Enabled {
+                                    "on"
+                                } else {
+                                    "in an unknown state"
+                                }
+                            )
+                        }
+                    }
+                }
+                report.fail("package", kernel, class.code(), message);
                 if *kernel == running {
                     running_ok = false;
                 } else {

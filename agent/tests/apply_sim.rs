@@ -714,3 +714,83 @@ fn the_repository_and_its_key_are_written_once_for_apt_and_dnf() {
         assert_eq!(run.stdout, format!("did: write /{repo_file}\n"), "{distro}");
     }
 }
+
+#[test]
+fn dkms_builds_an_unpublished_kernels_client_only_when_allowed_and_secure_boot_is_off() {
+    let upgrade = "5.15.0-1079-azure";
+    for (secure_boot, dkms, expect_built) in [
+        (Some(false), "allowed", true),
+        (Some(true), "allowed", false),
+        (None, "forbidden", false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = NodeSpec::new("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15);
+        spec.secure_boot = secure_boot;
+        let node = SimNode::create(&dir.path().join("node"), &spec).unwrap();
+        let path = write_config(
+            dir.path(),
+            "agent.toml",
+            1,
+            LustreVersion::V2_15,
+            &[("/lustre", "lustrefs")],
+        );
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("dkms = \"forbidden\"", &format!("dkms = \"{dkms}\""));
+        fs::write(&path, text).unwrap();
+        assert_eq!(agent(node.root(), "apply", Some(&path)).code, 0);
+        node.fault(&Fault::KernelUpgrade {
+            kernel: upgrade.into(),
+        })
+        .unwrap();
+        node.fault(&Fault::RepoMissing {
+            kernel: upgrade.into(),
+        })
+        .unwrap();
+        let run = agent(node.root(), "apply", Some(&path));
+        let built = node
+            .root()
+            .join(format!("lib/modules/{upgrade}/updates/dkms/lustre.ko"))
+            .exists();
+        assert_eq!(
+            built, expect_built,
+            "{secure_boot:?} {dkms}: {}{}",
+            run.stdout, run.stderr
+        );
+        let tried = run
+            .commands
+            .iter()
+            .any(|c| c.contains("amlfs-lustre-client-dkms-"));
+        if expect_built {
+            assert_eq!(run.code, 0, "{}", run.stdout);
+            assert!(
+                run.stdout.contains(&format!(
+                    "did: built the Lustre client for kernel {upgrade} with DKMS"
+                )),
+                "{}",
+                run.stdout
+            );
+        } else {
+            assert!(
+                !tried,
+                "{secure_boot:?} {dkms}: DKMS must not be tried: {:?}",
+                run.commands
+            );
+            assert_eq!(run.code, 1);
+            assert!(
+                run.stdout.contains(&format!(
+                    "reboot-unsafe: kernel {upgrade} has no Lustre client (not-yet-published)"
+                )),
+                "{}",
+                run.stdout
+            );
+            if secure_boot == Some(true) {
+                assert!(
+                    run.stdout.contains("DKMS not tried: Secure Boot is on"),
+                    "{}",
+                    run.stdout
+                );
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@ use lfleet_sim::{Fault, LoadSpec, LustreVersion, NodeSpec, SimError, SimNode};
 const USAGE: &str = "usage:
   lfleet-sim node create DIR --distro D --kernel KVER --lustre 2.10|2.12|2.15|2.16|2.17
                  [--ib N] [--accelnet] [--osts N] [--mdts N] [--hostname NAME] [--real-packages]
+                 [--secure-boot on|off]   (absent: a node booted without EFI)
       distros: ubuntu-20.04 ubuntu-22.04 ubuntu-24.04 alma-8 alma-9 rocky-9 azurelinux-3
   lfleet-sim node reboot DIR [--kernel KVER]
   lfleet-sim node show DIR
@@ -61,6 +62,16 @@ fn run(args: &[String]) -> Result<String, SimError> {
             spec.ib_hcas = number(args, "--ib", 0)?;
             spec.accelnet = words.contains(&"--accelnet");
             spec.real_packages = words.contains(&"--real-packages");
+            spec.secure_boot = match option(args, "--secure-boot").as_deref() {
+                None => None,
+                Some("on") => Some(true),
+                Some("off") => Some(false),
+                Some(other) => {
+                    return Err(SimError::Usage(format!(
+                        "--secure-boot {other:?}: use on or off"
+                    )));
+                }
+            };
             spec.osts = number(args, "--osts", 4)?;
             spec.mdts = number(args, "--mdts", 1)?;
             if let Some(hostname) = option(args, "--hostname") {

@@ -26,6 +26,8 @@ pub struct NodeSpec {
     pub hostname: String,
     /// Leave out the package-manager shims: tests run real apt/dpkg into the root instead.
     pub real_packages: bool,
+    /// None: no EFI; Some(on): an EFI node with Secure Boot on or off.
+    pub secure_boot: Option<bool>,
 }
 
 impl NodeSpec {
@@ -40,6 +42,7 @@ impl NodeSpec {
             mdts: 1,
             hostname: "node1".into(),
             real_packages: false,
+            secure_boot: None,
         }
     }
 }
@@ -137,6 +140,9 @@ impl SimNode {
             lnet_send_length: 0,
             lnet_recv_length: 0,
             faults: Faults::default(),
+            dkms: false,
+            headers: BTreeSet::new(),
+            secure_boot: spec.secure_boot,
         };
         for dir_name in ["etc/kernel/postinst.d", "var/lib", "tmp", "usr/sbin", "bin"] {
             fs::create_dir_all(root.join(dir_name))

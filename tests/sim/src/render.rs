@@ -328,6 +328,10 @@ fn put(tree: &mut Tree, path: impl Into<String>, text: impl Into<String>) {
     tree.insert(path.into(), Entry::File(text.into().into_bytes()));
 }
 
+fn put_bytes(tree: &mut Tree, path: impl Into<String>, bytes: Vec<u8>) {
+    tree.insert(path.into(), Entry::File(bytes));
+}
+
 fn link(tree: &mut Tree, path: impl Into<String>, target: impl Into<String>) {
     tree.insert(path.into(), Entry::Symlink(target.into()));
 }
@@ -599,6 +603,33 @@ fn module_files(state: &NodeState, tree: &mut Tree) {
     }
 }
 
+/// DKMS builds for every kernel with headers, into updates/dkms (dkms's default).
+fn dkms_files(state: &NodeState, tree: &mut Tree) {
+    if !state.dkms {
+        return;
+    }
+    for kernel in state.headers.intersection(&state.all_kernels()) {
+        for module in ["lnet", "ksocklnd", "lustre"] {
+            put(
+                tree,
+                format!("lib/modules/{kernel}/updates/dkms/{module}.ko"),
+                format!("simulated DKMS-built {module} for {kernel}; not a kernel object\n"),
+            );
+        }
+    }
+}
+
+fn efi_files(state: &NodeState, tree: &mut Tree) {
+    if let Some(on) = state.secure_boot {
+        // The EFI variable: 4 attribute bytes, then the value (1 = Secure Boot enforced).
+        put_bytes(
+            tree,
+            "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+            vec![6, 0, 0, 0, u8::from(on)],
+        );
+    }
+}
+
 fn kernel_files(state: &NodeState, tree: &mut Tree) {
     for kernel in state.all_kernels() {
         put(
@@ -851,6 +882,8 @@ pub fn tree(state: &NodeState) -> Tree {
     os_files(state, &mut tree);
     kernel_files(state, &mut tree);
     module_files(state, &mut tree);
+    dkms_files(state, &mut tree);
+    efi_files(state, &mut tree);
     lustre_files(state, &mut tree);
     lnet_files(state, &mut tree);
     ib_files(state, &mut tree);

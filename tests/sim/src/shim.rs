@@ -810,6 +810,13 @@ fn apt_packages(args: &[String]) -> Vec<&str> {
     packages
 }
 
+/// A package the apt and dnf shims know.
+enum Pkg {
+    Meta(String),
+    Headers(String),
+    Dkms,
+}
+
 fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     let header =
         "Reading package lists...\nBuilding dependency tree...\nReading state information...\n";
@@ -824,9 +831,22 @@ fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
             let packages = apt_packages(&args[position..]);
             node.change(|state| {
                 let meta = meta_name(state);
+                let dkms_name = format!("amlfs-lustre-client-dkms-{}", state.lustre.amlfs_version());
+                // Everything is checked before anything is installed, as apt resolves first.
                 let mut to_install = Vec::new();
                 for package in &packages {
                     let (name, version) = package.split_once('=').unwrap_or((package, ""));
+                    if let Some(kernel) = name.strip_prefix("linux-headers-") {
+                        if !state.all_kernels().contains(kernel) {
+                            return Ok(ShimOutput { code: 100, stdout: header.into(), stderr: format!("E: Unable to locate package {name}\n") });
+                        }
+                        to_install.push(Pkg::Headers(kernel.to_owned()));
+                        continue;
+                    }
+                    if name == dkms_name {
+                        to_install.push(Pkg::Dkms);
+                        continue;
+                    }
                     if name != meta {
                         // apt-private/private-cacheset.cc.
                         return Ok(ShimOutput { code: 100, stdout: header.into(), stderr: format!("E: Unable to locate package {name}\n") });
@@ -840,13 +860,25 @@ fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
                             stderr: format!("E: Version '{kernel}' for '{name}' was not found\n"),
                         });
                     }
-                    to_install.push(kernel);
+                    to_install.push(Pkg::Meta(kernel));
                 }
                 let mut stdout = header.to_owned();
-                for kernel in to_install {
-                    stdout.push_str(&format!("Setting up {meta} ({kernel}) ...\n"));
-                    state.clients.insert(kernel.clone());
-                    state.deb_meta_version = Some(kernel);
+                for package in to_install {
+                    match package {
+                        Pkg::Meta(kernel) => {
+                            stdout.push_str(&format!("Setting up {meta} ({kernel}) ...\n"));
+                            state.clients.insert(kernel.clone());
+                            state.deb_meta_version = Some(kernel);
+                        }
+                        Pkg::Headers(kernel) => {
+                            stdout.push_str(&format!("Setting up linux-headers-{kernel} ({kernel}) ...\n"));
+                            state.headers.insert(kernel);
+                        }
+                        Pkg::Dkms => {
+                            stdout.push_str(&format!("Setting up {dkms_name} (1) ...\n"));
+                            state.dkms = true;
+                        }
+                    }
                 }
                 Ok(ShimOutput::ok(stdout))
             })
@@ -949,7 +981,21 @@ fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
     match words.as_slice() {
         ["install", names @ ..] => node.change(|state| {
             let mut kernels = Vec::new();
+            let dkms_name = format!("lustre-client-dkms-{}", state.lustre.amlfs_version().replace('-', "_"));
+            let mut extras = Vec::new();
             for name in names {
+                if let Some(devel) = name.strip_prefix("kernel-devel-") {
+                    let kernel = state.all_kernels().into_iter().find(|k| k.strip_suffix(".x86_64").unwrap_or(k) == devel);
+                    match kernel {
+                        Some(kernel) => extras.push(Pkg::Headers(kernel)),
+                        None => return Ok(ShimOutput { code: 1, stdout: format!("No match for argument: {name}\n"), stderr: format!("Error: Unable to find a match: {name}\n") }),
+                    }
+                    continue;
+                }
+                if *name == dkms_name {
+                    extras.push(Pkg::Dkms);
+                    continue;
+                }
                 match rpm_kernel_for(state, name, &state.published()) {
                     Some(kernel) => kernels.push(kernel),
                     None if program == "dnf" => {
@@ -961,6 +1007,20 @@ fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
                 }
             }
             let mut stdout = String::from("Installed:\n");
+            for extra in extras {
+                match extra {
+                    Pkg::Headers(kernel) => {
+                        stdout.push_str(&format!("  kernel-devel-{kernel}\n"));
+                        state.headers.insert(kernel);
+                    }
+                    Pkg::Dkms => {
+                        stdout.push_str(&format!("  {dkms_name}.x86_64\n"));
+                        state.dkms = true;
+                    }
+                    Pkg::Meta(_) => {}
+                }
+            }
+            let names: Vec<&&str> = names.iter().filter(|n| !n.starts_with("kernel-devel-") && **n != dkms_name).collect();
             for (kernel, name) in kernels.iter().zip(names) {
                 state.clients.insert(kernel.clone());
                 stdout.push_str(&format!("  {name}.x86_64\n"));

@@ -201,6 +201,15 @@ pub struct NodeState {
     pub lnet_send_length: u64,
     pub lnet_recv_length: u64,
     pub faults: Faults,
+    /// The DKMS client package is installed: modules are built for kernels with headers.
+    #[serde(default)]
+    pub dkms: bool,
+    /// Kernels whose headers (linux-headers / kernel-devel) are installed.
+    #[serde(default)]
+    pub headers: BTreeSet<String>,
+    /// None: booted without EFI; Some(on): the Secure Boot state in the EFI variable.
+    #[serde(default)]
+    pub secure_boot: Option<bool>,
 }
 
 impl NodeState {
