@@ -794,3 +794,30 @@ fn dkms_builds_an_unpublished_kernels_client_only_when_allowed_and_secure_boot_i
         }
     }
 }
+
+#[test]
+fn a_stale_loaded_module_is_reported_not_papered_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(
+        dir.path(),
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        LustreVersion::V2_15,
+    );
+    let path = write_config(
+        dir.path(),
+        "agent.toml",
+        1,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    assert_eq!(agent(node.root(), "apply", Some(&path)).code, 0);
+    // The kernel still runs an older module than the package now installed.
+    fs::write(node.root().join("sys/module/lustre/version"), "2.15.4\n").unwrap();
+    let run = agent(node.root(), "apply", Some(&path));
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("FAILED module lustre: loaded lustre module is 2.15.4 but the installed client is 2.15.7"), "{}", run.stdout);
+    assert!(run.stdout.contains("(stale-module)"), "{}", run.stdout);
+    // Nothing was unloaded or remounted behind the operator's back.
+    assert_eq!(mutating(&run.commands), Vec::<&String>::new());
+}
