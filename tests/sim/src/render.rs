@@ -355,6 +355,49 @@ fn first_nid(source: &str) -> String {
     source.split([':', ',']).next().unwrap_or("").to_owned()
 }
 
+/// The `import` and `state` files of one osc or mdc device (`kind`), with any fault overlay.
+fn import_files(tree: &mut Tree, state: &NodeState, mount: &SimMount, kind: &str, target: &str) {
+    let name = format!("{}-{target}-{kind}-{}", mount.fsname, mount.instance);
+    let key = format!("{}|{target}", mount.mount_point);
+    let import_state = state
+        .faults
+        .imports
+        .get(&key)
+        .map(String::as_str)
+        .unwrap_or("FULL");
+    // A reconnect attempt for any fault; a new connection generation for an eviction.
+    let (attempts, generation) = match import_state {
+        "FULL" => (1, 1),
+        "EVICTED" => (2, 2),
+        _ => (2, 1),
+    };
+    let idir = dir_for(state.lustre, "import");
+    let target_uuid = format!("{}-{target}_UUID", mount.fsname);
+    let nid = first_nid(&mount.source);
+    put(
+        tree,
+        format!("{idir}/{kind}/{name}/import"),
+        import_file(
+            state,
+            &name,
+            &target_uuid,
+            import_state,
+            attempts,
+            generation,
+            &nid,
+        ),
+    );
+    put(
+        tree,
+        format!("{idir}/{kind}/{name}/state"),
+        state_file(
+            mount.started_ns / 1_000_000_000,
+            import_state,
+            state.clock_ns / 1_000_000_000,
+        ),
+    );
+}
+
 fn lustre_files(state: &NodeState, tree: &mut Tree) {
     let v = state.lustre;
     if !state.loaded_modules.contains("lustre") {
@@ -370,7 +413,6 @@ fn lustre_files(state: &NodeState, tree: &mut Tree) {
         },
     );
     put(tree, "sys/fs/lustre/version", format!("{}\n", v.release()));
-    let fault_s = state.clock_ns / 1_000_000_000;
     let mut mgcs = BTreeSet::new();
     for mount in state.visible_mounts() {
         let inst = &mount.instance;
@@ -411,42 +453,12 @@ fn lustre_files(state: &NodeState, tree: &mut Tree) {
         for (index, counters) in mount.osc.iter().enumerate() {
             let target = format!("OST{index:04x}");
             let name = format!("{fs}-{target}-osc-{inst}");
-            let key = format!("{}|{target}", mount.mount_point);
-            let import_state = state
-                .faults
-                .imports
-                .get(&key)
-                .map(String::as_str)
-                .unwrap_or("FULL");
-            let (attempts, generation) = match import_state {
-                "FULL" => (1, 1),
-                "EVICTED" => (2, 2),
-                _ => (2, 1),
-            };
             put(
                 tree,
                 format!("{}/osc/{name}/stats", dir_for(v, "stats")),
                 osc_stats(state, mount, counters),
             );
-            let idir = dir_for(v, "import");
-            put(
-                tree,
-                format!("{idir}/osc/{name}/import"),
-                import_file(
-                    state,
-                    &name,
-                    &format!("{fs}-{target}_UUID"),
-                    import_state,
-                    attempts,
-                    generation,
-                    &nid,
-                ),
-            );
-            put(
-                tree,
-                format!("{idir}/osc/{name}/state"),
-                state_file(mounted_s, import_state, fault_s),
-            );
+            import_files(tree, state, mount, "osc", &target);
             put(
                 tree,
                 format!("{kdir}/osc/{name}/kbytestotal"),
@@ -467,18 +479,6 @@ fn lustre_files(state: &NodeState, tree: &mut Tree) {
         for index in 0..mount.mdts {
             let target = format!("MDT{index:04x}");
             let name = format!("{fs}-{target}-mdc-{inst}");
-            let key = format!("{}|{target}", mount.mount_point);
-            let import_state = state
-                .faults
-                .imports
-                .get(&key)
-                .map(String::as_str)
-                .unwrap_or("FULL");
-            let (attempts, generation) = match import_state {
-                "FULL" => (1, 1),
-                "EVICTED" => (2, 2),
-                _ => (2, 1),
-            };
             put(
                 tree,
                 format!("{}/mdc/{name}/stats", dir_for(v, "stats")),
@@ -489,25 +489,7 @@ fn lustre_files(state: &NodeState, tree: &mut Tree) {
                 format!("proc/fs/lustre/mdc/{name}/md_stats"),
                 md_stats(state, mount),
             );
-            let idir = dir_for(v, "import");
-            put(
-                tree,
-                format!("{idir}/mdc/{name}/import"),
-                import_file(
-                    state,
-                    &name,
-                    &format!("{fs}-{target}_UUID"),
-                    import_state,
-                    attempts,
-                    generation,
-                    &nid,
-                ),
-            );
-            put(
-                tree,
-                format!("{idir}/mdc/{name}/state"),
-                state_file(mounted_s, import_state, fault_s),
-            );
+            import_files(tree, state, mount, "mdc", &target);
         }
         mgcs.insert((nid, mounted_s));
     }
