@@ -13,12 +13,14 @@
     reason = "this crate is the host boundary the disallowed-methods rules point to"
 )]
 
+pub mod bounded;
 pub mod clock;
 pub mod command;
 pub mod fake;
 pub mod record;
 pub mod root;
 
+pub use bounded::{Bounded, BoundedWorker, FsProbe, statfs_and_stat};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use command::{
     CommandError, CommandOutput, CommandRunner, CommandSpec, ExitStatus, SystemCommandRunner,
