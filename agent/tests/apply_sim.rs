@@ -821,3 +821,23 @@ fn a_stale_loaded_module_is_reported_not_papered_over() {
     // Nothing was unloaded or remounted behind the operator's back.
     assert_eq!(mutating(&run.commands), Vec::<&String>::new());
 }
+
+#[test]
+fn every_other_supported_distribution_converges_and_stays_put() {
+    for (distro, kernel, lustre) in [
+        ("ubuntu-20.04", "5.15.0-1089-azure", LustreVersion::V2_15),
+        ("ubuntu-24.04", "6.8.0-1026-azure", LustreVersion::V2_16),
+        (
+            "alma-8",
+            "4.18.0-553.16.1.el8_10.x86_64",
+            LustreVersion::V2_10,
+        ),
+        (
+            "rocky-9",
+            "5.14.0-503.11.1.el9_5.x86_64",
+            LustreVersion::V2_15,
+        ),
+    ] {
+        fresh_node_converges_and_stays_put(distro, kernel, lustre);
+    }
+}
