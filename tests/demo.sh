@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job, for now: a small simulated fleet on the embedded defaults. It builds
-# lfleet-sim, makes three client nodes of different distributions and Lustre versions,
-# installs, loads and mounts the Lustre client on each through the node's own commands,
-# injects faults, runs load, and cleans up. Every step says what to look at.
+# lfleet-sim and lfleet-agent, makes three client nodes of different distributions and
+# Lustre versions, lets the agent converge each one (client, LNet, fstab, mount), shows a
+# second pass changing nothing, runs load, injects faults (an eviction, an IB port down, an
+# unpublished kernel upgrade the agent reports before any reboot), heals and cleans up.
+# Every step says what to look at.
 #
 # Coming next (see README): the agent reconciling these nodes on its own, the coordinator,
 # Slurm drains and the operators' CLI. This demo grows with them.
@@ -12,12 +14,16 @@ cd "$(dirname "$0")/.."
 bash tests/setup.sh
 if ! command -v cargo >/dev/null 2>&1; then . "$HOME/.cargo/env"; fi
 
+# The agent's own warnings go to the journal on a node; here they would only repeat the report.
+export LFLEET_LOG=error
+
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 look() { printf '   -> %s\n' "$*"; }
 
-step "Building lfleet-sim (release)"
-cargo build --release --locked -p lfleet-sim
+step "Building lfleet-sim and lfleet-agent (release)"
+cargo build --release --locked -p lfleet-sim -p lfleet-agent
 SIM="$PWD/target/release/lfleet-sim"
+AGENT="$PWD/target/release/lfleet-agent"
 FLEET=$(mktemp -d /tmp/lfleet-demo.XXXXXX)
 trap 'rm -rf "$FLEET"' EXIT
 
@@ -41,32 +47,31 @@ run_on() { # node command args...
   PATH="$FLEET/$node/bin:$PATH" "$@"
 }
 
-step "Installing the kernel-matched AMLFS client on each node with its own package manager"
-for spec in "${NODES[@]}"; do
-  read -r name distro kernel _ version _ <<<"$spec"
-  case $distro in
-    ubuntu-*) run_on "$name" apt-get install -y "amlfs-lustre-client-$version=$kernel" | tail -1 ;;
-    *)
-      k=${kernel%.x86_64}; k=${k//-/.}; k=${k//_/.}
-      run_on "$name" dnf install -y "amlfs-lustre-client-${version//-/_}-$k-1" | tail -1 ;;
-  esac
-done
-look "the module files appeared where each package puts them:"
-find "$FLEET" -name lustre.ko | sed "s|$FLEET/|     |"
+config_for() { # node amlfs-version -> path of its agent.toml (from the commented example)
+  sed "s/2.15.7-33-g79ddf99/$2/" packaging/examples/agent.toml >"$FLEET/$1.toml"
+  echo "$FLEET/$1.toml"
+}
 
-step "Loading Lustre and mounting 10.0.1.4@tcp:/lustrefs at /lustre"
+step "lfleet-agent plan on hpc-pg0-1: what it would do to a fresh node (changes nothing)"
+read -r _ _ _ _ version _ <<<"${NODES[0]}"
+run_on hpc-pg0-1 "$AGENT" plan --root "$FLEET/hpc-pg0-1" --config "$(config_for hpc-pg0-1 "$version")" | sed 's/^/     /'
+
+step "lfleet-agent apply on every node: client for the kernel, module, LNet, fstab, mount, slurmd drop-in"
 for spec in "${NODES[@]}"; do
-  read -r name _ <<<"$spec"
-  run_on "$name" modprobe lustre
-  mkdir -p "$FLEET/$name/lustre"
-  run_on "$name" mount -t lustre -o noatime,flock 10.0.1.4@tcp:/lustrefs /lustre
-  printf '   %-10s %s\n' "$name" "$(tail -1 "$FLEET/$name/proc/self/mountinfo")"
+  read -r name _ _ _ version _ <<<"$spec"
+  printf '   %s\n' "$name"
+  run_on "$name" "$AGENT" apply --root "$FLEET/$name" --config "$(config_for "$name" "$version")" | sed 's/^/     /'
 done
+look "the agent's fstab block on hpc-pg0-1 (every other line of fstab is untouched):"
+sed -n '/BEGIN lfleet-agent/,/END lfleet-agent/p' "$FLEET/hpc-pg0-1/etc/fstab" | sed 's/^/     /'
 look "each Lustre version keeps its client statistics in a different place:"
 for spec in "${NODES[@]}"; do
   read -r name _ _ series _ <<<"$spec"
   printf '   %-10s Lustre %-5s %s\n' "$name" "$series" "$(cd "$FLEET/$name" && find proc sys -path '*llite*' -name stats)"
 done
+
+step "lfleet-agent apply again: a converged node needs nothing"
+run_on hpc-pg0-1 "$AGENT" apply --root "$FLEET/hpc-pg0-1" --config "$FLEET/hpc-pg0-1.toml" | sed 's/^/     /'
 
 step "Running 10 s of load (500 MB/s write, 100 MB/s read) on hpc-pg0-1"
 "$SIM" load "$FLEET/hpc-pg0-1" --write-mbps 500 --read-mbps 100 --seconds 10 --instant
@@ -80,10 +85,10 @@ grep '    state:' "$FLEET"/hpc-pg0-1/proc/fs/lustre/osc/lustrefs-OST0001-osc-*/i
 sed 's/^/     /' "$FLEET/hpc-pg0-1/dev/kmsg"
 "$SIM" fault "$FLEET/hpc-pg0-3" ib-port-down --hca mlx5_0
 look "hpc-pg0-3 mlx5_0 port 1: $(cat "$FLEET/hpc-pg0-3/sys/class/infiniband/mlx5_0/ports/1/state") / $(cat "$FLEET/hpc-pg0-3/sys/class/infiniband/mlx5_0/ports/1/phys_state")"
-"$SIM" fault "$FLEET/hpc-pg0-2" kernel-upgrade --kernel 5.14.0-503.11.1.el9_5.x86_64
-"$SIM" fault "$FLEET/hpc-pg0-2" repo-missing --kernel 5.14.0-503.11.1.el9_5.x86_64
-look "a kernel upgrade whose client is not published yet: dnf says what the real one says"
-run_on hpc-pg0-2 dnf install -y amlfs-lustre-client-2.12.9_4_g0c2d4e6-5.14.0.503.11.1.el9.5-1 2>&1 | sed 's/^/     /' || true
+"$SIM" fault "$FLEET/hpc-pg0-1" kernel-upgrade --kernel 5.15.0-1079-azure
+"$SIM" fault "$FLEET/hpc-pg0-1" repo-missing --kernel 5.15.0-1079-azure
+look "a kernel upgrade whose client is not published yet: the agent says so before any reboot"
+run_on hpc-pg0-1 "$AGENT" apply --root "$FLEET/hpc-pg0-1" --config "$FLEET/hpc-pg0-1.toml" | sed 's/^/     /' || true
 
 step "Healing every fault"
 for spec in "${NODES[@]}"; do

@@ -95,6 +95,10 @@ pub fn parse_stats(text: &str) -> Result<Stats, ParseError> {
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
+        // A line of other whitespace (vertical tab, form feed, NBSP) survives the trim above.
+        if fields.is_empty() {
+            continue;
+        }
         // `lctl get_param` prints `param=` before the file.
         if index == 0 && fields.len() == 1 && line.ends_with('=') {
             continue;
