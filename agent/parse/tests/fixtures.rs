@@ -165,6 +165,13 @@ fn format_rule_cases_no_sample_shows() {
     assert_eq!(colon.snapshot_time, ts(1_964_295, 787_000_000));
     let rpc = parse_stats("snapshot_time:         1510950459.784234932 (secs.nsecs)\n").unwrap();
     assert_eq!(rpc.snapshot_time, ts(1_510_950_459, 784_234_932));
+    // Found by the no-panic property test: lines of other whitespace are blank lines.
+    assert!(
+        parse_stats("\u{b}\n\u{a0}\n\u{c}")
+            .unwrap()
+            .counters
+            .is_empty()
+    );
     for bad in [
         "read_bytes 1 samples bytes",
         "read_bytes x samples [bytes]",
