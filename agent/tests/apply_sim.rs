@@ -841,3 +841,55 @@ fn every_other_supported_distribution_converges_and_stays_put() {
         fresh_node_converges_and_stays_put(distro, kernel, lustre);
     }
 }
+
+#[test]
+fn an_owned_mount_that_drifted_to_another_source_is_remounted() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(
+        dir.path(),
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        LustreVersion::V2_15,
+    );
+    let path = write_config(
+        dir.path(),
+        "agent.toml",
+        1,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    assert_eq!(agent(node.root(), "apply", Some(&path)).code, 0);
+    // Someone remounts the managed mount point from another MGS.
+    let bin = node.root().join("bin");
+    assert!(
+        Command::new(bin.join("umount"))
+            .arg("/lustre")
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        Command::new(bin.join("mount"))
+            .args(["-t", "lustre", "10.0.1.99@tcp:/lustrefs", "/lustre"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = agent(node.root(), "apply", Some(&path));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("did: unmount /lustre (source is 10.0.1.99@tcp:/lustrefs but should be 10.0.1.4@tcp:/lustrefs)"), "{}", run.stdout);
+    let mounts: Vec<&String> = run
+        .commands
+        .iter()
+        .filter(|c| c.starts_with("umount") || c.starts_with("mount"))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            "umount /lustre",
+            "mount -t lustre -o noatime,flock 10.0.1.4@tcp:/lustrefs /lustre"
+        ],
+        "unmount before mount"
+    );
+    assert!(read(&node, "proc/self/mountinfo").contains(" - lustre 10.0.1.4@tcp:/lustrefs "));
+}
