@@ -249,21 +249,15 @@ impl Installer<'_> {
                 }
             }
             PackageManager::Dnf | PackageManager::Tdnf => {
-                let prefix = format!(
-                    "amlfs-lustre-client-{}-",
+                let name = format!(
+                    "amlfs-lustre-client-{}",
                     self.policy.lustre_version.replace('-', "_")
                 );
                 let spec = CommandSpec::new(package.manager.program(), timeout)
                     .args(["list", "--showduplicates"])
-                    .arg(format!("{prefix}*"));
+                    .arg(&name);
                 match self.runner.run(&spec).await {
-                    Ok(output) => output
-                        .stdout
-                        .split_whitespace()
-                        .filter_map(|word| word.strip_prefix(&prefix))
-                        .filter_map(|rest| rest.split_once("-1").map(|(k, _)| k.to_owned()))
-                        .map(|k| series_key_rpm(&k))
-                        .collect(),
+                    Ok(output) => published_rpm_kernels(&output.stdout, &name),
                     Err(_) => Vec::new(),
                 }
             }
@@ -286,6 +280,25 @@ impl Installer<'_> {
         let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
         exponential.mul_f64(fraction)
     }
+}
+
+/// The kernel parts of the versions `dnf list --showduplicates NAME` shows for `name`, as
+/// series keys. dnf prints `<name>.<arch>  <version>-<release>  <repo>` per package (seen
+/// from the real dnf against a local repository); the version is the transformed kernel.
+fn published_rpm_kernels(listing: &str, name: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let package = words.next()?;
+            let (package_name, _arch) = package.rsplit_once('.')?;
+            if package_name != name {
+                return None;
+            }
+            let (version, _release) = words.next()?.rsplit_once('-')?;
+            Some(series_key_rpm(version))
+        })
+        .collect()
 }
 
 /// For dnf names the kernel part is already transformed; compare series on that form.
@@ -567,6 +580,17 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.class(), FailureClass::SeriesUnsupported);
+    }
+
+    #[test]
+    fn dnf_listings_give_the_published_kernel_series() {
+        // The layout real dnf 4.14 printed for a local repository.
+        let listing = "Available Packages\namlfs-lustre-client-2.15.7_33_g79ddf99.x86_64   5.14.0.427.13.1.el9.4-1    local\namlfs-lustre-client-2.15.7_33_g79ddf99.x86_64   5.14.0.427.20.1.el9.4-1    local\namlfs-lustre-client-2.17.0_19_gbb5310f.x86_64   5.14.0.503.1.1.el9.5-1    local\n";
+        assert_eq!(
+            published_rpm_kernels(listing, "amlfs-lustre-client-2.15.7_33_g79ddf99"),
+            vec!["5.14.0.427", "5.14.0.427"]
+        );
+        assert!(published_rpm_kernels("Error: No matching Packages to list\n", "x").is_empty());
     }
 
     #[test]

@@ -893,3 +893,47 @@ fn an_owned_mount_that_drifted_to_another_source_is_remounted() {
     );
     assert!(read(&node, "proc/self/mountinfo").contains(" - lustre 10.0.1.4@tcp:/lustrefs "));
 }
+
+#[test]
+fn on_dnf_nodes_a_missing_kernel_is_classified_by_the_series_the_repository_serves() {
+    let running = "5.14.0-427.13.1.el9_4.x86_64";
+    for (upgrade, class) in [
+        ("5.14.0-427.20.1.el9_4.x86_64", "not-yet-published"),
+        ("5.14.0-503.11.1.el9_5.x86_64", "kernel-series-unsupported"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path(), "alma-9", running, LustreVersion::V2_15);
+        let path = write_config(
+            dir.path(),
+            "agent.toml",
+            1,
+            LustreVersion::V2_15,
+            &[("/lustre", "lustrefs")],
+        );
+        assert_eq!(agent(node.root(), "apply", Some(&path)).code, 0);
+        node.fault(&Fault::KernelUpgrade {
+            kernel: upgrade.into(),
+        })
+        .unwrap();
+        node.fault(&Fault::RepoMissing {
+            kernel: upgrade.into(),
+        })
+        .unwrap();
+        let run = agent(node.root(), "apply", Some(&path));
+        assert_eq!(run.code, 1);
+        assert!(
+            run.stdout.contains(&format!(
+                "reboot-unsafe: kernel {upgrade} has no Lustre client ({class})"
+            )),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.commands
+                .iter()
+                .any(|c| c == "dnf list --showduplicates amlfs-lustre-client-2.15.7_33_g79ddf99"),
+            "{:?}",
+            run.commands
+        );
+    }
+}
