@@ -5,7 +5,8 @@ set -euo pipefail
 
 # Debian packages: real components the tests run (Slurm and munge for drains, bindfs and
 # FUSE for a truly hung mount, systemd for systemd-fstab-generator and systemd-analyze,
-# dpkg-dev and apt-utils for a local package repository, iproute2 for network namespaces).
+# dpkg-dev and apt-utils for a local apt repository, dnf, createrepo-c and rpm (rpmbuild)
+# for a local dnf repository, iproute2 for network namespaces).
 PACKAGES=(
   build-essential pkg-config ca-certificates git
   iproute2 procps psmisc
@@ -13,6 +14,7 @@ PACKAGES=(
   fuse3 bindfs
   munge slurmctld slurmd slurm-client
   dpkg-dev apt-utils
+  dnf createrepo-c rpm
 )
 
 missing=()

@@ -132,10 +132,10 @@ impl Installer<'_> {
                 Ok(_) => break,
                 Err(error) => {
                     let missing = says_package_missing(error.stdout(), error.stderr());
-                    if missing && !refreshed && manager == PackageManager::Apt {
+                    if missing && !refreshed {
                         // The lists may predate the package: refresh once and try again.
                         refreshed = true;
-                        self.refresh_lists().await;
+                        self.refresh_lists(manager).await;
                         continue;
                     }
                     let class = if missing {
@@ -213,17 +213,23 @@ impl Installer<'_> {
         }
     }
 
-    async fn refresh_lists(&self) {
-        let spec = CommandSpec::new("apt-get", self.policy.command_timeout)
-            .args(["update", "-o"])
-            .arg(format!(
-                "DPkg::Lock::Timeout={}",
-                self.policy.lock_timeout.as_secs()
-            ))
-            .env("DEBIAN_FRONTEND", "noninteractive");
+    async fn refresh_lists(&self, manager: PackageManager) {
+        let timeout = self.policy.command_timeout;
+        let spec = match manager {
+            PackageManager::Apt => CommandSpec::new("apt-get", timeout)
+                .args(["update", "-o"])
+                .arg(format!(
+                    "DPkg::Lock::Timeout={}",
+                    self.policy.lock_timeout.as_secs()
+                ))
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            PackageManager::Dnf | PackageManager::Tdnf => {
+                CommandSpec::new(manager.program(), timeout).args(["makecache", "--refresh"])
+            }
+        };
         if let Err(error) = self.runner.run(&spec).await {
             // The install that follows reports the real problem with its own words.
-            tracing::warn!(%error, "apt-get update failed");
+            tracing::warn!(%error, "refreshing the package lists failed");
         }
     }
 

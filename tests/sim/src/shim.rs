@@ -1028,6 +1028,7 @@ fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
             stdout.push_str("\nComplete!\n");
             Ok(ShimOutput::ok(stdout))
         }),
+        ["makecache", ..] => Ok(ShimOutput::ok("Metadata cache created.\n")),
         ["list", ..] => {
             let state = node.state()?;
             let name = format!("amlfs-lustre-client-{}", state.lustre.amlfs_version().replace('-', "_"));
