@@ -1,5 +1,6 @@
 //! Conversions between wire messages (`v1::*`) and domain types (`lfleet_types`), done at the
-//! edge: a wire value that breaks a domain rule is refused here, naming the field.
+//! edge: a wire value that breaks a domain rule is refused here, naming the field. Logic
+//! crates only ever see the domain side.
 
 use lfleet_types::{Generation, MountSpec, NodeName, RawMountSpec, SpecError};
 
@@ -26,6 +27,12 @@ impl TryFrom<v1::MountSpec> for MountSpec {
     }
 }
 
+impl From<MountSpec> for v1::MountSpec {
+    fn from(spec: MountSpec) -> v1::MountSpec {
+        v1::MountSpec::from(&spec)
+    }
+}
+
 impl From<&MountSpec> for v1::MountSpec {
     fn from(spec: &MountSpec) -> v1::MountSpec {
         let raw = RawMountSpec::from(spec);
@@ -38,25 +45,42 @@ impl From<&MountSpec> for v1::MountSpec {
     }
 }
 
-/// Validates every mount of a desired config, naming the failing one (`mounts[1].fsname`).
+/// Validates every mount of a desired config, naming the failing one (`mounts[1].fsname`); two
+/// mounts on one mount point are refused too.
 pub fn mounts_from_wire(mounts: &[v1::MountSpec]) -> Result<Vec<MountSpec>, SpecError> {
-    mounts
-        .iter()
-        .enumerate()
-        .map(|(index, wire)| {
-            MountSpec::try_from(wire).map_err(|error| error.within(&format!("mounts[{index}]")))
-        })
-        .collect()
+    let mut specs: Vec<MountSpec> = Vec::with_capacity(mounts.len());
+    for (index, wire) in mounts.iter().enumerate() {
+        let within = format!("mounts[{index}]");
+        let spec = MountSpec::try_from(wire).map_err(|error| error.within(&within))?;
+        if specs
+            .iter()
+            .any(|other| other.mount_point == spec.mount_point)
+        {
+            return Err(SpecError::new(
+                "mount_point",
+                spec.mount_point.as_str(),
+                "is the mount point of an earlier mount too",
+            )
+            .within(&within));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
 }
 
-/// A node name from the wire.
+/// A node name from the wire; the error names `node_name`.
 pub fn node_name_from_wire(name: &str) -> Result<NodeName, SpecError> {
     name.parse()
 }
 
-/// A generation from the wire (0 means none).
+/// A generation from the wire; 0, what an unset field decodes to, is [`Generation::ZERO`].
 pub fn generation_from_wire(generation: u64) -> Generation {
-    Generation(generation)
+    Generation::from(generation)
+}
+
+/// A generation for the wire.
+pub fn generation_to_wire(generation: Generation) -> u64 {
+    generation.get()
 }
 
 #[cfg(test)]
@@ -100,6 +124,27 @@ mod tests {
     }
 
     #[test]
+    fn good_specs_round_trip_from_the_domain_side() {
+        for domain in [
+            MountSpec::new("10.0.1.4@tcp", "lustrefs", "/lustre", &["noatime", "flock"]),
+            MountSpec::new(
+                "10.0.1.4@o2ib,10.0.2.4@tcp1:10.0.1.5@tcp",
+                "fs_1",
+                "/mnt/fs-1",
+                &[
+                    "x-systemd.requires=lfleet-lnet.service",
+                    "x-systemd.automount",
+                ],
+            ),
+        ] {
+            let domain = domain.unwrap();
+            let wire = v1::MountSpec::from(&domain);
+            assert_eq!(MountSpec::try_from(wire.clone()).unwrap(), domain);
+            assert_eq!(v1::MountSpec::from(domain), wire);
+        }
+    }
+
+    #[test]
     fn wire_values_are_normalized_on_the_way_in() {
         let domain =
             MountSpec::try_from(&wire("10.0.1.4@tcp0", "lustrefs", "/lustre", &[])).unwrap();
@@ -115,6 +160,54 @@ mod tests {
         let err = mounts_from_wire(&mounts).unwrap_err();
         assert_eq!(err.field, "mounts[1].mount_point");
         assert!(err.to_string().contains("under /etc"), "{err}");
+        let twice = [
+            wire("10.0.1.4@tcp", "lustrefs", "/lustre", &[]),
+            wire("10.0.1.5@tcp", "scratch", "/lustre", &[]),
+        ];
+        let err = mounts_from_wire(&twice).unwrap_err();
+        assert_eq!(err.field, "mounts[1].mount_point");
+        assert!(err.reason.contains("earlier mount"), "{err}");
+        assert_eq!(mounts_from_wire(&mounts[..1]).unwrap().len(), 1);
+
+        for (bad, field, fragment) in [
+            (wire("", "lustrefs", "/lustre", &[]), "mgs_nids", "is empty"),
+            (
+                wire("@tcp", "lustrefs", "/lustre", &[]),
+                "mgs_nids",
+                "no address",
+            ),
+            (
+                wire("10.0.1.4@tcp", "lustrefs9", "/lustre", &[]),
+                "fsname",
+                "longer than 8",
+            ),
+            (
+                wire("10.0.1.4@tcp", "lustrefs", "/lustre", &["noatime,suid"]),
+                "options",
+                "','",
+            ),
+            (
+                wire("10.0.1.4@tcp", "lustrefs", "/", &[]),
+                "mount_point",
+                "root directory",
+            ),
+        ] {
+            let err = MountSpec::try_from(&bad).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.reason.contains(fragment), "{err}");
+        }
+    }
+
+    #[test]
+    fn node_names_and_generations_from_the_wire() {
+        assert_eq!(
+            node_name_from_wire("hpc-pg0-1").unwrap().as_str(),
+            "hpc-pg0-1"
+        );
+        let err = node_name_from_wire("hpc pg0").unwrap_err();
+        assert_eq!(err.field, "node_name");
+        assert_eq!(generation_from_wire(0), Generation::ZERO);
+        assert_eq!(generation_to_wire(generation_from_wire(42)), 42);
     }
 
     #[test]
@@ -131,5 +224,65 @@ mod tests {
         let decoded = v1::AgentMessage::decode(message.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded, message);
         assert!(v1::AgentMessage::decode(&b"\xff\xff\xff"[..]).is_err());
+
+        let status = v1::AgentMessage {
+            seq: 8,
+            body: Some(v1::agent_message::Body::Status(v1::StatusReport {
+                applied_generation: 3,
+                reconcile_status: v1::ReconcileStatus::Idle as i32,
+                conditions: vec![v1::Condition {
+                    check: "mount.responsive".into(),
+                    subject: "/lustre".into(),
+                    outcome: v1::Outcome::Fail as i32,
+                    code: "statfs-timeout".into(),
+                    detail: "statfs stuck 31 s".into(),
+                    since_unix_ms: 1_700_000_000_000,
+                    observed_unix_ms: 1_700_000_031_000,
+                }],
+                items: vec![v1::ItemResult {
+                    kind: "mount".into(),
+                    id: "/lustre".into(),
+                    ok: true,
+                    ..Default::default()
+                }],
+                events: Vec::new(),
+            })),
+        };
+        let telemetry = v1::AgentMessage {
+            seq: 9,
+            body: Some(v1::agent_message::Body::Telemetry(v1::TelemetryBatch {
+                first_seq: 100,
+                dropped_samples: 2,
+                samples: vec![v1::Sample {
+                    seq: 100,
+                    at_unix_ms: 1_700_000_000_000,
+                    metric: "lustre.llite.write_bytes".into(),
+                    labels: vec![v1::Label {
+                        key: "fs".into(),
+                        value: "lustrefs".into(),
+                    }],
+                    value: Some(v1::sample::Value::Delta(v1::CounterDelta {
+                        delta: 4096,
+                        interval_ms: 10_000,
+                    })),
+                    ..Default::default()
+                }],
+            })),
+        };
+        let ack = v1::AgentMessage {
+            seq: 10,
+            body: Some(v1::agent_message::Body::Ack(v1::Ack {
+                generation: 4,
+                accepted: false,
+                error_class: "invalid-spec".into(),
+                message: "mounts[0].fsname: \"lustrefs9\" is longer than 8 characters".into(),
+                ..Default::default()
+            })),
+        };
+        for message in [status, telemetry, ack] {
+            let bytes = message.encode_to_vec();
+            assert!(bytes.len() < crate::MAX_MESSAGE_BYTES);
+            assert_eq!(v1::AgentMessage::decode(bytes.as_slice()).unwrap(), message);
+        }
     }
 }

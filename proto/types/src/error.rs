@@ -1,13 +1,20 @@
 //! `SpecError`: why a value was refused, naming the field and the reason.
 
-use std::fmt;
-
-/// A refused value: which field, the value as given (escaped, so NUL or newline show), and
-/// why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A refused value: which field, the value as given, and why.
+///
+/// `Display` reads `<field>: <value escaped with {:?}> <reason>`, for example
+/// `mgs_nids: "@tcp" has no address before '@'`, so a NUL or a newline in the value shows as
+/// `\0` or `\n` and cannot forge a second log line. There is no source error: every refusal
+/// is decided here, and the reason says it all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {value:?} {reason}")]
 pub struct SpecError {
+    /// The field, as the configuration or the wire names it: `mount_point`,
+    /// `mounts[1].options`.
     pub field: String,
+    /// The refused value, unescaped.
     pub value: String,
+    /// Why, as the rest of a sentence: `is under /etc, which lfleet never mounts over`.
     pub reason: String,
 }
 
@@ -27,10 +34,18 @@ impl SpecError {
     }
 }
 
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {:?} {}", self.field, self.value, self.reason)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_the_field_escapes_the_value_and_gives_the_reason() {
+        let error = SpecError::new("mount_point", "/a\nb\0", "contains a control character")
+            .within("mounts[1]");
+        assert_eq!(
+            error.to_string(),
+            r#"mounts[1].mount_point: "/a\nb\0" contains a control character"#
+        );
+        assert!(std::error::Error::source(&error).is_none());
     }
 }
-
-impl std::error::Error for SpecError {}

@@ -1,8 +1,9 @@
 //! lfleet-types: the domain types every lfleet crate shares, each validated when it is built.
 //!
-//! [`NodeName`], [`Generation`] and [`MountSpec`] (with [`Nid`], [`FsName`], [`MountPoint`]
-//! and [`MountOption`]). An invalid value cannot be constructed; every refusal is a
-//! [`SpecError`] that names the field and the reason. No prost or tonic here: wire types are
+//! [`NodeName`], [`Generation`] and [`MountSpec`] (with [`MgsNids`], [`Nid`], [`FsName`],
+//! [`MountPoint`], [`MountOption`], [`UnitName`] and [`MountSource`]). Values are built by
+//! parsing, which validates; every refusal is a [`SpecError`] that names the field and the
+//! reason. Serde goes through the same parsing. No prost or tonic here: wire types are
 //! converted to these at the edge (`lfleet-proto`).
 
 pub mod error;
@@ -12,6 +13,6 @@ pub mod node;
 pub use error::SpecError;
 pub use mount::{
     FORBIDDEN_MOUNT_ROOTS, FsName, Lnd, MgsNids, MountOption, MountPoint, MountSource, MountSpec,
-    Nid, RawMountSpec,
+    Nid, RawMountSpec, UnitName,
 };
 pub use node::{Generation, NodeName};

@@ -1,27 +1,58 @@
 //! `MountSpec` and its parts: Lustre NIDs, fsname, mount point, mount options.
 //!
-//! The rules, each enforced when a value is built:
-//! - **NIDs**: `<IPv4>@<lnd>[<net number>]`, the LND `tcp` or `o2ib`, for example
-//!   `10.0.1.4@tcp` or `10.0.1.4@o2ib1`. Failover MGS nodes are separated by `:`, several NIDs
-//!   of one node by `,` (mount.lustre's syntax). Network number 0 is the default, so `tcp0`
-//!   is stored and shown as `tcp`.
+//! The rules, each enforced when a value is parsed:
+//! - **NIDs**: `<IPv4>@<lnd>[<net number>]`, the LND `tcp` or `o2ib` and the net number 0 to
+//!   65535, for example `10.0.1.4@tcp` or `10.0.1.4@o2ib1`. Failover MGS nodes are separated
+//!   by `:`, several NIDs of one node by `,` (mount.lustre's syntax). The address is a strict
+//!   dotted quad: no hostnames (the kernel client does not resolve them), no IPv6, no leading
+//!   zeros (`010` is octal to `inet_aton`, decimal to others).
+//! - **Normalization**: network number 0 is LNet's default, so `tcp0` and `tcp` are the same
+//!   network; a [`Nid`] stores the number, and shows 0 as nothing. `10.0.1.4@tcp0` and
+//!   `10.0.1.4@tcp` therefore parse to equal values and both render as `10.0.1.4@tcp`, which
+//!   is what lets the agent compare a mountinfo source with the desired one.
 //! - **fsname**: 1 to 8 of `[A-Za-z0-9_-]` (Lustre's limit).
 //! - **mount point**: absolute and normalized (no `//`, no trailing `/`, no `.` or `..`), not
-//!   `/`, not under a system directory (see [`FORBIDDEN_MOUNT_ROOTS`]), at most 4095 bytes,
-//!   and only `[A-Za-z0-9._+@=,/-]`: no whitespace, control characters or non-ASCII, so the
-//!   path needs no escaping in fstab or in a systemd unit name and a lookalike slash cannot
-//!   pass for a real one.
-//! - **options**: an allowlist (see [`MountOption`]); contradictory pairs are refused.
+//!   `/`, not on, under or above a system directory (see [`FORBIDDEN_MOUNT_ROOTS`]), at most
+//!   4095 bytes with components of at most 255, and only `[A-Za-z0-9._+@=/-]`. Why so
+//!   narrow: fstab separates fields by whitespace and escapes space, tab, newline and `\` as
+//!   octal, systemd derives the `.mount` unit name from the path and escapes everything but a
+//!   few ASCII characters, and a mount point may end up inside a comma-separated option
+//!   (`x-systemd.requires-mounts-for=`). With this set the path is written and read back
+//!   byte for byte everywhere, and a lookalike slash (U+2215 and friends) cannot pass for `/`.
+//! - **options**: an allowlist (see [`MountOption`]), each option on its own (a `,` inside
+//!   one is refused, so `noatime,suid` cannot smuggle `suid` in); duplicates and
+//!   contradictions (`ro` with `rw`) are refused.
 
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::SpecError;
 
-/// Directories no Lustre filesystem may be mounted on or under.
+/// Serde through `Display` and `FromStr`, so a deserialized value passes the same validation
+/// as a parsed one.
+macro_rules! serde_via_string {
+    ($type:ty) => {
+        impl Serialize for $type {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// Directories no Lustre filesystem may be mounted on, under, or above (mounting on `/var`
+/// would hide `/var/lib/lfleet`). The system directories, `/run` (systemd's and the agent's
+/// runtime state) and the agent's own state directory.
 pub const FORBIDDEN_MOUNT_ROOTS: [&str; 12] = [
     "/etc",
     "/usr",
@@ -37,8 +68,10 @@ pub const FORBIDDEN_MOUNT_ROOTS: [&str; 12] = [
     "/var/lib/lfleet",
 ];
 
+// === impl Nid ===
+
 /// A Lustre network driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lnd {
     Tcp,
     O2ib,
@@ -53,13 +86,14 @@ impl Lnd {
     }
 }
 
-/// One Lustre network identifier: `10.0.1.4@tcp`.
+/// One Lustre network identifier: `10.0.1.4@tcp`. Every combination of the fields is a valid
+/// NID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Nid {
     pub address: Ipv4Addr,
     pub lnd: Lnd,
-    /// The network number; 0 (the default) is not shown.
-    pub net: u32,
+    /// The network number; 0, the default, is not shown.
+    pub net: u16,
 }
 
 impl Nid {
@@ -73,13 +107,12 @@ impl Nid {
     }
 }
 
+/// A strict dotted quad: four decimal octets 0 to 255, no sign, no leading zero, no spaces.
 fn parse_ipv4(text: &str) -> Option<Ipv4Addr> {
-    let parts: Vec<&str> = text.split('.').collect();
-    if parts.len() != 4 {
-        return None;
-    }
     let mut octets = [0u8; 4];
-    for (octet, part) in octets.iter_mut().zip(&parts) {
+    let mut parts = text.split('.');
+    for octet in &mut octets {
+        let part = parts.next()?;
         let strict = !part.is_empty()
             && part.len() <= 3
             && part.bytes().all(|b| b.is_ascii_digit())
@@ -88,6 +121,9 @@ fn parse_ipv4(text: &str) -> Option<Ipv4Addr> {
             return None;
         }
         *octet = part.parse().ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
     }
     Some(Ipv4Addr::from(octets))
 }
@@ -100,6 +136,9 @@ impl FromStr for Nid {
         let Some((address, network)) = text.split_once('@') else {
             return refuse("is not a NID: expected <IPv4 address>@tcp or @o2ib");
         };
+        if network.contains('@') {
+            return refuse("has more than one '@'");
+        }
         if address.is_empty() {
             return refuse("has no address before '@'");
         }
@@ -108,19 +147,22 @@ impl FromStr for Nid {
                 "has an address that is not a dotted IPv4 address (hostnames and IPv6 are not accepted)",
             );
         };
+        if network.is_empty() {
+            return refuse("has no LNet network after '@'");
+        }
         let (lnd, number) = if let Some(number) = network.strip_prefix("tcp") {
             (Lnd::Tcp, number)
         } else if let Some(number) = network.strip_prefix("o2ib") {
             (Lnd::O2ib, number)
         } else {
-            return refuse("has an unsupported LNet network: only tcp and o2ib are");
+            return refuse("has an unsupported LNet network; lfleet takes only tcp and o2ib");
         };
         let net = if number.is_empty() {
             0
-        } else if number.len() <= 5 && number.bytes().all(|b| b.is_ascii_digit()) {
-            match number.parse::<u32>() {
-                Ok(net) if net <= 65535 => net,
-                _ => return refuse("has a network number above 65535"),
+        } else if number.bytes().all(|b| b.is_ascii_digit()) {
+            match number.parse::<u16>() {
+                Ok(net) => net,
+                Err(_) => return refuse("has a network number above 65535"),
             }
         } else {
             return refuse("has a network number that is not a decimal number");
@@ -135,11 +177,48 @@ impl fmt::Display for Nid {
     }
 }
 
-/// The MGS NIDs: failover nodes (`:`-separated), each with one or more NIDs (`,`).
+serde_via_string!(Nid);
+
+// === impl MgsNids ===
+
+/// The MGS NIDs: failover nodes (`:`-separated), each with one or more NIDs (`,`). Never
+/// empty, no node without a NID, no NID twice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MgsNids(Vec<Vec<Nid>>);
 
 impl MgsNids {
+    /// Builds the list from failover nodes, each a list of NIDs, with the rules `parse` has.
+    pub fn new(nodes: Vec<Vec<Nid>>) -> Result<MgsNids, SpecError> {
+        let nids = MgsNids(nodes);
+        let rendered = nids.to_string();
+        if nids.0.is_empty() {
+            return Err(SpecError::new(
+                "mgs_nids",
+                &rendered,
+                "is empty: at least one MGS NID is needed",
+            ));
+        }
+        if nids.0.iter().any(Vec::is_empty) {
+            return Err(SpecError::new(
+                "mgs_nids",
+                &rendered,
+                "has a failover node without a NID",
+            ));
+        }
+        let all: Vec<&Nid> = nids.all().collect();
+        for (index, nid) in all.iter().enumerate() {
+            if all[..index].contains(nid) {
+                return Err(SpecError::new(
+                    "mgs_nids",
+                    &rendered,
+                    format!("gives the NID {nid} twice"),
+                ));
+            }
+        }
+        Ok(nids)
+    }
+
+    /// The failover nodes, in order, each with its NIDs.
     pub fn nodes(&self) -> &[Vec<Nid>] {
         &self.0
     }
@@ -150,47 +229,45 @@ impl MgsNids {
     }
 }
 
+/// Whether a NID list with a `:` holds an IPv6 address: brackets, or a `:`-separated piece
+/// whose address part is a bare group of hex digits (`fe80::1@tcp` has `fe80` and `1`). No
+/// real NID's address is, as each is a dotted quad.
+fn looks_like_ipv6(text: &str) -> bool {
+    text.contains('[')
+        || text.split(':').any(|piece| {
+            let address = piece.split('@').next().unwrap_or_default();
+            !address.is_empty()
+                && address.len() <= 4
+                && address.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
 impl FromStr for MgsNids {
     type Err = SpecError;
 
     fn from_str(text: &str) -> Result<MgsNids, SpecError> {
-        if text.trim().is_empty() {
-            return Err(SpecError::new(
-                "mgs_nids",
-                text,
-                "is empty: at least one MGS NID is needed",
-            ));
+        let refuse = |reason: &str| Err(SpecError::new("mgs_nids", text, reason));
+        if text.is_empty() {
+            return refuse("is empty: at least one MGS NID is needed");
         }
-        if text.contains("::") || text.contains('[') {
-            return Err(SpecError::new(
-                "mgs_nids",
-                text,
-                "looks like an IPv6 address; LNet NIDs take IPv4 addresses",
-            ));
+        if text.contains(':') && looks_like_ipv6(text) {
+            return refuse("looks like an IPv6 address; LNet NIDs take IPv4 addresses");
         }
         let mut nodes = Vec::new();
         for node in text.split(':') {
             if node.is_empty() {
-                return Err(SpecError::new(
-                    "mgs_nids",
-                    text,
-                    "has an empty entry between ':' separators",
-                ));
+                return refuse("has an empty failover entry (a leading, trailing or doubled ':')");
             }
             let mut nids = Vec::new();
             for nid in node.split(',') {
                 if nid.is_empty() {
-                    return Err(SpecError::new(
-                        "mgs_nids",
-                        text,
-                        "has an empty entry between ',' separators",
-                    ));
+                    return refuse("has an empty NID (a leading, trailing or doubled ',')");
                 }
                 nids.push(nid.parse::<Nid>()?);
             }
             nodes.push(nids);
         }
-        Ok(MgsNids(nodes))
+        MgsNids::new(nodes).map_err(|error| SpecError::new("mgs_nids", text, error.reason))
     }
 }
 
@@ -211,8 +288,12 @@ impl fmt::Display for MgsNids {
     }
 }
 
+serde_via_string!(MgsNids);
+
+// === impl FsName ===
+
 /// A Lustre filesystem name: 1 to 8 of `[A-Za-z0-9_-]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FsName(String);
 
 impl FsName {
@@ -229,14 +310,14 @@ impl FromStr for FsName {
         if text.is_empty() {
             return refuse("is empty");
         }
-        if text.len() > 8 {
-            return refuse("is longer than 8 characters, Lustre's limit");
-        }
         if !text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
             return refuse("may hold only letters, digits, '_' and '-'");
+        }
+        if text.len() > 8 {
+            return refuse("is longer than 8 characters, Lustre's limit");
         }
         Ok(FsName(text.to_owned()))
     }
@@ -248,7 +329,13 @@ impl fmt::Display for FsName {
     }
 }
 
-/// A mount source, `<MGS NIDs>:/<fsname>`, as fstab and mountinfo show it.
+serde_via_string!(FsName);
+
+// === impl MountSource ===
+
+/// A mount source, `<MGS NIDs>:/<fsname>`, as fstab and mountinfo show it. Parsing
+/// normalizes (`tcp0` is `tcp`), so two sources compare equal when they name the same MGS
+/// NIDs, in the same order, and the same filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MountSource {
     pub mgs: MgsNids,
@@ -279,9 +366,18 @@ impl fmt::Display for MountSource {
     }
 }
 
-/// Characters that look like `/` but are not.
+serde_via_string!(MountSource);
+
+// === impl MountPoint ===
+
+/// Characters that look like `/` but are not, named in the refusal.
 const LOOKALIKE_SLASHES: [char; 6] = [
-    '\u{2215}', '\u{2044}', '\u{FF0F}', '\u{29F8}', '\u{2571}', '\u{1735}',
+    '\u{2215}', // DIVISION SLASH
+    '\u{2044}', // FRACTION SLASH
+    '\u{FF0F}', // FULLWIDTH SOLIDUS
+    '\u{29F8}', // BIG SOLIDUS
+    '\u{2571}', // BOX DRAWINGS LIGHT DIAGONAL
+    '\u{1735}', // PHILIPPINE SINGLE PUNCTUATION
 ];
 
 /// An absolute, normalized mount point the agent may mount on.
@@ -305,7 +401,7 @@ impl FromStr for MountPoint {
         if let Some(c) = text.chars().find(|c| LOOKALIKE_SLASHES.contains(c)) {
             return refuse(format!(
                 "contains U+{:04X}, which looks like '/' but is not",
-                c as u32
+                u32::from(c)
             ));
         }
         if text.chars().any(char::is_control) {
@@ -316,9 +412,12 @@ impl FromStr for MountPoint {
         }
         if !text
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+@=,/-".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"._+@=/-".contains(&b))
         {
-            return refuse("may hold only ASCII letters, digits, '/' and . _ + @ = , -".into());
+            return refuse(
+                "may hold only ASCII letters, digits, '/' and . _ + @ = - (no escaping in fstab or systemd unit names)"
+                    .into(),
+            );
         }
         if !text.starts_with('/') {
             return refuse("is not absolute".into());
@@ -337,16 +436,25 @@ impl FromStr for MountPoint {
                 "" => return refuse("contains '//'".into()),
                 "." => return refuse("contains a '.' component".into()),
                 ".." => return refuse("contains a '..' component".into()),
+                long if long.len() > 255 => {
+                    return refuse("has a component longer than 255 bytes".into());
+                }
                 _ => {}
             }
         }
         for root in FORBIDDEN_MOUNT_ROOTS {
-            if text == root
+            let on_or_under = text == root
                 || text
                     .strip_prefix(root)
-                    .is_some_and(|rest| rest.starts_with('/'))
-            {
+                    .is_some_and(|rest| rest.starts_with('/'));
+            if on_or_under {
                 return refuse(format!("is under {root}, which lfleet never mounts over"));
+            }
+            let above = root
+                .strip_prefix(text)
+                .is_some_and(|rest| rest.starts_with('/'));
+            if above {
+                return refuse(format!("would hide {root}, which lfleet never mounts over"));
             }
         }
         Ok(MountPoint(text.to_owned()))
@@ -359,7 +467,68 @@ impl fmt::Display for MountPoint {
     }
 }
 
-/// A mount option lfleet accepts.
+serde_via_string!(MountPoint);
+
+// === impl UnitName ===
+
+/// A systemd unit name an `x-systemd.*` option may name: `[A-Za-z0-9:_.@-]`, at most 255
+/// bytes, ending in `.service`, `.target`, `.mount` or `.socket` after a non-empty name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UnitName(String);
+
+impl UnitName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for UnitName {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<UnitName, SpecError> {
+        let suffix_ok = [".service", ".target", ".mount", ".socket"]
+            .iter()
+            .any(|suffix| text.len() > suffix.len() && text.ends_with(suffix));
+        let valid = suffix_ok
+            && text.len() <= 255
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":_.@-".contains(&b));
+        if !valid {
+            return Err(SpecError::new(
+                "options",
+                text,
+                "needs a systemd unit name such as lfleet-lnet.service ([A-Za-z0-9:_.@-], ending in .service, .target, .mount or .socket)",
+            ));
+        }
+        Ok(UnitName(text.to_owned()))
+    }
+}
+
+impl PartialEq<str> for UnitName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for UnitName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for UnitName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+serde_via_string!(UnitName);
+
+// === impl MountOption ===
+
+/// A mount option lfleet accepts. Anything else (`exec`, `suid`, `dev`, `uid=0`...) is
+/// refused: the agent writes these into fstab and onto mount's command line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MountOption {
     Noatime,
@@ -372,27 +541,17 @@ pub enum MountOption {
     Nolazystatfs,
     Ro,
     Rw,
-    /// `x-systemd.mount-timeout=<seconds>`, 1 to 3600.
+    /// `x-systemd.mount-timeout=<seconds>`, a plain whole number from 1 to 3600 (parsing
+    /// enforces the range).
     MountTimeout(u32),
     /// `x-systemd.requires=<unit>`.
-    Requires(String),
+    Requires(UnitName),
     /// `x-systemd.before=<unit>`.
-    Before(String),
+    Before(UnitName),
     /// `x-systemd.after=<unit>`.
-    After(String),
+    After(UnitName),
     /// `x-systemd.automount`.
     Automount,
-}
-
-fn valid_unit_name(unit: &str) -> bool {
-    let suffix_ok = [".service", ".target", ".mount", ".socket"]
-        .iter()
-        .any(|suffix| unit.len() > suffix.len() && unit.ends_with(suffix));
-    suffix_ok
-        && unit.len() <= 255
-        && unit
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b":_.@-".contains(&b))
 }
 
 impl FromStr for MountOption {
@@ -404,7 +563,7 @@ impl FromStr for MountOption {
             return refuse("is an empty option");
         }
         if text.contains(',') {
-            return refuse("contains ',': give each option separately");
+            return refuse("contains ','; give each option on its own");
         }
         let option = match text {
             "noatime" => MountOption::Noatime,
@@ -420,25 +579,17 @@ impl FromStr for MountOption {
             "x-systemd.automount" => MountOption::Automount,
             _ => {
                 if let Some(seconds) = text.strip_prefix("x-systemd.mount-timeout=") {
+                    let digits = !seconds.is_empty() && seconds.bytes().all(|b| b.is_ascii_digit());
                     match seconds.parse::<u32>() {
-                        Ok(s @ 1..=3600) if seconds.bytes().all(|b| b.is_ascii_digit()) => {
-                            MountOption::MountTimeout(s)
-                        }
+                        Ok(seconds @ 1..=3600) if digits => MountOption::MountTimeout(seconds),
                         _ => return refuse("needs a whole number of seconds from 1 to 3600"),
                     }
-                } else if let Some((key, unit)) = text
-                    .strip_prefix("x-systemd.")
-                    .and_then(|rest| rest.split_once('='))
-                    .filter(|(key, _)| matches!(*key, "requires" | "before" | "after"))
-                {
-                    if !valid_unit_name(unit) {
-                        return refuse("needs a systemd unit name such as lfleet-lnet.service");
-                    }
-                    match key {
-                        "requires" => MountOption::Requires(unit.to_owned()),
-                        "before" => MountOption::Before(unit.to_owned()),
-                        _ => MountOption::After(unit.to_owned()),
-                    }
+                } else if let Some(unit) = text.strip_prefix("x-systemd.requires=") {
+                    MountOption::Requires(unit.parse()?)
+                } else if let Some(unit) = text.strip_prefix("x-systemd.before=") {
+                    MountOption::Before(unit.parse()?)
+                } else if let Some(unit) = text.strip_prefix("x-systemd.after=") {
+                    MountOption::After(unit.parse()?)
                 } else {
                     return refuse(
                         "is not an option lfleet allows (noatime, flock, localflock, noflock, user_xattr, nouser_xattr, lazystatfs, nolazystatfs, ro, rw, x-systemd.mount-timeout/requires/before/after/automount)",
@@ -463,18 +614,32 @@ impl fmt::Display for MountOption {
             MountOption::Nolazystatfs => f.write_str("nolazystatfs"),
             MountOption::Ro => f.write_str("ro"),
             MountOption::Rw => f.write_str("rw"),
-            MountOption::MountTimeout(s) => write!(f, "x-systemd.mount-timeout={s}"),
-            MountOption::Requires(u) => write!(f, "x-systemd.requires={u}"),
-            MountOption::Before(u) => write!(f, "x-systemd.before={u}"),
-            MountOption::After(u) => write!(f, "x-systemd.after={u}"),
+            MountOption::MountTimeout(seconds) => write!(f, "x-systemd.mount-timeout={seconds}"),
+            MountOption::Requires(unit) => write!(f, "x-systemd.requires={unit}"),
+            MountOption::Before(unit) => write!(f, "x-systemd.before={unit}"),
+            MountOption::After(unit) => write!(f, "x-systemd.after={unit}"),
             MountOption::Automount => f.write_str("x-systemd.automount"),
         }
     }
 }
 
+serde_via_string!(MountOption);
+
 impl MountOption {
+    /// Options of which at most one may be given; `None` for options that combine freely.
+    fn exclusive_group(&self) -> Option<u8> {
+        match self {
+            MountOption::Ro | MountOption::Rw => Some(0),
+            MountOption::Flock | MountOption::Localflock | MountOption::Noflock => Some(1),
+            MountOption::UserXattr | MountOption::NoUserXattr => Some(2),
+            MountOption::Lazystatfs | MountOption::Nolazystatfs => Some(3),
+            MountOption::MountTimeout(_) => Some(4),
+            _ => None,
+        }
+    }
+
     /// Parses a list of options, each given on its own, refusing duplicates and
-    /// contradictions (ro with rw; two of flock, localflock, noflock; and so on).
+    /// contradictions (ro with rw; two of flock, localflock, noflock; two mount timeouts...).
     pub fn parse_all<S: AsRef<str>>(options: &[S]) -> Result<Vec<MountOption>, SpecError> {
         let parsed: Vec<MountOption> = options
             .iter()
@@ -485,58 +650,55 @@ impl MountOption {
             .map(AsRef::as_ref)
             .collect::<Vec<_>>()
             .join(",");
-        let groups: [&[&str]; 5] = [
-            &["ro", "rw"],
-            &["flock", "localflock", "noflock"],
-            &["user_xattr", "nouser_xattr"],
-            &["lazystatfs", "nolazystatfs"],
-            &["x-systemd.mount-timeout"],
-        ];
-        let rendered: Vec<String> = parsed.iter().map(ToString::to_string).collect();
-        for (index, option) in rendered.iter().enumerate() {
-            if rendered[..index].contains(option) {
-                return Err(SpecError::new(
-                    "options",
-                    &joined,
-                    format!("gives {option} twice"),
-                ));
-            }
-        }
-        // Option names without values, for the contradiction groups.
-        let names: Vec<&str> = rendered
-            .iter()
-            .map(|option| option.split('=').next().unwrap_or(""))
-            .collect();
-        for group in groups {
-            let present: Vec<&str> = group
-                .iter()
-                .copied()
-                .filter(|name| names.iter().filter(|n| *n == name).count() > 0)
-                .collect();
-            let timeouts = names
-                .iter()
-                .filter(|n| **n == "x-systemd.mount-timeout")
-                .count();
-            if timeouts > 1 {
-                return Err(SpecError::new(
-                    "options",
-                    &joined,
-                    "give x-systemd.mount-timeout more than once",
-                ));
-            }
-            if present.len() > 1 {
-                return Err(SpecError::new(
-                    "options",
-                    &joined,
-                    format!("contradict each other: {}", present.join(" and ")),
-                ));
+        for (index, option) in parsed.iter().enumerate() {
+            for earlier in &parsed[..index] {
+                if earlier == option {
+                    return Err(SpecError::new(
+                        "options",
+                        &joined,
+                        format!("gives {option} twice"),
+                    ));
+                }
+                if option.exclusive_group().is_some()
+                    && earlier.exclusive_group() == option.exclusive_group()
+                {
+                    return Err(SpecError::new(
+                        "options",
+                        &joined,
+                        format!("contradict each other: {earlier} and {option}"),
+                    ));
+                }
             }
         }
         Ok(parsed)
     }
+
+    /// Parses a comma-separated option string as fstab writes it (`noatime,flock`), with the
+    /// rules of [`MountOption::parse_all`]. The empty string is no options; an empty item
+    /// (`noatime,,flock`, a trailing `,`) is refused, as is every option not on the allowlist,
+    /// so `lustrefs,exec` and `noatime,suid` fail on `lustrefs` and `suid`.
+    pub fn parse_list(text: &str) -> Result<Vec<MountOption>, SpecError> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items: Vec<&str> = text.split(',').collect();
+        MountOption::parse_all(&items)
+    }
+
+    /// The options as fstab writes them: `noatime,flock`.
+    pub fn render_list(options: &[MountOption]) -> String {
+        options
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
-/// A Lustre filesystem mount, validated.
+// === impl MountSpec ===
+
+/// A Lustre filesystem mount, validated: every field is a validated type, and
+/// [`MountSpec::new`] also refuses duplicate and contradictory options.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawMountSpec", into = "RawMountSpec")]
 pub struct MountSpec {
@@ -548,6 +710,7 @@ pub struct MountSpec {
 
 /// The plain-string form of a [`MountSpec`], as configuration files and the wire carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawMountSpec {
     pub mgs_nids: String,
     pub fsname: String,
@@ -557,7 +720,8 @@ pub struct RawMountSpec {
 }
 
 impl MountSpec {
-    /// Validates every field; the first refusal is returned.
+    /// Validates every field, in the order mgs_nids, fsname, mount_point, options; the first
+    /// refusal is returned.
     pub fn new<S: AsRef<str>>(
         mgs_nids: &str,
         fsname: &str,
@@ -572,7 +736,7 @@ impl MountSpec {
         })
     }
 
-    /// The mount source: `10.0.1.4@tcp:/lustrefs`.
+    /// The mount source; it renders as `10.0.1.4@tcp:10.0.1.5@tcp:/lustrefs`.
     pub fn source(&self) -> MountSource {
         MountSource {
             mgs: self.mgs.clone(),
@@ -593,6 +757,13 @@ impl MountSpec {
 impl TryFrom<RawMountSpec> for MountSpec {
     type Error = SpecError;
     fn try_from(raw: RawMountSpec) -> Result<MountSpec, SpecError> {
+        MountSpec::try_from(&raw)
+    }
+}
+
+impl TryFrom<&RawMountSpec> for MountSpec {
+    type Error = SpecError;
+    fn try_from(raw: &RawMountSpec) -> Result<MountSpec, SpecError> {
         MountSpec::new(&raw.mgs_nids, &raw.fsname, &raw.mount_point, &raw.options)
     }
 }

@@ -1,4 +1,5 @@
-//! `NodeName` and `Generation`.
+//! `NodeName` (a node as Slurm and DNS name it) and `Generation` (the version of a desired
+//! configuration).
 
 use std::fmt;
 use std::str::FromStr;
@@ -71,7 +72,8 @@ impl fmt::Display for NodeName {
 }
 
 /// The version of a desired configuration. Every accepted change gets a larger one; agents
-/// refuse older ones. [`Generation::NONE`] means no configuration yet.
+/// refuse older ones. [`Generation::ZERO`] means "no configuration yet", which is also what
+/// an unset proto3 `uint64` decodes to.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
@@ -79,14 +81,40 @@ impl fmt::Display for NodeName {
 pub struct Generation(pub u64);
 
 impl Generation {
-    pub const NONE: Generation = Generation(0);
+    /// No configuration yet.
+    pub const ZERO: Generation = Generation(0);
 
+    /// The generation after this one.
+    ///
+    /// # Panics
+    /// At `u64::MAX`, which one change a nanosecond would take 584 years to reach.
     pub fn next(self) -> Generation {
-        Generation(self.0 + 1)
+        Generation(
+            self.0
+                .checked_add(1)
+                .expect("a generation counter never reaches u64::MAX"),
+        )
     }
 
     pub fn get(self) -> u64 {
         self.0
+    }
+
+    /// True for [`Generation::ZERO`].
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl From<u64> for Generation {
+    fn from(value: u64) -> Generation {
+        Generation(value)
+    }
+}
+
+impl From<Generation> for u64 {
+    fn from(generation: Generation) -> u64 {
+        generation.0
     }
 }
 
@@ -113,18 +141,34 @@ mod tests {
             ("n1\n", "only ASCII letters"),
             ("nöde", "only ASCII letters"),
             ("n_1", "only ASCII letters"),
+            ("n1\0", "only ASCII letters"),
+            ("n1\t", "only ASCII letters"),
+            ("n1.", "empty label"),
+            (".n1", "empty label"),
+            ("n1-", "starts or ends with '-'"),
         ] {
             let err = bad.parse::<NodeName>().unwrap_err();
             assert_eq!(err.field, "node_name");
             assert!(err.reason.contains(fragment), "{bad:?}: {err}");
         }
-        assert!("a".repeat(64).parse::<NodeName>().is_err());
+        let long_label = "a".repeat(64).parse::<NodeName>().unwrap_err();
+        assert!(long_label.reason.contains("longer than 63"), "{long_label}");
+        let long_name = vec!["a".repeat(63); 4]
+            .join(".")
+            .parse::<NodeName>()
+            .unwrap_err();
+        assert!(long_name.reason.contains("longer than 253"), "{long_name}");
+        assert!(serde_json::from_str::<NodeName>("\"n 1\"").is_err());
+        let name: NodeName = serde_json::from_str("\"hpc-1\"").unwrap();
+        assert_eq!(serde_json::to_string(&name).unwrap(), "\"hpc-1\"");
     }
 
     #[test]
     fn generations_order_and_advance() {
         assert!(Generation(3) > Generation(2));
-        assert_eq!(Generation::NONE.next(), Generation(1));
+        assert_eq!(Generation::ZERO.next(), Generation(1));
+        assert!(Generation::ZERO.is_zero() && Generation::default().is_zero());
+        assert_eq!(u64::from(Generation::from(9)), 9);
         assert_eq!(serde_json::to_string(&Generation(7)).unwrap(), "7");
     }
 }
