@@ -4,6 +4,7 @@
 //! the accepted desired configuration; [`mount_apply`] runs
 //! mount steps and writes the slurmd drop-in.
 
+pub mod checks;
 pub mod config;
 pub mod dkms;
 pub mod install;

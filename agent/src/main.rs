@@ -46,6 +46,8 @@ enum Command {
     },
     /// Bring LNet up from the accepted configuration (run by lfleet-lnet.service at boot).
     LnetUp(PassArgs),
+    /// Run every health check once: exit 0 healthy, 1 unhealthy, 2 unknown.
+    Check(PassArgs),
 }
 
 /// What a command does with the node.
@@ -76,6 +78,9 @@ struct PassArgs {
     /// Append every command the agent runs to this file.
     #[arg(long)]
     command_log: Option<PathBuf>,
+    /// Seconds a statfs or stat of a mount may take before it is reported hung (check).
+    #[arg(long, default_value_t = 5.0)]
+    syscall_deadline: f64,
 }
 
 /// Loads the desired configuration: the file if given and present, checked against the
@@ -85,7 +90,9 @@ fn desired(host: &HostRoot, args: &PassArgs, mode: Mode) -> Result<NodeConfig, S
         Ledger::open(host.clone(), DEFAULT_LEDGER_PATH).map_err(|e| chain(&e))?;
     let path = match &args.config {
         // As the operator gave it: relative to the working directory, not to --root.
-        Some(path) => std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        Some(path) => {
+            normalize(&std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
         None => host.root().join("etc/lfleet/agent.toml"),
     };
     // The file is named as the operator gave it, so it is read from the real root.
@@ -126,6 +133,22 @@ fn desired(host: &HostRoot, args: &PassArgs, mode: Mode) -> Result<NodeConfig, S
         }
         Err(error) => Err(chain(&error)),
     }
+}
+
+/// Resolves `.` and `..` in an operator-given absolute path lexically (as `realpath -s`), so
+/// `--config ../agent.toml` works; node paths inside --root never get this treatment.
+fn normalize(path: &std::path::Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 fn chain(error: &dyn std::error::Error) -> String {
@@ -225,6 +248,61 @@ async fn run(args: PassArgs, job: Job) -> ExitCode {
     }
 }
 
+/// Runs every check once and prints one line per result (or JSON).
+async fn check(args: PassArgs) -> ExitCode {
+    use lfleet_agent::checks::{CheckContext, Outcome, run_all};
+    let host = HostRoot::new(&args.root);
+    let config = match desired(&host, &args, Mode::Plan) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("lfleet-agent: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runner = SystemCommandRunner::from_env();
+    let worker = lfleet_host::BoundedWorker::new();
+    let context = CheckContext {
+        host: &host,
+        runner: &runner,
+        clock: &SystemClock,
+        config: &config,
+        worker: &worker,
+        syscall_deadline: std::time::Duration::from_secs_f64(
+            args.syscall_deadline.clamp(0.1, 600.0),
+        ),
+    };
+    let results = run_all(context, std::time::Duration::from_secs(30)).await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).expect("results serialize")
+        );
+    } else {
+        for result in &results {
+            let (verdict, text) = match &result.outcome {
+                Outcome::Pass => ("PASS", String::new()),
+                Outcome::Fail { code, detail } => ("FAIL", format!(" {code}: {detail}")),
+                Outcome::Unknown { error } => ("UNKNOWN", format!(" {error}")),
+            };
+            println!("{verdict:<7} {:<17} {}{text}", result.check, result.subject);
+        }
+    }
+    let failed = results
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Fail { .. }));
+    let unknown = results
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Unknown { .. }));
+    // The process may exit while a hung statfs thread is still blocked; it is not waited for.
+    if failed {
+        ExitCode::from(1)
+    } else if unknown {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -251,5 +329,6 @@ fn main() -> ExitCode {
             runtime.block_on(run(args, Job::Kernel(kernel)))
         }
         Command::LnetUp(args) => runtime.block_on(run(args, Job::Lnet)),
+        Command::Check(args) => runtime.block_on(check(args)),
     }
 }

@@ -1,0 +1,118 @@
+//! Health checks: one file each, one registry ([`all`]), three outcomes, a deadline each.
+//!
+//! A check returns a [`CheckResult`] per subject (a mount, a target, the client): `Pass`,
+//! `Fail { code, detail }` or `Unknown { error }`, with the time it started, so the
+//! coordinator can apply windows. Unknown is never a failure: the coordinator drains on
+//! sustained Fail only. Syscalls on Lustre paths go through the context's `BoundedWorker`.
+//!
+//! Entry points: [`all`], [`run_all`], [`CheckContext`].
+
+pub mod lustre_imports;
+pub mod lustre_lbug;
+pub mod mount_present;
+pub mod mount_responsive;
+
+use std::time::Duration;
+
+use lfleet_host::{BoundedWorker, Clock, CommandRunner, HostRoot};
+use serde::Serialize;
+
+use crate::config::NodeConfig;
+
+/// A check's verdict on one subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail { code: String, detail: String },
+    Unknown { error: String },
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub check: &'static str,
+    pub subject: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub started_unix_ms: u64,
+}
+
+/// What checks may use.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckContext<'a> {
+    pub host: &'a HostRoot,
+    pub runner: &'a dyn CommandRunner,
+    pub clock: &'a dyn Clock,
+    pub config: &'a NodeConfig,
+    pub worker: &'a BoundedWorker,
+    /// The deadline of one bounded syscall (statfs, stat).
+    pub syscall_deadline: Duration,
+}
+
+/// The registry: every check, in the order they run.
+pub const ALL: [&str; 4] = [
+    mount_present::NAME,
+    mount_responsive::NAME,
+    lustre_imports::NAME,
+    lustre_lbug::NAME,
+];
+
+/// Runs every check once; each is bounded by `deadline` as a whole.
+pub async fn run_all(context: CheckContext<'_>, deadline: Duration) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    for name in ALL {
+        let started = context.clock.wall_unix_ms();
+        let outcome = tokio::time::timeout(deadline, run_one(name, context)).await;
+        match outcome {
+            Ok(mut found) => results.append(&mut found),
+            Err(_) => results.push(CheckResult {
+                check: name,
+                subject: String::new(),
+                outcome: Outcome::Unknown {
+                    error: format!("check did not finish within {deadline:?}"),
+                },
+                started_unix_ms: started,
+            }),
+        }
+    }
+    results
+}
+
+async fn run_one(name: &'static str, context: CheckContext<'_>) -> Vec<CheckResult> {
+    match name {
+        mount_present::NAME => mount_present::run(context),
+        mount_responsive::NAME => mount_responsive::run(context).await,
+        lustre_imports::NAME => lustre_imports::run(context).await,
+        lustre_lbug::NAME => lustre_lbug::run(context),
+        _ => Vec::new(),
+    }
+}
+
+/// Builds a result stamped with the context's wall clock.
+pub(crate) fn result(
+    context: CheckContext<'_>,
+    check: &'static str,
+    subject: &str,
+    outcome: Outcome,
+) -> CheckResult {
+    CheckResult {
+        check,
+        subject: subject.to_owned(),
+        outcome,
+        started_unix_ms: context.clock.wall_unix_ms(),
+    }
+}
+
+pub(crate) fn fail(code: &str, detail: impl Into<String>) -> Outcome {
+    Outcome::Fail {
+        code: code.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+pub(crate) fn unknown(error: impl Into<String>) -> Outcome {
+    Outcome::Unknown {
+        error: error.into(),
+    }
+}
