@@ -48,6 +48,9 @@ enum Command {
     LnetUp(PassArgs),
     /// Run every health check once: exit 0 healthy, 1 unhealthy, 2 unknown.
     Check(PassArgs),
+    /// statfs and stat one path (the check's killable probe; not for people).
+    #[command(hide = true)]
+    ProbeStatfs { path: PathBuf },
 }
 
 /// What a command does with the node.
@@ -260,13 +263,21 @@ async fn check(args: PassArgs) -> ExitCode {
         }
     };
     let runner = SystemCommandRunner::from_env();
-    let worker = lfleet_host::BoundedWorker::new();
+    // A one-shot check probes in a child process killed at the deadline, so this command
+    // exits even when the kernel keeps a probe of a hung mount blocked.
+    let program = match std::env::current_exe() {
+        Ok(program) => program,
+        Err(error) => {
+            eprintln!("lfleet-agent: cannot find its own executable: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let context = CheckContext {
         host: &host,
         runner: &runner,
         clock: &SystemClock,
         config: &config,
-        worker: &worker,
+        prober: lfleet_agent::checks::Prober::Process(&program),
         syscall_deadline: std::time::Duration::from_secs_f64(
             args.syscall_deadline.clamp(0.1, 600.0),
         ),
@@ -330,5 +341,12 @@ fn main() -> ExitCode {
         }
         Command::LnetUp(args) => runtime.block_on(run(args, Job::Lnet)),
         Command::Check(args) => runtime.block_on(check(args)),
+        Command::ProbeStatfs { path } => match lfleet_host::statfs_and_stat(&path) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err((path, error)) => {
+                eprintln!("statfs {}: {error}", path.display());
+                ExitCode::from(1)
+            }
+        },
     }
 }

@@ -414,8 +414,9 @@ impl SystemCommandRunner {
             Err(_elapsed) => {
                 group.kill();
                 // Reap the child; a process stuck in the kernel (D state) may outlive
-                // SIGKILL for a while, and we do not wait for it beyond a second.
-                let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+                // SIGKILL for a while (a frozen FUSE or Lustre request), and we do not wait
+                // for it: it is reparented and reaped by init when the kernel lets it go.
+                let _ = tokio::time::timeout(Duration::from_millis(250), child.wait()).await;
                 tracing::warn!(
                     command = %command_line,
                     timeout = ?spec.timeout,

@@ -45,9 +45,20 @@ pub struct CheckContext<'a> {
     pub runner: &'a dyn CommandRunner,
     pub clock: &'a dyn Clock,
     pub config: &'a NodeConfig,
-    pub worker: &'a BoundedWorker,
+    pub prober: Prober<'a>,
     /// The deadline of one bounded syscall (statfs, stat).
     pub syscall_deadline: Duration,
+}
+
+/// How syscalls that can hang are run.
+#[derive(Debug, Clone, Copy)]
+pub enum Prober<'a> {
+    /// On a thread, one in flight per mount (a long-running agent: a stuck thread is kept and
+    /// reported, never duplicated).
+    Thread(&'a BoundedWorker),
+    /// In a child process (`<program> probe-statfs PATH`) killed at the deadline, so a
+    /// one-shot command always exits even when the kernel keeps the probe blocked.
+    Process(&'a std::path::Path),
 }
 
 /// The registry: every check, in the order they run.

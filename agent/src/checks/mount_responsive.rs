@@ -3,10 +3,10 @@
 //! a failure with its length; a mount still hung from an earlier run is reported as such at
 //! once, and the agent keeps answering.
 
-use lfleet_host::{Bounded, statfs_and_stat};
+use lfleet_host::{Bounded, CommandSpec, statfs_and_stat};
 use lfleet_mount::parse_mountinfo;
 
-use super::{CheckContext, CheckResult, Outcome, fail, result, unknown};
+use super::{CheckContext, CheckResult, Outcome, Prober, fail, result, unknown};
 
 pub const NAME: &str = "mount.responsive";
 
@@ -38,23 +38,41 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                 continue;
             }
         };
-        let outcome = match context
-            .worker
-            .run(&point, context.syscall_deadline, move || {
-                statfs_and_stat(&path)
-            })
-            .await
-        {
-            Bounded::Done(Ok(_)) => Outcome::Pass,
-            Bounded::Done(Err((path, error))) => fail(
-                "statfs-error",
-                format!("statfs {}: {error}", path.display()),
-            ),
-            Bounded::TimedOut { after } => {
-                fail("hung", format!("statfs stuck {} s", after.as_secs_f64()))
-            }
-            Bounded::StillStuck { since } => {
-                fail("hung", format!("statfs stuck {:.0} s", since.as_secs_f64()))
+        let outcome = match context.prober {
+            Prober::Thread(worker) => match worker
+                .run(&point, context.syscall_deadline, move || {
+                    statfs_and_stat(&path)
+                })
+                .await
+            {
+                Bounded::Done(Ok(_)) => Outcome::Pass,
+                Bounded::Done(Err((path, error))) => fail(
+                    "statfs-error",
+                    format!("statfs {}: {error}", path.display()),
+                ),
+                Bounded::TimedOut { after } => {
+                    fail("hung", format!("statfs stuck {} s", after.as_secs_f64()))
+                }
+                Bounded::StillStuck { since } => {
+                    fail("hung", format!("statfs stuck {:.0} s", since.as_secs_f64()))
+                }
+            },
+            Prober::Process(program) => {
+                let spec =
+                    CommandSpec::new(program.display().to_string(), context.syscall_deadline)
+                        .arg("probe-statfs")
+                        .arg(&path);
+                match context.runner.run(&spec).await {
+                    Ok(_) => Outcome::Pass,
+                    Err(error) if error.is_timeout() => fail(
+                        "hung",
+                        format!("statfs stuck {} s", context.syscall_deadline.as_secs_f64()),
+                    ),
+                    Err(error) => fail(
+                        "statfs-error",
+                        format!("{}{}", error.stdout().trim(), error.stderr().trim()),
+                    ),
+                }
             }
         };
         results.push(result(context, NAME, &point, outcome));
