@@ -326,7 +326,12 @@ pub async fn reconcile(
             source,
         })?;
     let module_ok = match loaded {
-        Some(version) if version.trim() == expected_release => {
+        // A release-tag build prints `2.15.7`; a build from `git describe` (as AMLFS's are)
+        // prints the whole version with `-` as `_` (lustre-release LUSTRE-VERSION-GEN).
+        Some(version)
+            if version.trim() == expected_release
+                || version.trim() == config.client.lustre_version.replace('-', "_") =>
+        {
             report.ok(
                 "module",
                 "lustre",

@@ -937,3 +937,35 @@ fn on_dnf_nodes_a_missing_kernel_is_classified_by_the_series_the_repository_serv
         );
     }
 }
+
+#[test]
+fn a_module_reporting_the_full_git_describe_version_is_not_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(
+        dir.path(),
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        LustreVersion::V2_15,
+    );
+    let path = write_config(
+        dir.path(),
+        "agent.toml",
+        1,
+        LustreVersion::V2_15,
+        &[("/lustre", "lustrefs")],
+    );
+    assert_eq!(agent(node.root(), "apply", Some(&path)).code, 0);
+    // What lustre-release's LUSTRE-VERSION-GEN makes of 2.15.7-33-g79ddf99.
+    fs::write(
+        node.root().join("sys/module/lustre/version"),
+        "2.15.7_33_g79ddf99\n",
+    )
+    .unwrap();
+    let run = agent(node.root(), "apply", Some(&path));
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "no changes\n"),
+        "{}",
+        run.stderr
+    );
+}
