@@ -50,6 +50,124 @@ fn default_interface() -> String {
     "auto".into()
 }
 
+/// One InfiniBand port the node must have (inventory, not discovery: a missing HCA fails).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IbPort {
+    /// The HCA as sysfs names it (`mlx5_0`).
+    pub hca: String,
+    #[serde(default = "default_ib_port")]
+    pub port: u32,
+    /// The link rate the port must run at, in Gb/s as sysfs prints it (`200` for 4X HDR).
+    pub rate_gbps: u32,
+}
+
+fn default_ib_port() -> u32 {
+    1
+}
+
+/// What the health checks expect of this node and how long they wait before failing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthPolicy {
+    /// The InfiniBand ports this node must have.
+    #[serde(default)]
+    pub ib_ports: Vec<IbPort>,
+    /// Error counters are judged by how much they rose within this window.
+    #[serde(default = "default_ib_error_window")]
+    pub ib_error_window_seconds: u64,
+    /// Whether every synthetic (hv_netvsc) NIC must have an accelerated-networking VF.
+    #[serde(default)]
+    pub accelnet: bool,
+    /// How long a VF may be absent (Azure removes it during host servicing) before it fails.
+    #[serde(default = "default_accelnet_grace")]
+    pub accelnet_grace_seconds: u64,
+    /// How long an LNet NI's health value must stay below 1000 before it fails.
+    #[serde(default = "default_lnet_sustain")]
+    pub lnet_health_sustain_seconds: u64,
+}
+
+fn default_ib_error_window() -> u64 {
+    300
+}
+
+fn default_accelnet_grace() -> u64 {
+    60
+}
+
+fn default_lnet_sustain() -> u64 {
+    60
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            ib_ports: Vec::new(),
+            ib_error_window_seconds: default_ib_error_window(),
+            accelnet: false,
+            accelnet_grace_seconds: default_accelnet_grace(),
+            lnet_health_sustain_seconds: default_lnet_sustain(),
+        }
+    }
+}
+
+impl HealthPolicy {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: String, reason: String| ConfigError::Invalid { field, reason };
+        for (index, port) in self.ib_ports.iter().enumerate() {
+            let name_ok = !port.hca.is_empty()
+                && port.hca.len() <= 64
+                && port
+                    .hca
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !name_ok {
+                return Err(invalid(
+                    format!("health.ib_ports[{index}].hca"),
+                    format!("{:?} is not an HCA name such as mlx5_0", port.hca),
+                ));
+            }
+            if !(1..=255).contains(&port.port) {
+                return Err(invalid(
+                    format!("health.ib_ports[{index}].port"),
+                    "must be from 1 to 255".into(),
+                ));
+            }
+            if !(1..=3200).contains(&port.rate_gbps) {
+                return Err(invalid(
+                    format!("health.ib_ports[{index}].rate_gbps"),
+                    "must be from 1 to 3200 (Gb/s)".into(),
+                ));
+            }
+            if self.ib_ports[..index]
+                .iter()
+                .any(|p| p.hca == port.hca && p.port == port.port)
+            {
+                return Err(invalid(
+                    format!("health.ib_ports[{index}]"),
+                    format!("{} port {} is listed twice", port.hca, port.port),
+                ));
+            }
+        }
+        for (field, value) in [
+            (
+                "health.ib_error_window_seconds",
+                self.ib_error_window_seconds,
+            ),
+            ("health.accelnet_grace_seconds", self.accelnet_grace_seconds),
+            (
+                "health.lnet_health_sustain_seconds",
+                self.lnet_health_sustain_seconds,
+            ),
+        ] {
+            if value > 86_400 {
+                return Err(invalid(field.into(), "must be at most 86400".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for LnetPolicy {
     fn default() -> Self {
         LnetPolicy {
@@ -84,6 +202,9 @@ pub struct NodeConfig {
     /// The package repository to set up; absent when the image already has one.
     #[serde(default)]
     pub repository: Option<crate::repo::RepositoryConfig>,
+    /// What the health checks expect.
+    #[serde(default)]
+    pub health: HealthPolicy,
 }
 
 /// Why a configuration was refused.
@@ -113,6 +234,8 @@ struct RawConfig {
     mounts: Vec<RawMountSpec>,
     #[serde(default)]
     repository: Option<crate::repo::RepositoryConfig>,
+    #[serde(default)]
+    health: HealthPolicy,
 }
 
 // === impl NodeConfig ===
@@ -192,6 +315,7 @@ impl NodeConfig {
         if let Some(repository) = &raw.repository {
             repository.validate().map_err(ConfigError::Syntax)?;
         }
+        raw.health.validate()?;
         let mut mounts = Vec::new();
         for (index, mount) in raw.mounts.into_iter().enumerate() {
             let spec =
@@ -215,6 +339,7 @@ impl NodeConfig {
             mount_timeout_seconds: raw.mount_timeout_seconds,
             mounts,
             repository: raw.repository,
+            health: raw.health,
         })
     }
 
@@ -339,6 +464,38 @@ mod tests {
                     "{EXAMPLE}\n[[mounts]]\nmgs_nids = \"10.0.1.5@tcp\"\nfsname = \"b\"\nmount_point = \"/lustre\"\n"
                 ),
                 "listed twice",
+            ),
+            (
+                format!(
+                    "{EXAMPLE}\n[health]\nib_ports = [{{ hca = \"mlx5_0;x\", rate_gbps = 200 }}]\n"
+                ),
+                "health.ib_ports[0].hca",
+            ),
+            (
+                format!(
+                    "{EXAMPLE}\n[health]\nib_ports = [{{ hca = \"mlx5_0\", port = 0, rate_gbps = 200 }}]\n"
+                ),
+                "health.ib_ports[0].port",
+            ),
+            (
+                format!(
+                    "{EXAMPLE}\n[health]\nib_ports = [{{ hca = \"mlx5_0\", rate_gbps = 0 }}]\n"
+                ),
+                "health.ib_ports[0].rate_gbps",
+            ),
+            (
+                format!(
+                    "{EXAMPLE}\n[health]\nib_ports = [{{ hca = \"mlx5_0\", rate_gbps = 200 }}, {{ hca = \"mlx5_0\", port = 1, rate_gbps = 200 }}]\n"
+                ),
+                "mlx5_0 port 1 is listed twice",
+            ),
+            (
+                format!("{EXAMPLE}\n[health]\naccelnet_grace_seconds = 100000\n"),
+                "health.accelnet_grace_seconds",
+            ),
+            (
+                format!("{EXAMPLE}\n[health]\nib_port = []\n"),
+                "unknown field `ib_port`",
             ),
         ];
         for (text, fragment) in cases {

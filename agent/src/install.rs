@@ -364,6 +364,15 @@ pub fn find_module(
     Ok(None)
 }
 
+/// Whether the loaded module's version (`/sys/module/lustre/version`) is the configured
+/// client: a release-tag build prints `2.15.7`; a build from `git describe` (as AMLFS's are)
+/// prints the whole version with `-` as `_` (lustre-release LUSTRE-VERSION-GEN).
+pub fn module_version_matches(loaded: &str, lustre_version: &str) -> bool {
+    let loaded = loaded.trim();
+    let release = lustre_version.split('-').next().unwrap_or("");
+    loaded == release || loaded == lustre_version.replace('-', "_")
+}
+
 /// The running kernel release (`/proc/sys/kernel/osrelease`).
 pub fn running_kernel(host: &HostRoot) -> Result<String, HostError> {
     Ok(host

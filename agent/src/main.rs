@@ -50,7 +50,12 @@ enum Command {
     Check(PassArgs),
     /// statfs and stat one path (the check's killable probe; not for people).
     #[command(hide = true)]
-    ProbeStatfs { path: PathBuf },
+    ProbeStatfs {
+        /// Report the stuck thread's wchan and exit 3 when statfs has not returned by then.
+        #[arg(long)]
+        report_after_ms: Option<u64>,
+        path: PathBuf,
+    },
 }
 
 /// What a command does with the node.
@@ -263,6 +268,7 @@ async fn check(args: PassArgs) -> ExitCode {
         }
     };
     let runner = SystemCommandRunner::from_env();
+    let memory = std::sync::Mutex::new(lfleet_agent::checks::CheckMemory::load(&host));
     // A one-shot check probes in a child process killed at the deadline, so this command
     // exits even when the kernel keeps a probe of a hung mount blocked.
     let program = match std::env::current_exe() {
@@ -281,14 +287,34 @@ async fn check(args: PassArgs) -> ExitCode {
         syscall_deadline: std::time::Duration::from_secs_f64(
             args.syscall_deadline.clamp(0.1, 600.0),
         ),
+        memory: &memory,
     };
     let results = run_all(context, std::time::Duration::from_secs(30)).await;
+    let mut memory = memory.into_inner().unwrap_or_else(|e| e.into_inner());
+    let events = std::mem::take(&mut memory.events);
+    if let Err(error) = memory.save(&host) {
+        eprintln!(
+            "lfleet-agent: cannot save the check memory ({}): {}",
+            lfleet_agent::checks::memory::MEMORY_PATH,
+            chain(&error)
+        );
+    }
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&results).expect("results serialize")
+            serde_json::to_string_pretty(&serde_json::json!({
+                "results": results,
+                "events": events,
+            }))
+            .expect("results serialize")
         );
     } else {
+        for event in &events {
+            println!(
+                "EVENT   {:<17} {} {}",
+                event.kind, event.subject, event.detail
+            );
+        }
         for result in &results {
             let (verdict, text) = match &result.outcome {
                 Outcome::Pass => ("PASS", String::new()),
@@ -311,6 +337,31 @@ async fn check(args: PassArgs) -> ExitCode {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The one-shot check's probe child: 0 answered, 1 failed, 3 still blocked (with its wchan).
+fn probe_statfs(path: &std::path::Path, report_after_ms: Option<u64>) -> ExitCode {
+    use std::io::Write;
+    let wait = std::time::Duration::from_millis(report_after_ms.unwrap_or(u64::MAX / 2));
+    match lfleet_host::probe_reporting_wchan(path, wait) {
+        lfleet_host::Probe::Done(Ok(_)) => ExitCode::SUCCESS,
+        lfleet_host::Probe::Done(Err((path, error))) => {
+            eprintln!("statfs {}: {error}", path.display());
+            ExitCode::from(1)
+        }
+        lfleet_host::Probe::Stuck { wchan } => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "stuck");
+            if let Some(wchan) = wchan {
+                let _ = writeln!(stdout, "wchan {wchan}");
+            }
+            let _ = stdout.flush();
+            // Exit now; the blocked thread ends when the kernel lets it go.
+            std::process::exit(i32::from(
+                lfleet_agent::checks::mount_responsive::PROBE_STUCK_EXIT,
+            ))
+        }
     }
 }
 
@@ -341,12 +392,9 @@ fn main() -> ExitCode {
         }
         Command::LnetUp(args) => runtime.block_on(run(args, Job::Lnet)),
         Command::Check(args) => runtime.block_on(check(args)),
-        Command::ProbeStatfs { path } => match lfleet_host::statfs_and_stat(&path) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err((path, error)) => {
-                eprintln!("statfs {}: {error}", path.display());
-                ExitCode::from(1)
-            }
-        },
+        Command::ProbeStatfs {
+            report_after_ms,
+            path,
+        } => probe_statfs(&path, report_after_ms),
     }
 }

@@ -326,11 +326,8 @@ pub async fn reconcile(
             source,
         })?;
     let module_ok = match loaded {
-        // A release-tag build prints `2.15.7`; a build from `git describe` (as AMLFS's are)
-        // prints the whole version with `-` as `_` (lustre-release LUSTRE-VERSION-GEN).
         Some(version)
-            if version.trim() == expected_release
-                || version.trim() == config.client.lustre_version.replace('-', "_") =>
+            if crate::install::module_version_matches(&version, &config.client.lustre_version) =>
         {
             report.ok(
                 "module",

@@ -22,10 +22,23 @@ const CONFIG: &str = concat!(
     "/../packaging/examples/agent.toml"
 );
 
+/// The example configuration with the health inventory of the sim node (one mlx5 HCA at the
+/// sample's 25 Gb/s, accelerated networking) and no grace, so each fault shows at once.
+fn config(dir: &Path) -> String {
+    let mut text = std::fs::read_to_string(CONFIG).unwrap();
+    text.push_str(
+        "\n[health]\nib_ports = [{ hca = \"mlx5_0\", port = 1, rate_gbps = 25 }]\naccelnet = true\naccelnet_grace_seconds = 0\nlnet_health_sustain_seconds = 0\n",
+    );
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 fn agent(node: &Path, args: &[&str]) -> (i32, String) {
+    let config = config(node.parent().unwrap());
     let output = Command::new(AGENT)
         .args(args)
-        .args(["--root", node.to_str().unwrap(), "--config", CONFIG])
+        .args(["--root", node.to_str().unwrap(), "--config", &config])
         .env(
             "PATH",
             format!(
@@ -42,17 +55,30 @@ fn agent(node: &Path, args: &[&str]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
-/// check -> verdict ("PASS", "FAIL", "UNKNOWN") per `check subject` line.
+/// check -> its worst verdict over its subjects ("FAIL" over "UNKNOWN" over "PASS").
 fn verdicts(stdout: &str) -> BTreeMap<String, String> {
-    stdout
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            let verdict = words.next()?.to_owned();
-            let check = words.next()?.to_owned();
-            Some((check, verdict))
-        })
-        .collect()
+    let rank = |v: &str| match v {
+        "FAIL" => 2,
+        "UNKNOWN" => 1,
+        _ => 0,
+    };
+    let mut worst: BTreeMap<String, String> = BTreeMap::new();
+    for line in stdout.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(verdict), Some(check)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if !["PASS", "FAIL", "UNKNOWN"].contains(&verdict) {
+            continue;
+        }
+        let entry = worst
+            .entry(check.to_owned())
+            .or_insert_with(|| verdict.to_owned());
+        if rank(verdict) > rank(entry) {
+            *entry = verdict.to_owned();
+        }
+    }
+    worst
 }
 
 fn converged_node(dir: &Path) -> SimNode {
@@ -65,6 +91,18 @@ fn converged_node(dir: &Path) -> SimNode {
     node
 }
 
+/// Every check of the registry, as the agent names them.
+const CHECKS: [&str; 8] = [
+    "mount.present",
+    "mount.responsive",
+    "lustre.imports",
+    "lustre.lbug",
+    "lustre.client",
+    "lnet",
+    "ib.ports",
+    "accelnet",
+];
+
 #[test]
 fn each_fault_flips_exactly_the_checks_it_should_and_heal_restores_pass() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,15 +111,20 @@ fn each_fault_flips_exactly_the_checks_it_should_and_heal_restores_pass() {
     assert_eq!(code, 0, "{stdout}");
     let healthy = verdicts(&stdout);
     assert_eq!(
-        healthy.values().filter(|v| *v == "PASS").count(),
-        4,
-        "{stdout}"
+        healthy.keys().map(String::as_str).collect::<Vec<_>>(),
+        {
+            let mut all = CHECKS.to_vec();
+            all.sort();
+            all
+        },
+        "every check reports on a healthy node\n{stdout}"
     );
+    assert!(healthy.values().all(|v| v == "PASS"), "{stdout}");
 
-    // (fault, the checks that must fail; every other check keeps its verdict). Checks for
-    // LNet health, IB ports and accelerated networking are not built yet: their faults must
-    // leave these four alone.
-    let table: Vec<(Fault, Vec<&str>)> = vec![
+    // (fault, the checks that must fail, an event the run must report). Every other check
+    // keeps its verdict. The repository dropping a kernel's client changes nothing on the
+    // node by itself: no check may flip.
+    let table: Vec<(Fault, Vec<&str>, Option<&str>)> = vec![
         (
             Fault::Import {
                 mount: None,
@@ -89,6 +132,7 @@ fn each_fault_flips_exactly_the_checks_it_should_and_heal_restores_pass() {
                 state: "DISCONN".into(),
             },
             vec!["lustre.imports"],
+            Some("EVENT   import-reconnect  lustrefs-OST0001-osc-"),
         ),
         (
             Fault::Import {
@@ -97,15 +141,25 @@ fn each_fault_flips_exactly_the_checks_it_should_and_heal_restores_pass() {
                 state: "EVICTED".into(),
             },
             vec!["lustre.imports"],
+            Some("EVENT   evicted           lustrefs-MDT0000-mdc-"),
         ),
-        (Fault::MountLost { mount: None }, vec!["mount.present"]),
-        (Fault::Lbug, vec!["lustre.lbug"]),
-        (Fault::LnetHealth { value: 0 }, vec![]),
+        (
+            Fault::MountLost { mount: None },
+            vec!["mount.present"],
+            None,
+        ),
+        (Fault::Lbug, vec!["lustre.lbug"], None),
+        (
+            Fault::LnetHealth { value: 0 },
+            vec!["lnet"],
+            Some("EVENT   lnet-health-dropped 10.0.0.5@tcp health value 0"),
+        ),
         (
             Fault::IbPortDown {
                 hca: "mlx5_0".into(),
             },
-            vec![],
+            vec!["ib.ports"],
+            None,
         ),
         (
             Fault::IbErrors {
@@ -113,40 +167,43 @@ fn each_fault_flips_exactly_the_checks_it_should_and_heal_restores_pass() {
                 counter: "symbol_error".into(),
                 by: 5,
             },
-            vec![],
+            vec!["ib.ports"],
+            None,
         ),
         (
             Fault::IbSaturate {
                 hca: "mlx5_0".into(),
-                counter: "symbol_error".into(),
+                counter: "link_downed".into(),
             },
-            vec![],
+            vec!["ib.ports"],
+            None,
         ),
-        (Fault::VfRemoved, vec![]),
+        (
+            Fault::VfRemoved,
+            vec!["accelnet"],
+            Some("EVENT   vf-absent         eth0"),
+        ),
         (
             Fault::KernelUpgrade {
                 kernel: "5.15.0-1079-azure".into(),
             },
-            vec![],
+            vec!["lustre.client"],
+            None,
         ),
         (
             Fault::RepoMissing {
                 kernel: "5.15.0-1075-azure".into(),
             },
             vec![],
+            None,
         ),
     ];
-    for (fault, failing) in table {
+    for (fault, failing, event) in table {
         node.fault(&fault).unwrap();
         let (code, stdout) = agent(node.root(), &["check"]);
         let now = verdicts(&stdout);
         let lost = matches!(fault, Fault::MountLost { .. });
-        for check in [
-            "mount.present",
-            "mount.responsive",
-            "lustre.imports",
-            "lustre.lbug",
-        ] {
+        for check in CHECKS {
             // A lost mount has nothing to probe or inspect: those checks report nothing for it.
             let expected = if lost && matches!(check, "mount.responsive" | "lustre.imports") {
                 None
@@ -161,6 +218,9 @@ fn each_fault_flips_exactly_the_checks_it_should_and_heal_restores_pass() {
                 "{fault:?}: {check}\n{stdout}"
             );
         }
+        if let Some(event) = event {
+            assert!(stdout.contains(event), "{fault:?}: no {event:?}\n{stdout}");
+        }
         assert_eq!(
             code,
             if failing.is_empty() { 0 } else { 1 },
@@ -171,9 +231,33 @@ fn each_fault_flips_exactly_the_checks_it_should_and_heal_restores_pass() {
         assert_eq!(
             (code, verdicts(&stdout)),
             (0, healthy.clone()),
-            "after healing {fault:?}"
+            "after healing {fault:?}\n{stdout}"
         );
     }
+}
+
+/// How many `lfleet-agent probe-statfs` processes for `mount_point` are alive (zombies of
+/// this test's children count as gone).
+fn probes_of(mount_point: &Path) -> usize {
+    let wanted = mount_point.display().to_string();
+    let mut count = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'));
+        if !zombie && args.iter().any(|a| a == "probe-statfs") && args.contains(&wanted) {
+            count += 1;
+        }
+    }
+    count
 }
 
 struct Bindfs(Child);
@@ -249,6 +333,8 @@ fn root_a_hung_mount_is_reported_within_its_deadline_and_the_other_checks_comple
         std::thread::sleep(Duration::from_millis(50));
     }
     let took = started.elapsed();
+    // What the check left behind while the mount is still frozen: at most its one probe.
+    let left_while_frozen = probes_of(&mount_point);
     // Unfreeze before asserting, so a failure cannot leave anything blocked.
     kill(Pid::from_raw(daemon.0.id() as i32), Signal::SIGCONT).unwrap();
     let status = match exited {
@@ -265,10 +351,24 @@ fn root_a_hung_mount_is_reported_within_its_deadline_and_the_other_checks_comple
         "exited after {took:?} with a 1 s deadline: {stdout}"
     );
     assert_eq!(status.code(), Some(1), "unhealthy: {stdout}");
+    // The stuck task's wchan is the FUSE request wait (the kernel function's name).
     assert!(
-        stdout.contains("FAIL    mount.responsive  /lustre hung: statfs stuck 1 s"),
+        stdout.contains("FAIL    mount.responsive  /lustre hung: statfs stuck 1 s (wchan "),
         "{stdout}"
     );
+    assert!(
+        left_while_frozen <= 1,
+        "{left_while_frozen} probes left behind while frozen"
+    );
+    let mut left_after = usize::MAX;
+    for _ in 0..40 {
+        left_after = probes_of(&mount_point);
+        if left_after == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(left_after, 0, "probes still running after SIGCONT");
     let now = verdicts(&stdout);
     for check in ["mount.present", "lustre.imports", "lustre.lbug"] {
         assert_eq!(

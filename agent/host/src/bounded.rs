@@ -30,12 +30,19 @@ pub enum Bounded<T> {
 /// Runs blocking calls with deadlines, one in flight per key.
 #[derive(Debug, Clone, Default)]
 pub struct BoundedWorker {
-    in_flight: Arc<Mutex<HashMap<String, Instant>>>,
+    in_flight: Arc<Mutex<HashMap<String, InFlight>>>,
+}
+
+/// A call in flight: when it started and its thread's kernel id (0 until the thread runs).
+#[derive(Debug, Clone)]
+struct InFlight {
+    started: Instant,
+    tid: Arc<std::sync::atomic::AtomicI32>,
 }
 
 /// Removes a key from the in-flight map when the worker thread ends, however it ends.
 struct Release {
-    in_flight: Arc<Mutex<HashMap<String, Instant>>>,
+    in_flight: Arc<Mutex<HashMap<String, InFlight>>>,
     key: String,
 }
 
@@ -61,20 +68,37 @@ impl BoundedWorker {
             .len()
     }
 
+    /// The kernel thread id of the call in flight for `key`, to read its wchan.
+    pub fn thread_id(&self, key: &str) -> Option<i32> {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let tid = in_flight
+            .get(key)?
+            .tid
+            .load(std::sync::atomic::Ordering::SeqCst);
+        (tid > 0).then_some(tid)
+    }
+
     /// Runs `call` on a new thread, waiting at most `deadline`.
     pub async fn run<T, F>(&self, key: &str, deadline: Duration, call: F) -> Bounded<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
         {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(started) = in_flight.get(key) {
+            if let Some(call) = in_flight.get(key) {
                 return Bounded::StillStuck {
-                    since: started.elapsed(),
+                    since: call.started.elapsed(),
                 };
             }
-            in_flight.insert(key.to_owned(), Instant::now());
+            in_flight.insert(
+                key.to_owned(),
+                InFlight {
+                    started: Instant::now(),
+                    tid: tid.clone(),
+                },
+            );
         }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let release = Release {
@@ -84,6 +108,10 @@ impl BoundedWorker {
         let spawned = std::thread::Builder::new()
             .name(format!("lfleet-bounded-{key}"))
             .spawn(move || {
+                tid.store(
+                    nix::unistd::gettid().as_raw(),
+                    std::sync::atomic::Ordering::SeqCst,
+                );
                 // The key is released before the result is sent, so a caller that has its
                 // answer can call again at once; a panic releases it while unwinding.
                 let value = call();
@@ -105,6 +133,52 @@ impl BoundedWorker {
             Ok(Err(_)) => Bounded::TimedOut { after: deadline },
             Err(_) => Bounded::TimedOut { after: deadline },
         }
+    }
+}
+
+/// The kernel function a thread of this process is blocked in (`/proc/self/task/<tid>/wchan`),
+/// when the kernel shows it (it prints `0` for a running task or when it hides symbols).
+pub fn thread_wchan(tid: i32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan")).ok()?;
+    let text = text.trim();
+    (!text.is_empty() && text != "0").then(|| text.to_owned())
+}
+
+/// What [`probe_reporting_wchan`] found.
+#[derive(Debug)]
+pub enum Probe {
+    Done(Result<FsProbe, (PathBuf, std::io::Error)>),
+    /// Still blocked after the wait; the kernel function it is blocked in, when shown.
+    Stuck {
+        wchan: Option<String>,
+    },
+}
+
+/// [`statfs_and_stat`] on a thread, waiting at most `wait`; a probe still blocked then is
+/// reported with its wchan. The blocked thread is left behind: the caller (the one-shot
+/// probe child) exits, and the kernel ends the thread when the call returns or is killed.
+pub fn probe_reporting_wchan(path: &Path, wait: Duration) -> Probe {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let thread_tid = tid.clone();
+    let path = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("lfleet-probe".into())
+        .spawn(move || {
+            thread_tid.store(
+                nix::unistd::gettid().as_raw(),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+            let _ = sender.send(statfs_and_stat(&path));
+        });
+    if let Err(error) = spawned {
+        return Probe::Done(Err((PathBuf::new(), error)));
+    }
+    match receiver.recv_timeout(wait) {
+        Ok(result) => Probe::Done(result),
+        Err(_) => Probe::Stuck {
+            wchan: thread_wchan(tid.load(std::sync::atomic::Ordering::SeqCst)),
+        },
     }
 }
 

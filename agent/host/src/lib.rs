@@ -20,7 +20,9 @@ pub mod fake;
 pub mod record;
 pub mod root;
 
-pub use bounded::{Bounded, BoundedWorker, FsProbe, statfs_and_stat};
+pub use bounded::{
+    Bounded, BoundedWorker, FsProbe, Probe, probe_reporting_wchan, statfs_and_stat, thread_wchan,
+};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use command::{
     CommandError, CommandOutput, CommandRunner, CommandSpec, ExitStatus, SystemCommandRunner,

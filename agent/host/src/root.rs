@@ -177,6 +177,24 @@ impl HostRoot {
         }
     }
 
+    /// Opens a file for reading with O_NONBLOCK (a character device such as /dev/kmsg then
+    /// returns EAGAIN at its end instead of waiting): `Ok(None)` when it does not exist.
+    pub fn open_nonblocking(
+        &self,
+        node_path: impl AsRef<Path>,
+    ) -> Result<Option<fs::File>, HostError> {
+        let path = self.resolve(node_path)?;
+        match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+        {
+            Ok(file) => Ok(Some(file)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error("open", &path)(error)),
+        }
+    }
+
     /// True if the path exists (following symlinks). An unreadable parent counts as absent.
     pub fn exists(&self, node_path: impl AsRef<Path>) -> Result<bool, HostError> {
         let path = self.resolve(node_path)?;

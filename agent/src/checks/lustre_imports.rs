@@ -2,13 +2,21 @@
 //! any other state fails, naming the targets. Import files are found where lctl looks for
 //! them (debugfs first, then /proc), so the 2.10 to 2.17 layouts all work; the mount's
 //! devices are the ones whose names end in its instance (`lfs getname`).
+//!
+//! Events, reported once each: `import-reconnect` (connection_attempts or generation rose
+//! since the last run), `import-failover` (current_connection changed) and `evicted` (the
+//! kernel's "This client was evicted by" message in /dev/kmsg, read without blocking).
 
 use std::time::Duration;
 
 use lfleet_host::CommandSpec;
 use lfleet_parse::import::parse_import;
 
-use super::{CheckContext, CheckResult, Outcome, fail, result, unknown};
+use super::memory::ImportSeen;
+use super::{CheckContext, CheckResult, Outcome, fail, kmsg, result, unknown};
+
+/// The most of /dev/kmsg read per run.
+const KMSG_LIMIT: usize = 1 << 20;
 
 pub const NAME: &str = "lustre.imports";
 
@@ -16,6 +24,7 @@ pub const NAME: &str = "lustre.imports";
 const ROOTS: [&str; 2] = ["sys/kernel/debug/lustre", "proc/fs/lustre"];
 
 pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
+    evictions(context);
     let mut results = Vec::new();
     for want in context.config.desired_mounts() {
         let point = want.mount_point;
@@ -51,6 +60,7 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                         Ok(Some(text)) => match parse_import(&text) {
                             Ok(import) => {
                                 seen += 1;
+                                churn(context, &name, &import);
                                 if !import.is_healthy() {
                                     let target = import.target.trim_end_matches("_UUID").to_owned();
                                     bad.push(format!("{target} {}", import.state));
@@ -74,4 +84,79 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         results.push(result(context, NAME, &point, outcome));
     }
     results
+}
+
+/// Compares an import with the last run's and reports reconnects and failovers.
+fn churn(context: CheckContext<'_>, device: &str, import: &lfleet_parse::import::Import) {
+    let now = ImportSeen {
+        connection_attempts: import.connection_attempts,
+        generation: import.generation,
+        current_connection: import.current_connection.clone(),
+    };
+    let before = context
+        .memory()
+        .imports
+        .insert(device.to_owned(), now.clone());
+    let Some(before) = before else {
+        return;
+    };
+    let rose =
+        |old: Option<u64>, new: Option<u64>| matches!((old, new), (Some(o), Some(n)) if n > o);
+    if rose(before.connection_attempts, now.connection_attempts)
+        || rose(before.generation, now.generation)
+    {
+        context.event(
+            "import-reconnect",
+            device,
+            format!(
+                "connection_attempts {} -> {}, generation {} -> {} (state {})",
+                before.connection_attempts.unwrap_or(0),
+                now.connection_attempts.unwrap_or(0),
+                before.generation.unwrap_or(0),
+                now.generation.unwrap_or(0),
+                import.state
+            ),
+        );
+    }
+    if before.current_connection.is_some()
+        && now.current_connection.is_some()
+        && before.current_connection != now.current_connection
+    {
+        context.event(
+            "import-failover",
+            device,
+            format!(
+                "current_connection {} -> {}",
+                before.current_connection.unwrap_or_default(),
+                now.current_connection.unwrap_or_default()
+            ),
+        );
+    }
+}
+
+/// Reports the kernel's eviction messages that arrived since the last run.
+fn evictions(context: CheckContext<'_>) {
+    let after = context.memory().kmsg_last_seq;
+    let records = match kmsg::read_new(context.host, after, KMSG_LIMIT) {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read kernel messages; evictions are seen only as import states");
+            return;
+        }
+    };
+    if let Some(last) = records.iter().map(|r| r.seq).max() {
+        context.memory().kmsg_last_seq = Some(last);
+    }
+    for record in records {
+        // lustre/ptlrpc/import.c: "<device>: This client was evicted by <target>; ..."
+        if let Some(at) = record.text.find("This client was evicted by") {
+            let device = record.text[..at]
+                .trim_end_matches([':', ' '])
+                .rsplit(' ')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            context.event("evicted", &device, record.text.clone());
+        }
+    }
 }

@@ -7,11 +7,20 @@
 //!
 //! Entry points: [`all`], [`run_all`], [`CheckContext`].
 
+pub mod accelnet;
+pub mod ib_ports;
+pub mod kmsg;
+pub mod lnet;
+pub mod lustre_client;
 pub mod lustre_imports;
 pub mod lustre_lbug;
+pub mod memory;
 pub mod mount_present;
 pub mod mount_responsive;
 
+pub use memory::{CheckMemory, Event};
+
+use std::sync::Mutex;
 use std::time::Duration;
 
 use lfleet_host::{BoundedWorker, Clock, CommandRunner, HostRoot};
@@ -48,6 +57,26 @@ pub struct CheckContext<'a> {
     pub prober: Prober<'a>,
     /// The deadline of one bounded syscall (statfs, stat).
     pub syscall_deadline: Duration,
+    /// Baselines and since-times between runs; events found are pushed here.
+    pub memory: &'a Mutex<CheckMemory>,
+}
+
+impl CheckContext<'_> {
+    /// The memory, even if a check panicked while holding it.
+    pub(crate) fn memory(&self) -> std::sync::MutexGuard<'_, CheckMemory> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an event stamped with the wall clock.
+    pub(crate) fn event(&self, kind: &str, subject: &str, detail: impl Into<String>) {
+        let unix_ms = self.clock.wall_unix_ms();
+        self.memory().events.push(Event {
+            kind: kind.to_owned(),
+            subject: subject.to_owned(),
+            detail: detail.into(),
+            unix_ms,
+        });
+    }
 }
 
 /// How syscalls that can hang are run.
@@ -62,11 +91,15 @@ pub enum Prober<'a> {
 }
 
 /// The registry: every check, in the order they run.
-pub const ALL: [&str; 4] = [
+pub const ALL: [&str; 8] = [
     mount_present::NAME,
     mount_responsive::NAME,
     lustre_imports::NAME,
     lustre_lbug::NAME,
+    lustre_client::NAME,
+    lnet::NAME,
+    ib_ports::NAME,
+    accelnet::NAME,
 ];
 
 /// Runs every check once; each is bounded by `deadline` as a whole.
@@ -96,6 +129,10 @@ async fn run_one(name: &'static str, context: CheckContext<'_>) -> Vec<CheckResu
         mount_responsive::NAME => mount_responsive::run(context).await,
         lustre_imports::NAME => lustre_imports::run(context).await,
         lustre_lbug::NAME => lustre_lbug::run(context),
+        lustre_client::NAME => lustre_client::run(context),
+        lnet::NAME => lnet::run(context).await,
+        ib_ports::NAME => ib_ports::run(context),
+        accelnet::NAME => accelnet::run(context),
         _ => Vec::new(),
     }
 }
