@@ -2,9 +2,11 @@
 //!
 //! Modules: [`config`] reads agent.toml; [`reconcile`] runs one pass; [`install`] makes sure every kernel has its Lustre client; [`ledger`] persists
 //! the accepted desired configuration; [`mount_apply`] runs
-//! mount steps and writes the slurmd drop-in.
+//! mount steps and writes the slurmd drop-in; [`checks`] judge health; [`telemetry`] and
+//! [`collect`] read counters into numbered samples.
 
 pub mod checks;
+pub mod collect;
 pub mod config;
 pub mod dkms;
 pub mod install;
@@ -12,3 +14,4 @@ pub mod ledger;
 pub mod mount_apply;
 pub mod reconcile;
 pub mod repo;
+pub mod telemetry;

@@ -5,6 +5,10 @@
 //!   the classified reasons when an item failed, 2 when the configuration or the node cannot
 //!   be read (and then nothing was changed).
 //!
+//! - `lfleet-agent check --root DIR [--config FILE] [--json]`: every health check once; exit
+//!   0 healthy, 1 unhealthy, 2 unknown.
+//! - `lfleet-agent collect --root DIR [--interval 1s] [--count N] [--json]`: telemetry samples.
+//!
 //! - `lfleet-agent kernel-installed KVER`: the kernel hooks' call; installs that kernel's client.
 //! - `lfleet-agent lnet-up`: lfleet-lnet.service's call; brings LNet up as configured.
 //!
@@ -48,6 +52,8 @@ enum Command {
     LnetUp(PassArgs),
     /// Run every health check once: exit 0 healthy, 1 unhealthy, 2 unknown.
     Check(PassArgs),
+    /// Print telemetry samples: every source read once per interval.
+    Collect(CollectArgs),
     /// statfs and stat one path (the check's killable probe; not for people).
     #[command(hide = true)]
     ProbeStatfs {
@@ -56,6 +62,107 @@ enum Command {
         report_after_ms: Option<u64>,
         path: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+struct CollectArgs {
+    /// The node's root directory (every host path is resolved under it).
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Redirect /proc to this directory.
+    #[arg(long)]
+    procfs: Option<PathBuf>,
+    /// Redirect /sys to this directory.
+    #[arg(long)]
+    sysfs: Option<PathBuf>,
+    /// Time between cycles: `1s`, `500ms`, `2m` (seconds when no unit).
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    interval: std::time::Duration,
+    /// Stop after this many cycles (default: run until interrupted).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds between capacity reads (they cost the servers a statfs RPC).
+    #[arg(long, default_value_t = 60)]
+    capacity_interval: u64,
+    /// One JSON object per sample per line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `1s`, `500ms`, `2m`, `1.5` (seconds): from 10 ms to one day.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not an interval such as 1s, 500ms or 2m"))?;
+    let seconds = value * scale;
+    if !(0.01..=86_400.0).contains(&seconds) {
+        return Err(format!("{text:?} is outside 10ms to 24h"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// Runs the collectors every interval and prints what they find.
+async fn collect(args: CollectArgs) -> ExitCode {
+    use lfleet_agent::collect::{CollectOptions, Collector};
+    let mut host = HostRoot::new(&args.root);
+    if let Some(procfs) = &args.procfs {
+        host = host.with_procfs(procfs);
+    }
+    if let Some(sysfs) = &args.sysfs {
+        host = host.with_sysfs(sysfs);
+    }
+    let runner = SystemCommandRunner::from_env();
+    let clock = SystemClock;
+    let options = CollectOptions {
+        capacity_interval: std::time::Duration::from_secs(args.capacity_interval.max(1)),
+        ..CollectOptions::default()
+    };
+    let mut collector = Collector::new(host, options, &clock);
+    let mut ticker = tokio::time::interval(args.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut done = 0u64;
+    while args.count.is_none_or(|count| done < count) {
+        ticker.tick().await;
+        collector.cycle(&runner, &clock, &[]).await;
+        done += 1;
+        for sample in collector.buffer.take(usize::MAX) {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&sample).expect("samples serialize")
+                );
+            } else {
+                let mut line = format!(
+                    "{:>6} {:<8} {:<24}",
+                    sample.seq, sample.collector, sample.subject
+                );
+                if let Some(why) = &sample.unavailable {
+                    line.push_str(&format!(" unavailable: {why}"));
+                }
+                for (name, value) in &sample.values {
+                    line.push_str(&format!(" {name}={value}"));
+                }
+                for (name, value) in &sample.labels {
+                    line.push_str(&format!(" {name}={value}"));
+                }
+                for flag in &sample.flags {
+                    line.push_str(&format!(" [{flag}]"));
+                }
+                println!("{}", line.trim_end());
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// What a command does with the node.
@@ -392,6 +499,7 @@ fn main() -> ExitCode {
         }
         Command::LnetUp(args) => runtime.block_on(run(args, Job::Lnet)),
         Command::Check(args) => runtime.block_on(check(args)),
+        Command::Collect(args) => runtime.block_on(collect(args)),
         Command::ProbeStatfs {
             report_after_ms,
             path,

@@ -19,6 +19,7 @@ pub mod command;
 pub mod fake;
 pub mod record;
 pub mod root;
+pub mod usage;
 
 pub use bounded::{
     Bounded, BoundedWorker, FsProbe, Probe, probe_reporting_wchan, statfs_and_stat, thread_wchan,
@@ -30,3 +31,4 @@ pub use command::{
 pub use fake::{FakeCommandRunner, FakeResponse, Invocation};
 pub use record::RecordingRunner;
 pub use root::{HostError, HostRoot, LockGuard};
+pub use usage::{OwnUsage, own_usage};

@@ -282,14 +282,21 @@ impl SimNode {
             });
         }
         let steps = spec.seconds.ceil().max(1.0) as u64;
+        // Each step credits the real time since the previous one (the first: since the load
+        // began), never time from before the load.
+        let now_ns = || {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            now.as_secs() * 1_000_000_000 + u64::from(now.subsec_nanos())
+        };
+        let mut last = now_ns();
         for _ in 0..steps {
             std::thread::sleep(Duration::from_secs(1));
             self.change(|state| {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                let now_ns = now.as_secs() * 1_000_000_000 + u64::from(now.subsec_nanos());
-                let elapsed = now_ns.saturating_sub(state.clock_ns).max(1);
+                let now = now_ns();
+                let elapsed = now.saturating_sub(last).max(1);
+                last = now;
                 advance(state, spec, elapsed);
                 Ok(())
             })?;

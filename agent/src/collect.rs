@@ -1,0 +1,286 @@
+//! The telemetry driver: finds the Lustre mounts and their instances, runs the fast cycle of
+//! collectors on a bounded worker under a deadline (never on the async runtime), runs the
+//! capacity reads on their own slow thread with their own time box, adds the agent's own
+//! sample, and numbers everything into a bounded buffer.
+//!
+//! Forks are avoided: a mount's instance comes from its llite directory when its fsname is
+//! mounted once, and from `lfs getname` only when the same filesystem is mounted twice (and
+//! only when the set of mounts changed). The LNet interfaces come from `lnetctl net show`,
+//! refreshed once a minute.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lfleet_host::{Bounded, BoundedWorker, Clock, CommandRunner, CommandSpec, HostRoot};
+use lfleet_mount::parse_mountinfo;
+
+use crate::telemetry::agent_self::AgentSelf;
+use crate::telemetry::params::find_devices;
+use crate::telemetry::{CycleInput, MountInstance, Sample, SampleBuffer, Telemetry, capacity};
+
+/// How the driver runs.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    /// The most one fast cycle may take.
+    pub cycle_deadline: Duration,
+    /// How often capacity (statfs RPCs) is read.
+    pub capacity_interval: Duration,
+    /// The most a capacity read may take before it is reported stuck.
+    pub capacity_deadline: Duration,
+    /// The most samples kept while nobody takes them.
+    pub buffer: usize,
+}
+
+impl Default for CollectOptions {
+    fn default() -> Self {
+        CollectOptions {
+            cycle_deadline: Duration::from_secs(5),
+            capacity_interval: Duration::from_secs(60),
+            capacity_deadline: Duration::from_secs(10),
+            buffer: 100_000,
+        }
+    }
+}
+
+/// A capacity read in flight on its own thread.
+#[derive(Debug, Default)]
+struct CapacityTask {
+    started_s: Option<f64>,
+    last_s: Option<f64>,
+    done: Arc<Mutex<Option<Vec<Sample>>>>,
+}
+
+#[derive(Debug)]
+pub struct Collector {
+    host: HostRoot,
+    options: CollectOptions,
+    telemetry: Arc<Mutex<Telemetry>>,
+    worker: BoundedWorker,
+    agent: AgentSelf,
+    pub buffer: SampleBuffer,
+    mounts: Vec<MountInstance>,
+    mounts_key: String,
+    lnet_interfaces: Vec<String>,
+    lnet_checked_s: Option<f64>,
+    capacity: CapacityTask,
+    origin: tokio::time::Instant,
+}
+
+impl Collector {
+    pub fn new(host: HostRoot, options: CollectOptions, clock: &dyn Clock) -> Collector {
+        Collector {
+            host,
+            buffer: SampleBuffer::new(options.buffer),
+            options,
+            telemetry: Arc::default(),
+            worker: BoundedWorker::new(),
+            agent: AgentSelf::default(),
+            mounts: Vec::new(),
+            mounts_key: String::new(),
+            lnet_interfaces: Vec::new(),
+            lnet_checked_s: None,
+            capacity: CapacityTask::default(),
+            origin: clock.monotonic(),
+        }
+    }
+
+    /// One cycle: every source read once; returns how many samples were queued.
+    pub async fn cycle(
+        &mut self,
+        runner: &dyn CommandRunner,
+        clock: &dyn Clock,
+        check_ms: &[(String, f64)],
+    ) -> usize {
+        let unix_ms = clock.wall_unix_ms();
+        let monotonic_s = clock.monotonic().duration_since(self.origin).as_secs_f64();
+        let mut samples = Vec::new();
+        if let Err(why) = self.refresh_mounts(runner).await {
+            samples.push(Sample::unavailable("mounts", "mountinfo", unix_ms, why));
+        }
+        self.refresh_lnet(runner, monotonic_s).await;
+
+        let telemetry = self.telemetry.clone();
+        let host = self.host.clone();
+        let mounts = self.mounts.clone();
+        let interfaces = self.lnet_interfaces.clone();
+        let fast = self
+            .worker
+            .run("telemetry", self.options.cycle_deadline, move || {
+                let input = CycleInput {
+                    host: &host,
+                    mounts: &mounts,
+                    lnet_interfaces: &interfaces,
+                    unix_ms,
+                    monotonic_s,
+                };
+                telemetry
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .cycle(&input)
+            })
+            .await;
+        match fast {
+            Bounded::Done(found) => samples.extend(found),
+            Bounded::TimedOut { after } => samples.push(Sample::unavailable(
+                "telemetry",
+                "cycle",
+                unix_ms,
+                format!("the collection cycle did not finish within {after:?}"),
+            )),
+            Bounded::StillStuck { since } => samples.push(Sample::unavailable(
+                "telemetry",
+                "cycle",
+                unix_ms,
+                format!("the previous collection cycle is still stuck after {since:?}"),
+            )),
+        }
+        samples.extend(self.capacity(unix_ms, monotonic_s));
+        samples.push(
+            self.agent
+                .collect(unix_ms, monotonic_s, check_ms, self.buffer.dropped()),
+        );
+        let count = samples.len();
+        for sample in samples {
+            self.buffer.push(sample);
+        }
+        count
+    }
+
+    /// Starts a capacity read when due and none is in flight; returns finished samples, or
+    /// `unavailable` ones while a read is stuck past its deadline.
+    fn capacity(&mut self, unix_ms: u64, now_s: f64) -> Vec<Sample> {
+        let task = &mut self.capacity;
+        if let Some(samples) = task.done.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.started_s = None;
+            return samples;
+        }
+        if let Some(started) = task.started_s {
+            let stuck = now_s - started;
+            if stuck > self.options.capacity_deadline.as_secs_f64() {
+                return self
+                    .mounts
+                    .iter()
+                    .map(|m| {
+                        Sample::unavailable(
+                            capacity::NAME,
+                            &m.mount_point,
+                            unix_ms,
+                            format!("capacity read (statfs RPC) stuck for {stuck:.0} s"),
+                        )
+                    })
+                    .collect();
+            }
+            return Vec::new();
+        }
+        let due = task
+            .last_s
+            .is_none_or(|last| now_s - last >= self.options.capacity_interval.as_secs_f64());
+        if !due || self.mounts.is_empty() {
+            return Vec::new();
+        }
+        task.started_s = Some(now_s);
+        task.last_s = Some(now_s);
+        let done = task.done.clone();
+        let host = self.host.clone();
+        let mounts = self.mounts.clone();
+        let spawned = std::thread::Builder::new()
+            .name("lfleet-capacity".into())
+            .spawn(move || {
+                let input = CycleInput {
+                    host: &host,
+                    mounts: &mounts,
+                    lnet_interfaces: &[],
+                    unix_ms,
+                    monotonic_s: now_s,
+                };
+                let samples = capacity::collect(&input);
+                *done.lock().unwrap_or_else(|e| e.into_inner()) = Some(samples);
+            });
+        if let Err(error) = spawned {
+            task.started_s = None;
+            tracing::warn!(%error, "cannot start the capacity reader");
+        }
+        Vec::new()
+    }
+
+    /// Re-reads mountinfo; maps each Lustre mount to its instance when the mounts changed.
+    async fn refresh_mounts(&mut self, runner: &dyn CommandRunner) -> Result<(), String> {
+        let text = self
+            .host
+            .read_to_string("proc/self/mountinfo")
+            .map_err(|e| e.to_string())?;
+        let lustre: Vec<(String, String)> = parse_mountinfo(&text)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|m| m.fstype == "lustre")
+            .filter_map(|m| {
+                let fsname = m.source.rsplit_once(":/")?.1.to_owned();
+                Some((m.mount_point, fsname))
+            })
+            .collect();
+        let llite: Vec<String> = find_devices(&self.host, "llite", "stats")
+            .into_keys()
+            .collect();
+        let key = format!("{lustre:?}{llite:?}");
+        if key == self.mounts_key {
+            return Ok(());
+        }
+        let mut by_fs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (point, fsname) in &lustre {
+            by_fs.entry(fsname).or_default().push(point);
+        }
+        let mut mounts = Vec::new();
+        for (point, fsname) in &lustre {
+            let candidates: Vec<&String> = llite
+                .iter()
+                .filter(|d| {
+                    d.strip_prefix(fsname.as_str())
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .is_some_and(|inst| !inst.contains('-'))
+                })
+                .collect();
+            let instance = if by_fs[fsname.as_str()].len() == 1 && candidates.len() == 1 {
+                candidates[0].rsplit_once('-').map(|(_, i)| i.to_owned())
+            } else {
+                let spec = CommandSpec::new("lfs", Duration::from_secs(5)).args(["getname", point]);
+                runner.run(&spec).await.ok().and_then(|out| {
+                    out.stdout
+                        .split_whitespace()
+                        .next()
+                        .and_then(|n| n.rsplit_once('-'))
+                        .map(|(_, i)| i.to_owned())
+                })
+            };
+            if let Some(instance) = instance {
+                mounts.push(MountInstance {
+                    mount_point: point.clone(),
+                    fsname: fsname.clone(),
+                    instance,
+                });
+            }
+        }
+        self.mounts = mounts;
+        self.mounts_key = key;
+        Ok(())
+    }
+
+    /// The interfaces of LNet's NIs, refreshed once a minute.
+    async fn refresh_lnet(&mut self, runner: &dyn CommandRunner, now_s: f64) {
+        if self.lnet_checked_s.is_some_and(|at| now_s - at < 60.0) {
+            return;
+        }
+        self.lnet_checked_s = Some(now_s);
+        let spec = CommandSpec::new("lnetctl", Duration::from_secs(5)).args(["net", "show"]);
+        if let Ok(output) = runner.run(&spec).await {
+            let mut interfaces: Vec<String> = lfleet_lnet::parse_net_show(&output.stdout)
+                .into_iter()
+                .filter(|ni| ni.net_type != "lo")
+                .flat_map(|ni| ni.interfaces)
+                .collect();
+            interfaces.sort();
+            interfaces.dedup();
+            self.lnet_interfaces = interfaces;
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Telemetry: collectors that read the kernel's counters once per cycle, in-process, and turn
+//! them into samples with rates, without ever inventing a number.
+//!
+//! Rules (research/telemetry.md section 4): a rate's interval is the kernel's `snapshot_time`
+//! of the same file when it has one (else the agent's monotonic clock at the read); a reset
+//! (start_time changed, a remount's new instance, any counter decreasing) is flagged and gives
+//! no rate for that interval; a u32 LNet counter that wrapped is unwrapped; a saturated IB
+//! counter gives no rate and is flagged; a source that cannot be read is `unavailable`, never
+//! zero. Samples go into a bounded [`buffer::SampleBuffer`] that numbers them and counts what
+//! it drops.
+//!
+//! One file per collector: [`llite`], [`osc`], [`mdc`], [`capacity`], [`imports`], [`lnet`],
+//! [`netdev`], [`ib`], [`agent_self`]. Entry point: [`Telemetry`].
+
+pub mod agent_self;
+pub mod buffer;
+pub mod capacity;
+pub mod ib;
+pub mod imports;
+pub mod llite;
+pub mod lnet;
+pub mod mdc;
+pub mod netdev;
+pub mod osc;
+pub mod params;
+pub mod rates;
+
+use std::collections::BTreeMap;
+
+use lfleet_host::HostRoot;
+use serde::Serialize;
+
+pub use buffer::SampleBuffer;
+pub use rates::{RateTracker, Rated};
+
+/// One reading of one subject by one collector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// Given by the buffer, in order, with no gaps except for samples it dropped.
+    pub seq: u64,
+    pub unix_ms: u64,
+    pub collector: &'static str,
+    /// A mount point, `<mount> <target>`, an interface, `<hca>/<port>`.
+    pub subject: String,
+    /// Rates (`*_per_s`) and gauges. Empty when unavailable, at the first reading or a reset.
+    pub values: BTreeMap<String, f64>,
+    /// Labels that are not numbers: an import state, a current connection.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The interval the rates cover, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<f64>,
+    /// The counters restarted (remount, start_time change, a decrease): no rate this time.
+    pub reset: bool,
+    /// Why the source could not be read; then `values` is empty, never zeros.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Anything else a reader must know: `first reading`, `saturated port_rcv_data`, ...
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+}
+
+impl Sample {
+    pub fn new(collector: &'static str, subject: impl Into<String>, unix_ms: u64) -> Sample {
+        Sample {
+            seq: 0,
+            unix_ms,
+            collector,
+            subject: subject.into(),
+            values: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            interval_s: None,
+            reset: false,
+            unavailable: None,
+            flags: Vec::new(),
+        }
+    }
+
+    pub fn unavailable(
+        collector: &'static str,
+        subject: impl Into<String>,
+        unix_ms: u64,
+        why: impl Into<String>,
+    ) -> Sample {
+        let mut sample = Sample::new(collector, subject, unix_ms);
+        sample.unavailable = Some(why.into());
+        sample
+    }
+
+    /// Copies a rate result in: rates as `<name>_per_s`, or the reset and first-reading flags.
+    pub fn apply(&mut self, rated: Rated) {
+        match rated {
+            Rated::Rates { interval_s, rates } => {
+                self.interval_s = Some(interval_s);
+                for (name, rate) in rates {
+                    self.values.insert(format!("{name}_per_s"), rate);
+                }
+            }
+            Rated::First => self.flags.push("first reading: no rate yet".into()),
+            Rated::Unchanged => self
+                .flags
+                .push("no new kernel snapshot since the last reading".into()),
+            Rated::Reset { why } => {
+                self.reset = true;
+                self.flags.push(format!("reset: {why}"));
+            }
+        }
+    }
+}
+
+/// A Lustre mount as telemetry sees it: where, and the instance its devices end in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInstance {
+    pub mount_point: String,
+    pub fsname: String,
+    pub instance: String,
+}
+
+/// What one cycle needs from the node.
+#[derive(Debug)]
+pub struct CycleInput<'a> {
+    pub host: &'a HostRoot,
+    pub mounts: &'a [MountInstance],
+    /// The interfaces LNet uses (for the Ethernet collector).
+    pub lnet_interfaces: &'a [String],
+    pub unix_ms: u64,
+    /// Seconds on a monotonic clock, for sources without a kernel time stamp.
+    pub monotonic_s: f64,
+}
+
+/// Every fast collector's state; one [`Telemetry::cycle`] reads each source once.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    llite: llite::Llite,
+    osc: osc::Osc,
+    mdc: mdc::Mdc,
+    imports: imports::Imports,
+    lnet: lnet::Lnet,
+    netdev: netdev::NetDev,
+    ib: ib::Ib,
+}
+
+impl Telemetry {
+    /// Reads every fast source once and returns the samples (not yet numbered).
+    pub fn cycle(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        samples.extend(self.llite.collect(input));
+        samples.extend(self.osc.collect(input));
+        samples.extend(self.mdc.collect(input));
+        samples.extend(self.imports.collect(input));
+        samples.extend(self.lnet.collect(input));
+        samples.extend(self.netdev.collect(input));
+        samples.extend(self.ib.collect(input));
+        samples
+    }
+}

@@ -1,0 +1,75 @@
+//! Ethernet bytes/s, packets/s, errors and drops of the interfaces LNet uses (AMLFS traffic
+//! is TCP on the VM's NIC), from /proc/net/dev. A counter decrease (driver reload) is a reset.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lfleet_parse::netdev::parse_net_dev;
+
+use super::rates::{RateTracker, Reading};
+use super::{CycleInput, Sample};
+
+pub const NAME: &str = "netdev";
+
+#[derive(Debug, Default)]
+pub struct NetDev {
+    tracker: RateTracker,
+}
+
+impl NetDev {
+    pub fn collect(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
+        if input.lnet_interfaces.is_empty() {
+            return Vec::new();
+        }
+        let devices = match input
+            .host
+            .read_to_string("proc/net/dev")
+            .map_err(|e| e.to_string())
+            .and_then(|text| parse_net_dev(&text).map_err(|e| format!("/proc/net/dev: {e}")))
+        {
+            Ok(devices) => devices,
+            Err(why) => {
+                return input
+                    .lnet_interfaces
+                    .iter()
+                    .map(|i| Sample::unavailable(NAME, i, input.unix_ms, why.clone()))
+                    .collect();
+            }
+        };
+        let mut keep = BTreeSet::new();
+        let mut samples = Vec::new();
+        for interface in input.lnet_interfaces {
+            let Some(c) = devices.get(interface) else {
+                samples.push(Sample::unavailable(
+                    NAME,
+                    interface,
+                    input.unix_ms,
+                    format!("{interface} is not in /proc/net/dev"),
+                ));
+                continue;
+            };
+            let counters = BTreeMap::from([
+                ("rx_bytes".to_owned(), c.rx_bytes),
+                ("tx_bytes".to_owned(), c.tx_bytes),
+                ("rx_packets".to_owned(), c.rx_packets),
+                ("tx_packets".to_owned(), c.tx_packets),
+                ("rx_errors".to_owned(), c.rx_errors),
+                ("tx_errors".to_owned(), c.tx_errors),
+                ("rx_dropped".to_owned(), c.rx_dropped),
+                ("tx_dropped".to_owned(), c.tx_dropped),
+            ]);
+            let mut sample = Sample::new(NAME, interface, input.unix_ms);
+            sample.apply(self.tracker.update(
+                interface,
+                Reading {
+                    at: input.monotonic_s,
+                    identity: String::new(),
+                    counters,
+                },
+            ));
+            keep.insert(interface.clone());
+            samples.push(sample);
+        }
+        self.tracker.retain(&keep);
+        samples
+    }
+}
