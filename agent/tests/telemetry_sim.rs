@@ -340,3 +340,40 @@ async fn legacy_64_bit_counters_are_preferred_and_no_pma_is_unavailable() {
     assert!(rxe.values.is_empty(), "{rxe:?}");
     assert!(rxe.unavailable.is_some(), "{rxe:?}");
 }
+
+/// The real 2.10.1 `llite.*.kbytesavail` sample, where 2.10 kept it (/proc/fs/lustre).
+#[test]
+fn capacity_reads_the_real_2_10_kbytes_sample_in_proc() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = dir
+        .path()
+        .join("proc/fs/lustre/llite/lustrefs-ffff88105db50000");
+    std::fs::create_dir_all(&device).unwrap();
+    std::fs::write(
+        device.join("kbytesavail"),
+        include_str!("../../tests/fixtures/lustre-2.10.1_llite_kbytesavail.txt"),
+    )
+    .unwrap();
+    let host = HostRoot::new(dir.path());
+    let mounts = [lfleet_agent::telemetry::MountInstance {
+        mount_point: "/lustre".into(),
+        fsname: "lustrefs".into(),
+        instance: "ffff88105db50000".into(),
+    }];
+    let samples =
+        lfleet_agent::telemetry::capacity::collect(&lfleet_agent::telemetry::CycleInput {
+            host: &host,
+            mounts: &mounts,
+            lnet_interfaces: &[],
+            unix_ms: 0,
+            monotonic_s: 0.0,
+        });
+    let sample = find(&samples, "capacity", "/lustre");
+    assert_eq!(
+        sample.values.get("bytes_avail"),
+        Some(&(283_000_299_520.0 * 1024.0))
+    );
+    assert_eq!(sample.values.get("bytes_free"), None, "absent, not zero");
+    assert_eq!(sample.values.get("bytes_total"), None, "absent, not zero");
+    assert!(sample.unavailable.is_none());
+}

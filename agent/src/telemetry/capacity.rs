@@ -16,20 +16,20 @@ const FILES: [(&str, &str, f64); 5] = [
 ];
 
 pub fn collect(input: &CycleInput<'_>) -> Vec<Sample> {
-    let devices = find_devices(input.host, "llite", "kbytestotal");
+    let devices = find_devices(input.host, "llite", "kbytesavail");
     let mut samples = Vec::new();
     for mount in input.mounts {
         let device = format!("{}-{}", mount.fsname, mount.instance);
-        let Some(total_path) = devices.get(&device) else {
+        let Some(avail_path) = devices.get(&device) else {
             samples.push(Sample::unavailable(
                 NAME,
                 &mount.mount_point,
                 input.unix_ms,
-                format!("no llite.{device}.kbytestotal in lctl's search path"),
+                format!("no llite.{device}.kbytesavail in lctl's search path"),
             ));
             continue;
         };
-        let dir = total_path.trim_end_matches("/kbytestotal");
+        let dir = avail_path.trim_end_matches("/kbytesavail");
         let mut sample = Sample::new(NAME, &mount.mount_point, input.unix_ms);
         let mut errors = Vec::new();
         for (file, name, scale) in FILES {
