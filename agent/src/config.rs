@@ -168,6 +168,31 @@ impl HealthPolicy {
     }
 }
 
+/// The optional Prometheus endpoint of a running agent: off unless enabled; loopback unless
+/// told otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusPolicy {
+    #[serde(default)]
+    pub enabled: bool,
+    /// `address:port` to listen on.
+    #[serde(default = "default_prometheus_listen")]
+    pub listen: String,
+}
+
+fn default_prometheus_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+
+impl Default for PrometheusPolicy {
+    fn default() -> Self {
+        PrometheusPolicy {
+            enabled: false,
+            listen: default_prometheus_listen(),
+        }
+    }
+}
+
 impl Default for LnetPolicy {
     fn default() -> Self {
         LnetPolicy {
@@ -205,6 +230,9 @@ pub struct NodeConfig {
     /// What the health checks expect.
     #[serde(default)]
     pub health: HealthPolicy,
+    /// The agent's own Prometheus endpoint.
+    #[serde(default)]
+    pub prometheus: PrometheusPolicy,
 }
 
 /// Why a configuration was refused.
@@ -236,6 +264,8 @@ struct RawConfig {
     repository: Option<crate::repo::RepositoryConfig>,
     #[serde(default)]
     health: HealthPolicy,
+    #[serde(default)]
+    prometheus: PrometheusPolicy,
 }
 
 // === impl NodeConfig ===
@@ -316,6 +346,20 @@ impl NodeConfig {
             repository.validate().map_err(ConfigError::Syntax)?;
         }
         raw.health.validate()?;
+        if raw
+            .prometheus
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(invalid(
+                "prometheus.listen",
+                format!(
+                    "{:?} is not address:port, such as 127.0.0.1:9464 or [::1]:9464",
+                    raw.prometheus.listen
+                ),
+            ));
+        }
         let mut mounts = Vec::new();
         for (index, mount) in raw.mounts.into_iter().enumerate() {
             let spec =
@@ -340,6 +384,7 @@ impl NodeConfig {
             mounts,
             repository: raw.repository,
             health: raw.health,
+            prometheus: raw.prometheus,
         })
     }
 
@@ -496,6 +541,10 @@ mod tests {
             (
                 format!("{EXAMPLE}\n[health]\nib_port = []\n"),
                 "unknown field `ib_port`",
+            ),
+            (
+                format!("{EXAMPLE}\n[prometheus]\nenabled = true\nlisten = \"localhost\"\n"),
+                "prometheus.listen",
             ),
         ];
         for (text, fragment) in cases {

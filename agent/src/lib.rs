@@ -8,9 +8,11 @@
 pub mod checks;
 pub mod collect;
 pub mod config;
+pub mod daemon;
 pub mod dkms;
 pub mod install;
 pub mod ledger;
+pub mod metrics;
 pub mod mount_apply;
 pub mod reconcile;
 pub mod repo;

@@ -8,6 +8,8 @@
 //! - `lfleet-agent check --root DIR [--config FILE] [--json]`: every health check once; exit
 //!   0 healthy, 1 unhealthy, 2 unknown.
 //! - `lfleet-agent collect --root DIR [--interval 1s] [--count N] [--json]`: telemetry samples.
+//! - `lfleet-agent run --root DIR [--config FILE]`: the long-running agent (checks, telemetry,
+//!   the optional Prometheus endpoint) until SIGTERM.
 //!
 //! - `lfleet-agent kernel-installed KVER`: the kernel hooks' call; installs that kernel's client.
 //! - `lfleet-agent lnet-up`: lfleet-lnet.service's call; brings LNet up as configured.
@@ -52,6 +54,9 @@ enum Command {
     LnetUp(PassArgs),
     /// Run every health check once: exit 0 healthy, 1 unhealthy, 2 unknown.
     Check(PassArgs),
+    /// Run as the node's agent: checks and telemetry on their intervals, the optional
+    /// Prometheus endpoint; until SIGTERM or SIGINT.
+    Run(RunArgs),
     /// Print telemetry samples: every source read once per interval.
     Collect(CollectArgs),
     /// statfs and stat one path (the check's killable probe; not for people).
@@ -62,6 +67,18 @@ enum Command {
         report_after_ms: Option<u64>,
         path: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    pass: PassArgs,
+    /// Time between check runs.
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    check_interval: std::time::Duration,
+    /// Time between telemetry cycles.
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    collect_interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +126,63 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{text:?} is outside 10ms to 24h"));
     }
     Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// The long-running agent.
+async fn run_daemon(args: RunArgs) -> ExitCode {
+    use lfleet_agent::daemon::{DaemonOptions, run, shared_metrics, start_metrics};
+    let host = HostRoot::new(&args.pass.root);
+    let config = match desired(&host, &args.pass, Mode::Plan) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("lfleet-agent: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let metrics = shared_metrics();
+    match start_metrics(&config, metrics.clone()).await {
+        Ok(Some(address)) => {
+            tracing::info!(%address, "Prometheus endpoint listening");
+            println!("metrics listening on {address}");
+        }
+        Ok(None) => {}
+        Err(message) => {
+            eprintln!("lfleet-agent: {message}");
+            return ExitCode::from(2);
+        }
+    }
+    let stop = async {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = terminate => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    let options = DaemonOptions {
+        check_interval: args.check_interval,
+        collect_interval: args.collect_interval,
+        syscall_deadline: std::time::Duration::from_secs_f64(
+            args.pass.syscall_deadline.clamp(0.1, 600.0),
+        ),
+    };
+    run(
+        &host,
+        &config,
+        &SystemCommandRunner::from_env(),
+        &SystemClock,
+        options,
+        metrics,
+        stop,
+    )
+    .await;
+    ExitCode::SUCCESS
 }
 
 /// Runs the collectors every interval and prints what they find.
@@ -500,6 +574,7 @@ fn main() -> ExitCode {
         Command::LnetUp(args) => runtime.block_on(run(args, Job::Lnet)),
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Collect(args) => runtime.block_on(collect(args)),
+        Command::Run(args) => runtime.block_on(run_daemon(args)),
         Command::ProbeStatfs {
             report_after_ms,
             path,

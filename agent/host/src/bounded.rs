@@ -106,7 +106,7 @@ impl BoundedWorker {
             key: key.to_owned(),
         };
         let spawned = std::thread::Builder::new()
-            .name(format!("lfleet-bounded-{key}"))
+            .name(format!("lfb-{key}"))
             .spawn(move || {
                 tid.store(
                     nix::unistd::gettid().as_raw(),

@@ -104,8 +104,18 @@ pub const ALL: [&str; 8] = [
 
 /// Runs every check once; each is bounded by `deadline` as a whole.
 pub async fn run_all(context: CheckContext<'_>, deadline: Duration) -> Vec<CheckResult> {
+    run_all_timed(context, deadline).await.0
+}
+
+/// [`run_all`], with how long each check took in milliseconds.
+pub async fn run_all_timed(
+    context: CheckContext<'_>,
+    deadline: Duration,
+) -> (Vec<CheckResult>, Vec<(String, f64)>) {
     let mut results = Vec::new();
+    let mut durations = Vec::new();
     for name in ALL {
+        let began = context.clock.monotonic();
         let started = context.clock.wall_unix_ms();
         let outcome = tokio::time::timeout(deadline, run_one(name, context)).await;
         match outcome {
@@ -119,8 +129,10 @@ pub async fn run_all(context: CheckContext<'_>, deadline: Duration) -> Vec<Check
                 started_unix_ms: started,
             }),
         }
+        let took = context.clock.monotonic().duration_since(began);
+        durations.push((name.to_owned(), took.as_secs_f64() * 1000.0));
     }
-    results
+    (results, durations)
 }
 
 async fn run_one(name: &'static str, context: CheckContext<'_>) -> Vec<CheckResult> {

@@ -1,0 +1,244 @@
+//! `lfleet-agent run` as a real process on a sim node, with its Prometheus endpoint on
+//! loopback: results and samples are served; with the managed mount truly hung (bindfs frozen
+//! with SIGSTOP; needs root and FUSE) the endpoint keeps answering, `mount.responsive` reports
+//! the hang within its deadline plus a check interval, exactly one probe thread is stuck
+//! whatever the number of check runs, and after SIGCONT the check passes again.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test runs the agent and a FUSE daemon and talks HTTP to the agent"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lfleet_sim::{LustreVersion, NodeSpec, SimNode};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_lfleet-agent");
+const EXAMPLE: &str = include_str!("../../packaging/examples/agent.toml");
+
+fn path_with(node: &Path) -> String {
+    format!(
+        "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+        node.join("bin").display()
+    )
+}
+
+/// Ends a child this test started, by its PID, however the test ends.
+struct Owned(Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.0.id() as i32);
+        let _ = kill(pid, Signal::SIGCONT);
+        let _ = kill(pid, Signal::SIGTERM);
+        for _ in 0..40 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// GET /metrics, with how long the answer took.
+fn scrape(address: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: lfleet\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    (text, started.elapsed())
+}
+
+/// How many of the agent's threads are probing `/lustre` (named `lfb-<key>`).
+fn probe_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "lfb-/lustre")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Scrapes until `wanted` is in the text (at most `tries` times, 100 ms apart); every scrape
+/// must answer within a second.
+fn wait_for(address: &str, wanted: &str, tries: usize) -> (bool, String) {
+    let mut last = String::new();
+    for _ in 0..tries {
+        let (text, took) = scrape(address);
+        assert!(took < Duration::from_secs(1), "a scrape took {took:?}");
+        if text.contains(wanted) {
+            return (true, text);
+        }
+        last = text;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (false, last)
+}
+
+#[test]
+fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = NodeSpec::new("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15);
+    spec.accelnet = true;
+    let node = SimNode::create(&dir.path().join("node"), &spec).unwrap();
+    let root = node.root().to_path_buf();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!("{EXAMPLE}\n[prometheus]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let apply = Command::new(AGENT)
+        .args(["apply", "--root", root.to_str().unwrap(), "--config"])
+        .arg(&config)
+        .env("PATH", path_with(&root))
+        .output()
+        .unwrap();
+    assert!(apply.status.success(), "{apply:?}");
+
+    let mut daemon = Owned(
+        Command::new(AGENT)
+            .args([
+                "run",
+                "--check-interval",
+                "300ms",
+                "--collect-interval",
+                "300ms",
+                "--syscall-deadline",
+                "1",
+                "--root",
+                root.to_str().unwrap(),
+                "--config",
+            ])
+            .arg(&config)
+            .env("PATH", path_with(&root))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = daemon.0.id();
+    let mut first = String::new();
+    BufReader::new(daemon.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let address = first
+        .trim()
+        .strip_prefix("metrics listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+
+    let pass = "lfleet_check_state{check=\"mount.responsive\",subject=\"/lustre\",state=\"pass\",code=\"\"} 1";
+    let (found, text) = wait_for(&address, pass, 50);
+    assert!(found, "{text}");
+    let (found, text) = wait_for(
+        &address,
+        "lfleet_import_healthy{subject=\"/lustre OST0000\"} 1",
+        50,
+    );
+    assert!(found, "telemetry is served: {text}");
+    assert!(text.contains(
+        "lfleet_check_state{check=\"mount.present\",subject=\"/lustre\",state=\"pass\",code=\"\"} 1"
+    ));
+    assert!(text.contains("lfleet_agent_rss_bytes{subject=\"lfleet-agent\"}"));
+
+    // A FUSE mount over the managed mount point, frozen.
+    let source = dir.path().join("src");
+    std::fs::create_dir_all(&source).unwrap();
+    let mount_point = root.join("lustre");
+    let bindfs = Owned(
+        Command::new("bindfs")
+            .arg("-f")
+            .arg(&source)
+            .arg(&mount_point)
+            .spawn()
+            .expect("bindfs runs"),
+    );
+    let wanted = format!(" {} ", mount_point.display());
+    let mut mounted = false;
+    for _ in 0..100 {
+        if std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&wanted)
+        {
+            mounted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(mounted, "bindfs did not mount");
+    kill(Pid::from_raw(bindfs.0.id() as i32), Signal::SIGSTOP).unwrap();
+    let frozen = Instant::now();
+
+    // Reported within the check interval plus the 1 s deadline plus 1 s; every scrape on the
+    // way answered within a second (wait_for asserts it).
+    let hung = "subject=\"/lustre\",state=\"fail\",code=\"hung\"} 1";
+    let (found, text) = wait_for(&address, hung, 40);
+    let took = frozen.elapsed();
+    let stuck_threads = probe_threads(pid);
+    // Several more check runs while frozen: still one stuck probe, never more.
+    std::thread::sleep(Duration::from_millis(1500));
+    let stuck_later = probe_threads(pid);
+    let (text_later, _) = scrape(&address);
+    kill(Pid::from_raw(bindfs.0.id() as i32), Signal::SIGCONT).unwrap();
+    assert!(found, "no hang reported: {text}");
+    assert!(
+        took < Duration::from_millis(2300 + 1000),
+        "reported after {took:?}"
+    );
+    assert_eq!((stuck_threads, stuck_later), (1, 1), "stuck probe threads");
+    assert!(text_later.contains(hung), "{text_later}");
+    // The other checks kept running: mount.present is still served as pass.
+    assert!(text_later.contains(
+        "lfleet_check_state{check=\"mount.present\",subject=\"/lustre\",state=\"pass\",code=\"\"} 1"
+    ));
+
+    let (found, text) = wait_for(&address, pass, 50);
+    assert!(found, "passes again after SIGCONT: {text}");
+    assert_eq!(probe_threads(pid), 0, "the probe thread ended");
+    let _ = Command::new("fusermount")
+        .arg("-u")
+        .arg(&mount_point)
+        .status();
+    drop(bindfs);
+
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+    let mut status = None;
+    for _ in 0..60 {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM stops the agent cleanly: {status:?}"
+    );
+}
+
+#[test]
+fn the_endpoint_is_off_unless_enabled() {
+    let config = lfleet_agent::config::NodeConfig::from_toml(EXAMPLE).unwrap();
+    assert!(!config.prometheus.enabled);
+    assert_eq!(config.prometheus.listen, "127.0.0.1:9464");
+}
