@@ -7,14 +7,14 @@
     reason = "the test runs the agent and a FUSE daemon and reads their output"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lfleet_sim::{Fault, LustreVersion, NodeSpec, SimNode};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_lfleet-agent");
 const CONFIG: &str = concat!(
@@ -260,45 +260,13 @@ fn probes_of(mount_point: &Path) -> usize {
     count
 }
 
-struct Bindfs(Child);
-
-impl Drop for Bindfs {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.0.id() as i32), Signal::SIGCONT);
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn root_a_hung_mount_is_reported_within_its_deadline_and_the_other_checks_complete() {
     let dir = tempfile::tempdir().unwrap();
     let node = converged_node(dir.path());
-    let source = dir.path().join("src");
-    std::fs::create_dir_all(&source).unwrap();
     let mount_point = node.root().join("lustre");
-    let daemon = Bindfs(
-        Command::new("bindfs")
-            .arg("-f")
-            .arg(&source)
-            .arg(&mount_point)
-            .spawn()
-            .expect("bindfs runs"),
-    );
-    let wanted = format!(" {} ", mount_point.display());
-    let mut mounted = false;
-    for _ in 0..100 {
-        if std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .contains(&wanted)
-        {
-            mounted = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(mounted, "bindfs did not mount");
-    kill(Pid::from_raw(daemon.0.id() as i32), Signal::SIGSTOP).unwrap();
+    let bindfs = common::Bindfs::mount(&dir.path().join("src"), &mount_point);
+    bindfs.freeze();
 
     // A one-shot check probes in a child process killed at the deadline, so the agent itself
     // must exit promptly while the mount is still frozen (a probe thread would keep it alive).
@@ -336,7 +304,7 @@ fn root_a_hung_mount_is_reported_within_its_deadline_and_the_other_checks_comple
     // What the check left behind while the mount is still frozen: at most its one probe.
     let left_while_frozen = probes_of(&mount_point);
     // Unfreeze before asserting, so a failure cannot leave anything blocked.
-    kill(Pid::from_raw(daemon.0.id() as i32), Signal::SIGCONT).unwrap();
+    bindfs.thaw();
     let status = match exited {
         Some(status) => status,
         None => {
@@ -379,8 +347,4 @@ fn root_a_hung_mount_is_reported_within_its_deadline_and_the_other_checks_comple
     }
     let (code, stdout) = agent(node.root(), &["check", "--syscall-deadline", "1"]);
     assert_eq!(code, 0, "after SIGCONT: {stdout}");
-    let _ = Command::new("fusermount")
-        .arg("-u")
-        .arg(&mount_point)
-        .status();
 }

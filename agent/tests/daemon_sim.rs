@@ -8,6 +8,8 @@
     reason = "the test runs the agent and a FUSE daemon and talks HTTP to the agent"
 )]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -162,31 +164,9 @@ fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
     assert!(text.contains("lfleet_agent_rss_bytes{subject=\"lfleet-agent\"}"));
 
     // A FUSE mount over the managed mount point, frozen.
-    let source = dir.path().join("src");
-    std::fs::create_dir_all(&source).unwrap();
     let mount_point = root.join("lustre");
-    let bindfs = Owned(
-        Command::new("bindfs")
-            .arg("-f")
-            .arg(&source)
-            .arg(&mount_point)
-            .spawn()
-            .expect("bindfs runs"),
-    );
-    let wanted = format!(" {} ", mount_point.display());
-    let mut mounted = false;
-    for _ in 0..100 {
-        if std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .contains(&wanted)
-        {
-            mounted = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(mounted, "bindfs did not mount");
-    kill(Pid::from_raw(bindfs.0.id() as i32), Signal::SIGSTOP).unwrap();
+    let bindfs = common::Bindfs::mount(&dir.path().join("src"), &mount_point);
+    bindfs.freeze();
     let frozen = Instant::now();
 
     // Reported within the check interval plus the 1 s deadline plus 1 s; every scrape on the
@@ -199,7 +179,7 @@ fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
     std::thread::sleep(Duration::from_millis(1500));
     let stuck_later = probe_threads(pid);
     let (text_later, _) = scrape(&address);
-    kill(Pid::from_raw(bindfs.0.id() as i32), Signal::SIGCONT).unwrap();
+    bindfs.thaw();
     assert!(found, "no hang reported: {text}");
     assert!(
         took < Duration::from_millis(2300 + 1000),

@@ -7,6 +7,8 @@
     reason = "the test runs the agent and reads its output and the node's files"
 )]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -19,12 +21,7 @@ use lfleet_sim::{LoadSpec, LustreVersion, NodeSpec, SimNode};
 const AGENT: &str = env!("CARGO_BIN_EXE_lfleet-agent");
 const EXAMPLE: &str = include_str!("../../packaging/examples/agent.toml");
 
-fn path_with(node: &Path) -> String {
-    format!(
-        "{}:/usr/sbin:/usr/bin:/sbin:/bin",
-        node.join("bin").display()
-    )
-}
+use common::path_with;
 
 /// A node of `version`, converged by the agent (client installed, LNet up, /lustre mounted).
 fn mounted_node(dir: &Path, version: LustreVersion, ib_hcas: u32) -> SimNode {
