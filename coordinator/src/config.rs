@@ -1,0 +1,533 @@
+//! `coordinator.toml`: the server's own settings (`[server]`) and the desired state of the
+//! fleet (`[client]`, `[lnet]`, `[[filesystems]]` with the nodes each applies to). The same
+//! file format is what `lfleet config apply FILE` sends; there `[server]` is ignored.
+//!
+//! A file is checked whole: every error is reported with its line and field
+//! (`line 14: filesystems[1].mount_point: ...`), and a file with any error changes nothing.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use lfleet_types::{MountSpec, RawMountSpec};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::hostlist::HostPattern;
+
+/// One refusal, where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// 1-based; 0 when the whole file is meant.
+    pub line: u32,
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every refusal of a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ConfigErrors(pub Vec<FieldError>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where agents and operators with certificates connect (mTLS).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The file holding the join token agents enroll with.
+    #[serde(default = "default_join_token_file")]
+    pub join_token_file: PathBuf,
+    /// Operators on this host (root only) connect here.
+    #[serde(default = "default_admin_socket")]
+    pub admin_socket: PathBuf,
+    /// Names and addresses in the coordinator's certificate.
+    #[serde(default = "default_server_names")]
+    pub server_names: Vec<String>,
+    /// The Prometheus endpoint; absent: off.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// Hours an agent certificate is valid; agents renew at half of it.
+    #[serde(default = "default_cert_hours")]
+    pub agent_certificate_hours: u32,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:7443".into()
+}
+fn default_data_dir() -> PathBuf {
+    "/var/lib/lfleet-coordinator".into()
+}
+fn default_join_token_file() -> PathBuf {
+    "/etc/lfleet/join-token".into()
+}
+fn default_admin_socket() -> PathBuf {
+    "/run/lfleet/coordinator.sock".into()
+}
+fn default_server_names() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into()]
+}
+fn default_cert_hours() -> u32 {
+    24
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            join_token_file: default_join_token_file(),
+            admin_socket: default_admin_socket(),
+            server_names: default_server_names(),
+            metrics_listen: None,
+            agent_certificate_hours: default_cert_hours(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub lustre_version: String,
+    #[serde(default = "default_dkms")]
+    pub dkms: String,
+}
+
+fn default_dkms() -> String {
+    "forbidden".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LnetConfig {
+    #[serde(default = "default_network")]
+    pub network: String,
+    #[serde(default = "default_interface")]
+    pub interface: String,
+}
+
+fn default_network() -> String {
+    "tcp".into()
+}
+fn default_interface() -> String {
+    "auto".into()
+}
+
+impl Default for LnetConfig {
+    fn default() -> Self {
+        LnetConfig {
+            network: default_network(),
+            interface: default_interface(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilesystem {
+    name: Spanned<String>,
+    mgs_nids: Spanned<String>,
+    fsname: Spanned<String>,
+    mount_point: Spanned<String>,
+    #[serde(default)]
+    options: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    roles: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    nodes: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    nodearrays: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: Option<ServerConfig>,
+    client: Spanned<ClientConfig>,
+    #[serde(default)]
+    lnet: Option<Spanned<LnetConfig>>,
+    #[serde(default)]
+    filesystems: Vec<RawFilesystem>,
+}
+
+/// A filesystem and the nodes that mount it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filesystem {
+    pub name: String,
+    pub spec: MountSpec,
+    /// head, compute, login; empty: every role.
+    pub roles: Vec<String>,
+    /// Host lists; empty: every node.
+    pub nodes: Vec<HostPattern>,
+    /// CycleCloud nodearrays; empty: every nodearray.
+    pub nodearrays: Vec<String>,
+}
+
+/// Who a node is, for choosing its filesystems.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeIdentity {
+    pub name: String,
+    pub role: String,
+    pub nodearray: String,
+}
+
+impl Filesystem {
+    /// Whether `node` mounts this filesystem: every selector given must match.
+    pub fn applies_to(&self, node: &NodeIdentity) -> bool {
+        (self.roles.is_empty() || self.roles.contains(&node.role))
+            && (self.nodes.is_empty() || self.nodes.iter().any(|p| p.matches(&node.name)))
+            && (self.nodearrays.is_empty() || self.nodearrays.contains(&node.nodearray))
+    }
+}
+
+/// The desired state of the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub client: ClientConfig,
+    pub lnet: LnetConfig,
+    pub filesystems: Vec<Filesystem>,
+    /// The text it was read from (stored with its generation, shown by `config show`).
+    pub text: String,
+}
+
+impl Desired {
+    /// The mounts of one node.
+    pub fn mounts_for(&self, node: &NodeIdentity) -> Vec<MountSpec> {
+        self.filesystems
+            .iter()
+            .filter(|f| f.applies_to(node))
+            .map(|f| f.spec.clone())
+            .collect()
+    }
+}
+
+/// A whole coordinator.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorFile {
+    pub server: ServerConfig,
+    pub desired: Desired,
+}
+
+fn line_of(text: &str, offset: usize) -> u32 {
+    text[..offset.min(text.len())].matches('\n').count() as u32 + 1
+}
+
+/// Parses and checks a file; every problem is reported.
+pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
+    if text.len() > 1 << 20 {
+        return Err(ConfigErrors(vec![FieldError {
+            line: 0,
+            field: "file".into(),
+            message: "is larger than 1 MiB".into(),
+        }]));
+    }
+    let raw: RawFile = toml::from_str(text).map_err(|error| {
+        let line = error.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+        ConfigErrors(vec![FieldError {
+            line,
+            field: "file".into(),
+            message: error.message().trim().to_owned(),
+        }])
+    })?;
+    let mut errors = Vec::new();
+    let mut error = |span: std::ops::Range<usize>, field: String, message: String| {
+        errors.push(FieldError {
+            line: line_of(text, span.start),
+            field,
+            message,
+        });
+    };
+    let client = raw.client.get_ref().clone();
+    let version_ok = client
+        .lustre_version
+        .starts_with(|c: char| c.is_ascii_digit())
+        && client
+            .lustre_version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+        && client.lustre_version.len() <= 64;
+    if !version_ok {
+        error(
+            raw.client.span(),
+            "client.lustre_version".into(),
+            format!(
+                "{:?} is not a client version such as 2.15.7-33-g79ddf99",
+                client.lustre_version
+            ),
+        );
+    }
+    if !["forbidden", "allowed"].contains(&client.dkms.as_str()) {
+        error(
+            raw.client.span(),
+            "client.dkms".into(),
+            format!("{:?} is not forbidden or allowed", client.dkms),
+        );
+    }
+    let lnet = raw
+        .lnet
+        .as_ref()
+        .map(|l| l.get_ref().clone())
+        .unwrap_or_default();
+    let lnet_span = raw.lnet.as_ref().map(|l| l.span()).unwrap_or(0..0);
+    let network_ok = ["tcp", "o2ib"].iter().any(|lnd| {
+        lnet.network
+            .strip_prefix(lnd)
+            .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+    });
+    if !network_ok {
+        error(
+            lnet_span.clone(),
+            "lnet.network".into(),
+            format!("{:?} is not tcp[N] or o2ib[N]", lnet.network),
+        );
+    }
+    let interface_ok = lnet.interface == "auto"
+        || (!lnet.interface.is_empty()
+            && lnet.interface.len() <= 15
+            && lnet
+                .interface
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+    if !interface_ok {
+        error(
+            lnet_span,
+            "lnet.interface".into(),
+            format!("{:?} is not \"auto\" or an interface name", lnet.interface),
+        );
+    }
+    let mut filesystems = Vec::new();
+    let mut names = BTreeSet::new();
+    for (index, fs) in raw.filesystems.into_iter().enumerate() {
+        let field = |name: &str| format!("filesystems[{index}].{name}");
+        if !names.insert(fs.name.get_ref().clone()) {
+            error(
+                fs.name.span(),
+                field("name"),
+                format!("{:?} is listed twice", fs.name.get_ref()),
+            );
+        }
+        if fs.name.get_ref().is_empty()
+            || fs.name.get_ref().len() > 64
+            || !fs
+                .name
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            error(
+                fs.name.span(),
+                field("name"),
+                "a name is 1 to 64 letters, digits, '-' or '_'".into(),
+            );
+        }
+        let options = fs
+            .options
+            .as_ref()
+            .map(|o| o.get_ref().clone())
+            .unwrap_or_default();
+        let spec = MountSpec::try_from(RawMountSpec {
+            mgs_nids: fs.mgs_nids.get_ref().clone(),
+            fsname: fs.fsname.get_ref().clone(),
+            mount_point: fs.mount_point.get_ref().clone(),
+            options,
+        });
+        let spec = match spec {
+            Ok(spec) => Some(spec),
+            Err(spec_error) => {
+                let span = match spec_error.field.as_str() {
+                    "mgs_nids" => fs.mgs_nids.span(),
+                    "fsname" => fs.fsname.span(),
+                    "mount_point" => fs.mount_point.span(),
+                    _ => fs
+                        .options
+                        .as_ref()
+                        .map(|o| o.span())
+                        .unwrap_or(fs.name.span()),
+                };
+                error(
+                    span,
+                    field(&spec_error.field),
+                    format!("{:?} {}", spec_error.value, spec_error.reason),
+                );
+                None
+            }
+        };
+        let roles = fs
+            .roles
+            .as_ref()
+            .map(|r| r.get_ref().clone())
+            .unwrap_or_default();
+        if let Some(bad) = roles
+            .iter()
+            .find(|r| !["head", "compute", "login"].contains(&r.as_str()))
+        {
+            error(
+                fs.roles.as_ref().map(|r| r.span()).unwrap_or(0..0),
+                field("roles"),
+                format!("{bad:?} is not head, compute or login"),
+            );
+        }
+        let mut patterns = Vec::new();
+        for pattern in fs
+            .nodes
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .unwrap_or_default()
+        {
+            match HostPattern::parse(&pattern) {
+                Ok(p) => patterns.push(p),
+                Err(message) => error(
+                    fs.nodes.as_ref().map(|n| n.span()).unwrap_or(0..0),
+                    field("nodes"),
+                    message,
+                ),
+            }
+        }
+        let nodearrays = fs
+            .nodearrays
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .unwrap_or_default();
+        if let Some(bad) = nodearrays.iter().find(|n| {
+            n.is_empty()
+                || n.len() > 64
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        }) {
+            error(
+                fs.nodearrays.as_ref().map(|n| n.span()).unwrap_or(0..0),
+                field("nodearrays"),
+                format!("{bad:?} is not a nodearray name"),
+            );
+        }
+        if let Some(spec) = spec {
+            filesystems.push((
+                fs.mount_point.span(),
+                index,
+                Filesystem {
+                    name: fs.name.get_ref().clone(),
+                    spec,
+                    roles,
+                    nodes: patterns,
+                    nodearrays,
+                },
+            ));
+        }
+    }
+    // Two filesystems on one mount point for the same node would fight; refuse any overlap of
+    // mount points outright (selectors cannot be proven disjoint in general).
+    let mut points = BTreeSet::new();
+    for (span, index, fs) in &filesystems {
+        if !points.insert(fs.spec.mount_point.as_str().to_owned()) {
+            error(
+                span.clone(),
+                format!("filesystems[{index}].mount_point"),
+                format!(
+                    "{} is used by two filesystems",
+                    fs.spec.mount_point.as_str()
+                ),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(CoordinatorFile {
+        server: raw.server.unwrap_or_default(),
+        desired: Desired {
+            client,
+            lnet,
+            filesystems: filesystems.into_iter().map(|(_, _, f)| f).collect(),
+            text: text.to_owned(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../packaging/examples/coordinator.toml");
+
+    #[test]
+    fn the_example_parses() {
+        let file = parse(EXAMPLE).unwrap();
+        assert_eq!(file.server.listen, "0.0.0.0:7443");
+        assert_eq!(file.desired.filesystems.len(), 1);
+        let node = NodeIdentity {
+            name: "hpc-pg0-7".into(),
+            role: "compute".into(),
+            nodearray: "hpc".into(),
+        };
+        assert_eq!(file.desired.mounts_for(&node).len(), 1);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_line_and_field() {
+        let text = EXAMPLE
+            .replace("mgs_nids = \"10.0.1.4@tcp\"", "mgs_nids = \"10.0.1.4@gni\"")
+            .replace(
+                "mount_point = \"/lustre\"",
+                "mount_point = \"/lustre\"\nroles = [\"gpu\"]",
+            )
+            .replace("network = \"tcp\"", "network = \"eth\"");
+        let errors = parse(&text).unwrap_err().0;
+        let line_of =
+            |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1;
+        let fields: Vec<(&str, u32)> = errors.iter().map(|e| (e.field.as_str(), e.line)).collect();
+        assert!(
+            fields.contains(&("filesystems[0].mgs_nids", line_of("10.0.1.4@gni"))),
+            "{errors:?}"
+        );
+        assert!(
+            fields.contains(&("filesystems[0].roles", line_of("\"gpu\""))),
+            "{errors:?}"
+        );
+        assert!(
+            fields.iter().any(|(f, _)| *f == "lnet.network"),
+            "{errors:?}"
+        );
+        let syntax = parse("[client]\nlustre_version = \n").unwrap_err().0;
+        assert_eq!(syntax[0].line, 2, "{syntax:?}");
+        let unknown = parse(&format!("{EXAMPLE}\nbogus = 1\n")).unwrap_err().0;
+        assert!(unknown[0].message.contains("unknown field"), "{unknown:?}");
+        let twice = format!(
+            "{EXAMPLE}\n[[filesystems]]\nname = \"b\"\nmgs_nids = \"10.0.1.5@tcp\"\nfsname = \"b\"\nmount_point = \"/lustre\"\n"
+        );
+        assert!(
+            parse(&twice)
+                .unwrap_err()
+                .0
+                .iter()
+                .any(|e| e.message.contains("used by two filesystems"))
+        );
+    }
+
+    #[test]
+    fn selectors_choose_nodes() {
+        let text = format!(
+            "{EXAMPLE}\n[[filesystems]]\nname = \"scratch\"\nmgs_nids = \"10.0.1.5@tcp\"\nfsname = \"scratch\"\nmount_point = \"/scratch\"\nroles = [\"compute\"]\nnodes = [\"hpc-pg0-[1-4]\"]\n"
+        );
+        let desired = parse(&text).unwrap().desired;
+        let node = |name: &str, role: &str| NodeIdentity {
+            name: name.into(),
+            role: role.into(),
+            nodearray: String::new(),
+        };
+        assert_eq!(desired.mounts_for(&node("hpc-pg0-3", "compute")).len(), 2);
+        assert_eq!(desired.mounts_for(&node("hpc-pg0-5", "compute")).len(), 1);
+        assert_eq!(desired.mounts_for(&node("hpc-pg0-3", "head")).len(), 1);
+    }
+}

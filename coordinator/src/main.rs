@@ -1,0 +1,199 @@
+//! `lfleet-coordinator`: the per-cluster daemon.
+//!
+//! - `lfleet-coordinator [--config FILE] [--listen ADDR] [--data-dir DIR] [--admin-socket PATH]`:
+//!   serve until SIGTERM. Prints `listening on ADDR` (and `metrics on ADDR`) once bound.
+//! - `lfleet-coordinator admin-cert NAME --out DIR`: an operator's certificate and key.
+//!
+//! On first start it makes its CA in the data directory and a join token in the token file
+//! (when absent); a bad config file is refused whole and nothing starts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use lfleet_coordinator::{config, pki::Pki, server, service::Coordinator, store::Store};
+use lfleet_host::HostRoot;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lfleet-coordinator",
+    version,
+    about = "The lfleet coordinator."
+)]
+struct Cli {
+    #[arg(long, default_value = "/etc/lfleet/coordinator.toml")]
+    config: PathBuf,
+    /// Overrides [server].listen.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Overrides [server].data_dir.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides [server].admin_socket.
+    #[arg(long)]
+    admin_socket: Option<PathBuf>,
+    /// Overrides [server].join_token_file.
+    #[arg(long)]
+    join_token_file: Option<PathBuf>,
+    /// Overrides [server].metrics_listen.
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Issue an operator's certificate (`admin.pem`, `admin.key`, `ca.pem` in DIR).
+    AdminCert {
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 24 * 30)]
+        hours: u32,
+    },
+}
+
+fn load(cli: &Cli) -> Result<config::CoordinatorFile, String> {
+    let text = HostRoot::new("/")
+        .read_optional(&cli.config)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} does not exist", cli.config.display()))?;
+    let mut file = config::parse(&text).map_err(|errors| {
+        errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {e}", cli.config.display()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let server = &mut file.server;
+    if let Some(listen) = &cli.listen {
+        server.listen = listen.clone();
+    }
+    if let Some(dir) = &cli.data_dir {
+        server.data_dir = dir.clone();
+    }
+    if let Some(socket) = &cli.admin_socket {
+        server.admin_socket = socket.clone();
+    }
+    if let Some(token) = &cli.join_token_file {
+        server.join_token_file = token.clone();
+    }
+    if let Some(metrics) = &cli.metrics_listen {
+        server.metrics_listen = Some(metrics.clone());
+    }
+    Ok(file)
+}
+
+/// The join token: read, or made (32 random hex bytes, mode 0600) when the file is absent.
+fn join_token(path: &std::path::Path) -> Result<String, String> {
+    let files = HostRoot::new("/");
+    if let Some(text) = files.read_optional(path).map_err(|e| e.to_string())? {
+        let token = text.trim().to_owned();
+        if token.len() < 16 {
+            return Err(format!(
+                "{}: a join token is at least 16 characters",
+                path.display()
+            ));
+        }
+        return Ok(token);
+    }
+    let token: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    if let Some(parent) = path.parent() {
+        files
+            .create_dir_all(parent, 0o755)
+            .map_err(|e| e.to_string())?;
+    }
+    files
+        .write_atomic(path, format!("{token}\n").as_bytes(), 0o600)
+        .map_err(|e| e.to_string())?;
+    Ok(token)
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let file = load(&cli)?;
+    let server = file.server.clone();
+    let pki =
+        Pki::load_or_create(&server.data_dir, &server.server_names).map_err(|e| e.to_string())?;
+    if let Some(Command::AdminCert { name, out, hours }) = &cli.command {
+        let (cert, key) = pki.issue_admin(name, *hours).map_err(|e| e.to_string())?;
+        let files = HostRoot::new("/");
+        files
+            .create_dir_all(out, 0o700)
+            .map_err(|e| e.to_string())?;
+        for (file, text, mode) in [
+            ("admin.pem", &cert, 0o644),
+            ("admin.key", &key, 0o600),
+            ("ca.pem", &pki.ca_pem, 0o644),
+        ] {
+            files
+                .write_atomic(out.join(file), text.as_bytes(), mode)
+                .map_err(|e| e.to_string())?;
+        }
+        println!("wrote {}/admin.pem, admin.key and ca.pem", out.display());
+        return Ok(());
+    }
+    let token = join_token(&server.join_token_file)?;
+    let store = Store::open(&server.data_dir.join("coordinator.db")).map_err(|e| e.to_string())?;
+    let coordinator =
+        Arc::new(Coordinator::start(file, store, pki, token).map_err(|e| e.to_string())?);
+    let shutdown = async {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = terminate => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    server::serve(
+        coordinator,
+        &server,
+        |bound| {
+            println!("listening on {}", bound.grpc);
+            if let Some(metrics) = bound.metrics {
+                println!("metrics on {metrics}");
+            }
+            tracing::info!(address = %bound.grpc, "coordinator listening");
+        },
+        shutdown,
+    )
+    .await
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LFLEET_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("lfleet-coordinator: cannot start the runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("lfleet-coordinator: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
