@@ -168,6 +168,34 @@ impl HealthPolicy {
     }
 }
 
+/// Where the coordinator is and how to join it. Absent: the agent runs from this file alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorPolicy {
+    /// `https://HOST:PORT`.
+    pub url: String,
+    /// The coordinator's CA certificate (PEM).
+    #[serde(default = "default_ca_file")]
+    pub ca_file: String,
+    /// The join token, used to enroll (and re-enroll) for a certificate.
+    #[serde(default = "default_join_token_file")]
+    pub join_token_file: String,
+    /// This node's name (default: /etc/hostname).
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// The CycleCloud nodearray, for the coordinator's selectors.
+    #[serde(default)]
+    pub nodearray: String,
+}
+
+fn default_ca_file() -> String {
+    "/etc/lfleet/ca.pem".into()
+}
+
+fn default_join_token_file() -> String {
+    "/etc/lfleet/join-token".into()
+}
+
 /// The optional Prometheus endpoint of a running agent: off unless enabled; loopback unless
 /// told otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +261,9 @@ pub struct NodeConfig {
     /// The agent's own Prometheus endpoint.
     #[serde(default)]
     pub prometheus: PrometheusPolicy,
+    /// The coordinator to join, if any.
+    #[serde(default)]
+    pub coordinator: Option<CoordinatorPolicy>,
 }
 
 /// Why a configuration was refused.
@@ -266,6 +297,8 @@ struct RawConfig {
     health: HealthPolicy,
     #[serde(default)]
     prometheus: PrometheusPolicy,
+    #[serde(default)]
+    coordinator: Option<CoordinatorPolicy>,
 }
 
 // === impl NodeConfig ===
@@ -360,6 +393,26 @@ impl NodeConfig {
                 ),
             ));
         }
+        if let Some(coordinator) = &raw.coordinator {
+            let url_ok = coordinator
+                .url
+                .strip_prefix("https://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+            if !url_ok {
+                return Err(invalid(
+                    "coordinator.url",
+                    format!("{:?} is not https://HOST:PORT", coordinator.url),
+                ));
+            }
+            if let Some(name) = &coordinator.node_name
+                && name.parse::<lfleet_types::NodeName>().is_err()
+            {
+                return Err(invalid(
+                    "coordinator.node_name",
+                    format!("{name:?} is not a host name"),
+                ));
+            }
+        }
         let mut mounts = Vec::new();
         for (index, mount) in raw.mounts.into_iter().enumerate() {
             let spec =
@@ -385,6 +438,7 @@ impl NodeConfig {
             repository: raw.repository,
             health: raw.health,
             prometheus: raw.prometheus,
+            coordinator: raw.coordinator,
         })
     }
 

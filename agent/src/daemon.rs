@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lfleet_host::{BoundedWorker, Clock, CommandRunner, HostRoot};
+use tokio::sync::watch;
 
 use crate::checks::{CheckContext, CheckMemory, Outcome, Prober, run_all_timed};
 use crate::collect::{CollectOptions, Collector};
@@ -56,16 +57,27 @@ pub async fn start_metrics(
     Ok(Some(address))
 }
 
-/// Runs the loops until `stop` resolves.
+/// Where the loops hand their findings to the coordinator session, when there is one.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    pub rounds: Option<watch::Sender<crate::session::CheckRound>>,
+    pub samples: Option<Arc<Mutex<crate::telemetry::SampleBuffer>>>,
+}
+
+/// Runs the loops until `stop` resolves. `config` is read at every check run, so a config
+/// the session applied is checked from the next run on.
+#[allow(clippy::too_many_arguments, reason = "the daemon's whole context")]
 pub async fn run(
     host: &HostRoot,
-    config: &NodeConfig,
+    config: watch::Receiver<NodeConfig>,
     runner: &dyn CommandRunner,
     clock: &dyn Clock,
     options: DaemonOptions,
     metrics: SharedMetrics,
+    outputs: Outputs,
     stop: impl std::future::Future<Output = ()>,
 ) {
+    let mut round_seq = 0u64;
     let worker = BoundedWorker::new();
     let memory = Mutex::new(CheckMemory::load(host));
     let mut collector = Collector::new(
@@ -86,11 +98,12 @@ pub async fn run(
         tokio::select! {
             _ = &mut stop => break,
             _ = checks.tick() => {
+                let config = config.borrow().clone();
                 let context = CheckContext {
                     host,
                     runner,
                     clock,
-                    config,
+                    config: &config,
                     prober: Prober::Thread(&worker),
                     syscall_deadline: options.syscall_deadline,
                     memory: &memory,
@@ -112,6 +125,14 @@ pub async fn run(
                         Outcome::Unknown { error } => tracing::info!(check = result.check, subject = %result.subject, error, "check unknown"),
                     }
                 }
+                if let Some(rounds) = &outputs.rounds {
+                    round_seq += 1;
+                    rounds.send_replace(crate::session::CheckRound {
+                        seq: round_seq,
+                        results: results.clone(),
+                        events: events.clone(),
+                    });
+                }
                 let mut state = metrics.lock().unwrap_or_else(|e| e.into_inner());
                 for event in events {
                     tracing::warn!(kind = event.kind, subject = event.subject, detail = event.detail, "event");
@@ -122,6 +143,12 @@ pub async fn run(
             _ = collects.tick() => {
                 collector.cycle(runner, clock, &check_ms).await;
                 let samples = collector.buffer.take(usize::MAX);
+                if let Some(outbox) = &outputs.samples {
+                    let mut outbox = outbox.lock().unwrap_or_else(|e| e.into_inner());
+                    for sample in &samples {
+                        outbox.push(sample.clone());
+                    }
+                }
                 let mut state = metrics.lock().unwrap_or_else(|e| e.into_inner());
                 state.dropped_samples = collector.buffer.dropped();
                 for mut sample in samples {

@@ -17,3 +17,4 @@ pub mod mount_apply;
 pub mod reconcile;
 pub mod repo;
 pub mod telemetry;
+pub mod session;

@@ -130,15 +130,26 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
 
 /// The long-running agent.
 async fn run_daemon(args: RunArgs) -> ExitCode {
-    use lfleet_agent::daemon::{DaemonOptions, run, shared_metrics, start_metrics};
+    use lfleet_agent::daemon::{DaemonOptions, Outputs, run, shared_metrics, start_metrics};
     let host = HostRoot::new(&args.pass.root);
-    let config = match desired(&host, &args.pass, Mode::Plan) {
+    let mut config = match desired(&host, &args.pass, Mode::Plan) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("lfleet-agent: {message}");
             return ExitCode::from(2);
         }
     };
+    // With a coordinator, what it last sent (the ledger) is the desired state until it
+    // speaks again; this file supplies the node's own sections.
+    if config.coordinator.is_some()
+        && let Ok(ledger) = Ledger::<NodeConfig>::open(host.clone(), DEFAULT_LEDGER_PATH)
+        && let Some(entry) = ledger.current()
+    {
+        config.generation = entry.config.generation;
+        config.mounts = entry.config.mounts.clone();
+        config.client = entry.config.client.clone();
+        config.lnet = entry.config.lnet.clone();
+    }
     let metrics = shared_metrics();
     match start_metrics(&config, metrics.clone()).await {
         Ok(Some(address)) => {
@@ -151,7 +162,8 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let stop = async {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         let terminate = async {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(mut signal) => {
@@ -164,6 +176,10 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
             _ = terminate => {}
             _ = tokio::signal::ctrl_c() => {}
         }
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
     };
     let options = DaemonOptions {
         check_interval: args.check_interval,
@@ -172,17 +188,89 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
             args.pass.syscall_deadline.clamp(0.1, 600.0),
         ),
     };
-    run(
+    let runner = SystemCommandRunner::from_env();
+    let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
+    let (rounds_tx, rounds_rx) = tokio::sync::watch::channel(Default::default());
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(
+        lfleet_agent::telemetry::SampleBuffer::new(20_000),
+    ));
+    let outputs = match &config.coordinator {
+        Some(_) => Outputs {
+            rounds: Some(rounds_tx),
+            samples: Some(samples.clone()),
+        },
+        None => Outputs::default(),
+    };
+    let daemon = run(
         &host,
-        &config,
-        &SystemCommandRunner::from_env(),
+        config_rx,
+        &runner,
         &SystemClock,
         options,
         metrics,
-        stop,
-    )
-    .await;
+        outputs,
+        stopped(stop_rx.clone()),
+    );
+    match &config.coordinator {
+        Some(policy) => {
+            let link = lfleet_agent::session::SessionLink {
+                rounds: rounds_rx,
+                samples,
+                config: config_tx,
+            };
+            let hello = hello(&host, &config, policy);
+            let session = lfleet_agent::session::run(
+                &host,
+                &config,
+                policy,
+                &runner,
+                &SystemClock,
+                link,
+                hello,
+                stopped(stop_rx),
+            );
+            tokio::join!(daemon, session);
+        }
+        None => daemon.await,
+    }
     ExitCode::SUCCESS
+}
+
+/// What the agent tells the coordinator about the node when a session starts.
+fn hello(
+    host: &HostRoot,
+    config: &NodeConfig,
+    policy: &lfleet_agent::config::CoordinatorPolicy,
+) -> lfleet_proto::v1::Hello {
+    use lfleet_proto::v1;
+    let read = |path: &str| {
+        host.read_optional(path)
+            .ok()
+            .flatten()
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let distro = read("etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_default();
+    v1::Hello {
+        node_name: String::new(),
+        slurm_node_name: String::new(),
+        role: match config.role.as_str() {
+            "head" => v1::NodeRole::Head,
+            "login" => v1::NodeRole::Login,
+            _ => v1::NodeRole::Compute,
+        } as i32,
+        nodearray: policy.nodearray.clone(),
+        distro,
+        kernel_release: read("proc/sys/kernel/osrelease"),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        vm_id: read("sys/class/dmi/id/product_uuid"),
+        lustre_client_version: read("sys/module/lustre/version"),
+        applied_generation: 0,
+    }
 }
 
 /// Runs the collectors every interval and prints what they find.

@@ -56,8 +56,10 @@ enum Command {
 }
 
 fn load(cli: &Cli) -> Result<config::CoordinatorFile, String> {
+    // As the operator gave it: relative to the working directory.
+    let path = std::path::absolute(&cli.config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
     let text = HostRoot::new("/")
-        .read_optional(&cli.config)
+        .read_optional(&path)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} does not exist", cli.config.display()))?;
     let mut file = config::parse(&text).map_err(|errors| {

@@ -1,0 +1,488 @@
+//! The agent's session with the coordinator: enroll when it has no certificate (or its
+//! certificate is past half its life), then one long-lived mTLS stream. It sends Hello, a
+//! status report at once when a condition changes and every status interval otherwise, and
+//! telemetry batches; it receives desired configs, applies them (ledger first, then a
+//! reconcile pass) and acks each with its per-item results.
+//!
+//! When the stream breaks it reconnects with jittered exponential backoff (0.5 s doubling to
+//! 30 s, full jitter), so a coordinator restart does not bring every agent back in the same
+//! second; meanwhile the agent keeps running from its ledger, and telemetry waits in a
+//! bounded buffer that counts what it drops.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lfleet_host::{Clock, CommandRunner, HostRoot};
+use lfleet_proto::v1;
+use lfleet_proto::v1::agent_service_client::AgentServiceClient;
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::checks::{CheckResult, Event, Outcome};
+use crate::config::{CoordinatorPolicy, NodeConfig};
+use crate::ledger::{DEFAULT_LEDGER_PATH, Ledger, LedgerError};
+use crate::reconcile::{Mode, NodeHandle, reconcile};
+use crate::telemetry::{Sample, SampleBuffer};
+
+/// Where the node's key, certificate and its expiry are kept, under the node root.
+pub const TLS_DIR: &str = "var/lib/lfleet/tls";
+
+/// One round of checks, as the daemon hands it over.
+#[derive(Debug, Clone, Default)]
+pub struct CheckRound {
+    pub seq: u64,
+    pub results: Vec<CheckResult>,
+    pub events: Vec<Event>,
+}
+
+/// What the daemon and the session share.
+#[derive(Debug, Clone)]
+pub struct SessionLink {
+    pub rounds: watch::Receiver<CheckRound>,
+    pub samples: Arc<Mutex<SampleBuffer>>,
+    /// The config the checks and telemetry use; the session replaces it after an apply.
+    pub config: watch::Sender<NodeConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("coordinator: {0}")]
+    Rpc(#[from] tonic::Status),
+    #[error("connect: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+fn setup(what: impl std::fmt::Display) -> SessionError {
+    SessionError::Setup(what.to_string())
+}
+
+/// The node's name: configured, or /etc/hostname.
+pub fn node_name(host: &HostRoot, policy: &CoordinatorPolicy) -> Result<String, SessionError> {
+    if let Some(name) = &policy.node_name {
+        return Ok(name.clone());
+    }
+    let text = host
+        .read_to_string("etc/hostname")
+        .map_err(|e| setup(format!("the node name: {e}")))?;
+    let name = text.trim().to_owned();
+    name.parse::<lfleet_types::NodeName>()
+        .map_err(|e| setup(format!("/etc/hostname: {e}")))?;
+    Ok(name)
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn read_file(path: &str) -> Result<String, SessionError> {
+    HostRoot::new("/")
+        .read_to_string(path)
+        .map_err(|e| setup(format!("{path}: {e}")))
+}
+
+/// The key and certificate, enrolling first when there is none or it is past half its life.
+async fn identity(
+    host: &HostRoot,
+    policy: &CoordinatorPolicy,
+    name: &str,
+    ca: &str,
+) -> Result<Identity, SessionError> {
+    let key_path = format!("{TLS_DIR}/node.key");
+    let cert_path = format!("{TLS_DIR}/node.pem");
+    let meta_path = format!("{TLS_DIR}/node.json");
+    let read = |path: &str| host.read_optional(path).ok().flatten();
+    if let (Some(key), Some(cert), Some(meta)) = (read(&key_path), read(&cert_path), read(&meta_path)) {
+        let times: serde_json::Value = serde_json::from_str(&meta).unwrap_or_default();
+        let issued = times["issued_unix"].as_i64().unwrap_or(0);
+        let expires = times["not_after_unix"].as_i64().unwrap_or(0);
+        let same_node = times["node"].as_str() == Some(name);
+        if same_node && now_unix() < issued + (expires - issued) / 2 {
+            return Ok(Identity::from_pem(cert, key));
+        }
+        tracing::info!(node = name, "certificate past half its life or for another name; enrolling again");
+    }
+    let token = read_file(&policy.join_token_file)?.trim().to_owned();
+    let key = rcgen::KeyPair::generate().map_err(|e| setup(format!("a key: {e}")))?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| setup(format!("CSR parameters: {e}")))?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|csr| csr.pem())
+        .map_err(|e| setup(format!("a CSR: {e}")))?;
+    let channel = channel(&policy.url, ca, None).await?;
+    let response = AgentServiceClient::new(channel)
+        .enroll(v1::EnrollRequest {
+            join_token: token,
+            node_name: name.to_owned(),
+            csr_pem: csr,
+        })
+        .await?
+        .into_inner();
+    host.create_dir_all(TLS_DIR, 0o700)
+        .map_err(|e| setup(format!("{TLS_DIR}: {e}")))?;
+    let key_pem = key.serialize_pem();
+    host.write_atomic(&key_path, key_pem.as_bytes(), 0o600)
+        .and_then(|_| host.write_atomic(&cert_path, response.certificate_pem.as_bytes(), 0o644))
+        .and_then(|_| {
+            let meta = serde_json::json!({
+                "node": name,
+                "issued_unix": now_unix(),
+                "not_after_unix": response.not_after_unix,
+            });
+            host.write_atomic(&meta_path, meta.to_string().as_bytes(), 0o644)
+        })
+        .map_err(|e| setup(format!("storing the certificate: {e}")))?;
+    tracing::info!(node = name, not_after = response.not_after_unix, "enrolled");
+    Ok(Identity::from_pem(response.certificate_pem, key_pem))
+}
+
+async fn channel(url: &str, ca: &str, identity: Option<Identity>) -> Result<Channel, SessionError> {
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+    if let Some(identity) = identity {
+        tls = tls.identity(identity);
+    }
+    Ok(Endpoint::from_shared(url.to_owned())
+        .map_err(|e| setup(format!("{url}: {e}")))?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(15))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .connect()
+        .await?)
+}
+
+/// Since-times of conditions: kept while a check's outcome and code stay the same.
+#[derive(Debug, Default)]
+struct Conditions {
+    since: BTreeMap<(String, String), (String, i64)>,
+}
+
+impl Conditions {
+    fn report(&mut self, results: &[CheckResult]) -> Vec<v1::Condition> {
+        results
+            .iter()
+            .map(|r| {
+                let (outcome, code, detail) = match &r.outcome {
+                    Outcome::Pass => (v1::Outcome::Pass, String::new(), String::new()),
+                    Outcome::Fail { code, detail } => (v1::Outcome::Fail, code.clone(), detail.clone()),
+                    Outcome::Unknown { error } => (v1::Outcome::Unknown, String::new(), error.clone()),
+                };
+                let key = (r.check.to_owned(), r.subject.clone());
+                let state = format!("{outcome:?}/{code}");
+                let started = r.started_unix_ms as i64;
+                let entry = self.since.entry(key).or_insert((state.clone(), started));
+                if entry.0 != state {
+                    *entry = (state, started);
+                }
+                v1::Condition {
+                    check: r.check.to_owned(),
+                    subject: r.subject.clone(),
+                    outcome: outcome as i32,
+                    code,
+                    detail,
+                    since_unix_ms: entry.1,
+                    observed_unix_ms: started,
+                }
+            })
+            .collect()
+    }
+}
+
+/// What decides whether a report must go out now: each check's outcome and code.
+fn shape(results: &[CheckResult]) -> Vec<(String, String, String)> {
+    results
+        .iter()
+        .map(|r| {
+            let state = match &r.outcome {
+                Outcome::Pass => "pass".to_owned(),
+                Outcome::Fail { code, .. } => format!("fail {code}"),
+                Outcome::Unknown { .. } => "unknown".to_owned(),
+            };
+            (r.check.to_owned(), r.subject.clone(), state)
+        })
+        .collect()
+}
+
+fn wire_samples(samples: Vec<Sample>) -> Vec<v1::Sample> {
+    let mut out = Vec::new();
+    for sample in samples {
+        let mut labels = vec![v1::Label {
+            key: "subject".into(),
+            value: sample.subject.clone(),
+        }];
+        labels.extend(sample.labels.iter().map(|(k, v)| v1::Label {
+            key: k.clone(),
+            value: v.clone(),
+        }));
+        if sample.values.is_empty() {
+            out.push(v1::Sample {
+                seq: sample.seq,
+                at_unix_ms: sample.unix_ms as i64,
+                metric: sample.collector.to_owned(),
+                labels,
+                value: None,
+                reset: sample.reset,
+                unavailable: sample.unavailable.is_some(),
+                unavailable_reason: sample.unavailable.clone().unwrap_or_default(),
+            });
+            continue;
+        }
+        for (name, value) in &sample.values {
+            out.push(v1::Sample {
+                seq: sample.seq,
+                at_unix_ms: sample.unix_ms as i64,
+                metric: format!("{}.{name}", sample.collector),
+                labels: labels.clone(),
+                value: Some(v1::sample::Value::Gauge(*value)),
+                reset: sample.reset,
+                unavailable: false,
+                unavailable_reason: String::new(),
+            });
+        }
+    }
+    out
+}
+
+/// The node config a desired config makes: the coordinator's part (generation, mounts,
+/// client, LNet) over this node's own sections, validated like a file.
+fn node_config(local: &NodeConfig, desired: &v1::DesiredConfig) -> Result<NodeConfig, String> {
+    let mounts = lfleet_proto::convert::mounts_from_wire(&desired.mounts).map_err(|e| e.to_string())?;
+    let mut config = local.clone();
+    config.generation = desired.generation;
+    config.mounts = mounts;
+    if let Some(client) = &desired.client {
+        config.client.lustre_version = client.lustre_version.clone();
+        config.client.dkms = if client.dkms == v1::DkmsPolicy::Allowed as i32 {
+            crate::config::Dkms::Allowed
+        } else {
+            crate::config::Dkms::Forbidden
+        };
+    }
+    if let Some(lnet) = &desired.lnet {
+        config.lnet.network = lnet.network.clone();
+        config.lnet.interface = lnet.interface.clone();
+    }
+    // Through the file's validation, so a coordinator cannot send what a file could not say.
+    let text = toml::to_string(&config).map_err(|e| e.to_string())?;
+    NodeConfig::from_toml(&text).map_err(|e| e.to_string())
+}
+
+/// Runs the session until `stop` resolves, reconnecting as needed.
+#[allow(clippy::too_many_arguments, reason = "the session's whole context")]
+pub async fn run(
+    host: &HostRoot,
+    local: &NodeConfig,
+    policy: &CoordinatorPolicy,
+    runner: &dyn CommandRunner,
+    clock: &dyn Clock,
+    mut link: SessionLink,
+    hello_extra: v1::Hello,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut backoff = Duration::from_millis(500);
+    let mut conditions = Conditions::default();
+    loop {
+        let attempt = connect_and_serve(host, local, policy, runner, clock, &mut link, &hello_extra, &mut conditions);
+        tokio::select! {
+            _ = &mut stop => return,
+            result = attempt => match result {
+                Ok(()) => {
+                    tracing::info!("the coordinator ended the session");
+                    backoff = Duration::from_millis(500);
+                }
+                Err(error) => tracing::warn!(%error, "coordinator session"),
+            },
+        }
+        let wait = backoff.mul_f64(rand::random::<f64>());
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "the session's whole context")]
+async fn connect_and_serve(
+    host: &HostRoot,
+    local: &NodeConfig,
+    policy: &CoordinatorPolicy,
+    runner: &dyn CommandRunner,
+    clock: &dyn Clock,
+    link: &mut SessionLink,
+    hello_extra: &v1::Hello,
+    conditions: &mut Conditions,
+) -> Result<(), SessionError> {
+    let name = node_name(host, policy)?;
+    let ca = read_file(&policy.ca_file)?;
+    let identity = identity(host, policy, &name, &ca).await?;
+    let channel = channel(&policy.url, &ca, Some(identity)).await?;
+    let mut client = AgentServiceClient::new(channel)
+        .max_decoding_message_size(lfleet_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(lfleet_proto::MAX_MESSAGE_BYTES);
+    let (tx, rx) = mpsc::channel::<v1::AgentMessage>(256);
+    let mut seq = 0u64;
+    let mut send = |body: v1::agent_message::Body| {
+        seq += 1;
+        tx.try_send(v1::AgentMessage { seq, body: Some(body) })
+    };
+    let applied = link.config.borrow().generation;
+    let mut hello = hello_extra.clone();
+    hello.node_name = name.clone();
+    hello.applied_generation = applied;
+    send(v1::agent_message::Body::Hello(hello)).map_err(|_| setup("the session queue"))?;
+    let mut inbound = client
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    tracing::info!(node = name, "session open");
+    let mut status_every = tokio::time::interval(Duration::from_secs(10));
+    let mut telemetry_every = tokio::time::interval(Duration::from_secs(2));
+    let mut last_shape = None;
+    let mut last_round_seq = 0;
+    let mut items: Vec<v1::ItemResult> = Vec::new();
+    loop {
+        tokio::select! {
+            message = inbound.message() => {
+                let Some(message) = message? else { return Ok(()) };
+                if let Some(v1::coordinator_message::Body::Config(desired)) = message.body {
+                    let (ack, new_items) = apply(host, local, runner, clock, link, &desired).await;
+                    if !new_items.is_empty() {
+                        items = new_items;
+                    }
+                    send(v1::agent_message::Body::Ack(ack)).map_err(|_| setup("the session queue"))?;
+                    // Report at once: the coordinator shows who is behind from these.
+                    last_shape = None;
+                    status_every.reset_immediately();
+                }
+            }
+            changed = link.rounds.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let round = link.rounds.borrow_and_update().clone();
+                let now_shape = shape(&round.results);
+                let events = if round.seq > last_round_seq { round.events.clone() } else { Vec::new() };
+                last_round_seq = round.seq;
+                if last_shape.as_ref() != Some(&now_shape) || !events.is_empty() {
+                    last_shape = Some(now_shape);
+                    let report = status(link, conditions, &round, &items, events);
+                    send(v1::agent_message::Body::Status(report)).map_err(|_| setup("the session queue"))?;
+                }
+            }
+            _ = status_every.tick() => {
+                let round = link.rounds.borrow().clone();
+                let report = status(link, conditions, &round, &items, Vec::new());
+                send(v1::agent_message::Body::Status(report)).map_err(|_| setup("the session queue"))?;
+            }
+            _ = telemetry_every.tick() => {
+                let (samples, dropped) = {
+                    let mut buffer = link.samples.lock().unwrap_or_else(|e| e.into_inner());
+                    (buffer.take(2000), buffer.dropped())
+                };
+                if !samples.is_empty() {
+                    let first_seq = samples[0].seq;
+                    let batch = v1::TelemetryBatch { first_seq, dropped_samples: dropped, samples: wire_samples(samples) };
+                    send(v1::agent_message::Body::Telemetry(batch)).map_err(|_| setup("the session queue"))?;
+                }
+            }
+        }
+    }
+}
+
+fn status(
+    link: &SessionLink,
+    conditions: &mut Conditions,
+    round: &CheckRound,
+    items: &[v1::ItemResult],
+    events: Vec<Event>,
+) -> v1::StatusReport {
+    v1::StatusReport {
+        applied_generation: link.config.borrow().generation,
+        reconcile_status: v1::ReconcileStatus::Idle as i32,
+        conditions: conditions.report(&round.results),
+        items: items.to_vec(),
+        events: events
+            .into_iter()
+            .map(|e| v1::Event {
+                kind: e.kind,
+                subject: e.subject,
+                detail: e.detail,
+                at_unix_ms: e.unix_ms as i64,
+            })
+            .collect(),
+    }
+}
+
+/// Accepts a desired config into the ledger and applies it; the ack and the item results.
+async fn apply(
+    host: &HostRoot,
+    local: &NodeConfig,
+    runner: &dyn CommandRunner,
+    clock: &dyn Clock,
+    link: &SessionLink,
+    desired: &v1::DesiredConfig,
+) -> (v1::Ack, Vec<v1::ItemResult>) {
+    let refuse = |class: &str, message: String| {
+        tracing::warn!(generation = desired.generation, class, message, "desired config refused");
+        (
+            v1::Ack {
+                generation: desired.generation,
+                command_id: String::new(),
+                accepted: false,
+                error_class: class.to_owned(),
+                message,
+            },
+            Vec::new(),
+        )
+    };
+    let config = match node_config(local, desired) {
+        Ok(config) => config,
+        Err(message) => return refuse("invalid-config", message),
+    };
+    let mut ledger: Ledger<NodeConfig> = match Ledger::open(host.clone(), DEFAULT_LEDGER_PATH) {
+        Ok(ledger) => ledger,
+        Err(error) => return refuse("ledger", error.to_string()),
+    };
+    match ledger.accept(config.generation, config.clone()) {
+        Ok(_) => {}
+        Err(LedgerError::Stale { offered, accepted }) => {
+            return refuse("stale-generation", format!("generation {offered} is older than the accepted {accepted}"));
+        }
+        Err(error) => return refuse("ledger", error.to_string()),
+    }
+    let node = NodeHandle { host, runner, clock };
+    let report = match reconcile(node, &config, Mode::Apply).await {
+        Ok(report) => report,
+        Err(error) => return refuse("reconcile", error.to_string()),
+    };
+    link.config.send_replace(config);
+    let items: Vec<v1::ItemResult> = report
+        .items
+        .iter()
+        .map(|i| v1::ItemResult {
+            kind: i.kind.clone(),
+            id: i.id.clone(),
+            ok: i.ok,
+            error_class: i.class.clone(),
+            message: i.message.clone(),
+        })
+        .collect();
+    let failed: Vec<String> = report.failed().map(|i| format!("{} {}: {}", i.kind, i.id, i.message)).collect();
+    let ack = v1::Ack {
+        generation: desired.generation,
+        command_id: String::new(),
+        accepted: true,
+        error_class: report.failed().next().map(|i| i.class.clone()).unwrap_or_default(),
+        message: if failed.is_empty() { format!("applied: {}", report.changes.join("; ")) } else { failed.join("; ") },
+    };
+    (ack, items)
+}
