@@ -16,5 +16,5 @@ pub mod metrics;
 pub mod mount_apply;
 pub mod reconcile;
 pub mod repo;
-pub mod telemetry;
 pub mod session;
+pub mod telemetry;

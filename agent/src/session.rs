@@ -97,7 +97,9 @@ async fn identity(
     let cert_path = format!("{TLS_DIR}/node.pem");
     let meta_path = format!("{TLS_DIR}/node.json");
     let read = |path: &str| host.read_optional(path).ok().flatten();
-    if let (Some(key), Some(cert), Some(meta)) = (read(&key_path), read(&cert_path), read(&meta_path)) {
+    if let (Some(key), Some(cert), Some(meta)) =
+        (read(&key_path), read(&cert_path), read(&meta_path))
+    {
         let times: serde_json::Value = serde_json::from_str(&meta).unwrap_or_default();
         let issued = times["issued_unix"].as_i64().unwrap_or(0);
         let expires = times["not_after_unix"].as_i64().unwrap_or(0);
@@ -105,13 +107,18 @@ async fn identity(
         if same_node && now_unix() < issued + (expires - issued) / 2 {
             return Ok(Identity::from_pem(cert, key));
         }
-        tracing::info!(node = name, "certificate past half its life or for another name; enrolling again");
+        tracing::info!(
+            node = name,
+            "certificate past half its life or for another name; enrolling again"
+        );
     }
     let token = read_file(&policy.join_token_file)?.trim().to_owned();
     let key = rcgen::KeyPair::generate().map_err(|e| setup(format!("a key: {e}")))?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
         .map_err(|e| setup(format!("CSR parameters: {e}")))?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
     let csr = params
         .serialize_request(&key)
         .and_then(|csr| csr.pem())
@@ -171,8 +178,12 @@ impl Conditions {
             .map(|r| {
                 let (outcome, code, detail) = match &r.outcome {
                     Outcome::Pass => (v1::Outcome::Pass, String::new(), String::new()),
-                    Outcome::Fail { code, detail } => (v1::Outcome::Fail, code.clone(), detail.clone()),
-                    Outcome::Unknown { error } => (v1::Outcome::Unknown, String::new(), error.clone()),
+                    Outcome::Fail { code, detail } => {
+                        (v1::Outcome::Fail, code.clone(), detail.clone())
+                    }
+                    Outcome::Unknown { error } => {
+                        (v1::Outcome::Unknown, String::new(), error.clone())
+                    }
                 };
                 let key = (r.check.to_owned(), r.subject.clone());
                 let state = format!("{outcome:?}/{code}");
@@ -253,7 +264,8 @@ fn wire_samples(samples: Vec<Sample>) -> Vec<v1::Sample> {
 /// The node config a desired config makes: the coordinator's part (generation, mounts,
 /// client, LNet) over this node's own sections, validated like a file.
 fn node_config(local: &NodeConfig, desired: &v1::DesiredConfig) -> Result<NodeConfig, String> {
-    let mounts = lfleet_proto::convert::mounts_from_wire(&desired.mounts).map_err(|e| e.to_string())?;
+    let mounts =
+        lfleet_proto::convert::mounts_from_wire(&desired.mounts).map_err(|e| e.to_string())?;
     let mut config = local.clone();
     config.generation = desired.generation;
     config.mounts = mounts;
@@ -290,7 +302,16 @@ pub async fn run(
     let mut backoff = Duration::from_millis(500);
     let mut conditions = Conditions::default();
     loop {
-        let attempt = connect_and_serve(host, local, policy, runner, clock, &mut link, &hello_extra, &mut conditions);
+        let attempt = connect_and_serve(
+            host,
+            local,
+            policy,
+            runner,
+            clock,
+            &mut link,
+            &hello_extra,
+            &mut conditions,
+        );
         tokio::select! {
             _ = &mut stop => return,
             result = attempt => match result {
@@ -332,7 +353,10 @@ async fn connect_and_serve(
     let mut seq = 0u64;
     let mut send = |body: v1::agent_message::Body| {
         seq += 1;
-        tx.try_send(v1::AgentMessage { seq, body: Some(body) })
+        tx.try_send(v1::AgentMessage {
+            seq,
+            body: Some(body),
+        })
     };
     let applied = link.config.borrow().generation;
     let mut hello = hello_extra.clone();
@@ -432,7 +456,12 @@ async fn apply(
     desired: &v1::DesiredConfig,
 ) -> (v1::Ack, Vec<v1::ItemResult>) {
     let refuse = |class: &str, message: String| {
-        tracing::warn!(generation = desired.generation, class, message, "desired config refused");
+        tracing::warn!(
+            generation = desired.generation,
+            class,
+            message,
+            "desired config refused"
+        );
         (
             v1::Ack {
                 generation: desired.generation,
@@ -455,11 +484,18 @@ async fn apply(
     match ledger.accept(config.generation, config.clone()) {
         Ok(_) => {}
         Err(LedgerError::Stale { offered, accepted }) => {
-            return refuse("stale-generation", format!("generation {offered} is older than the accepted {accepted}"));
+            return refuse(
+                "stale-generation",
+                format!("generation {offered} is older than the accepted {accepted}"),
+            );
         }
         Err(error) => return refuse("ledger", error.to_string()),
     }
-    let node = NodeHandle { host, runner, clock };
+    let node = NodeHandle {
+        host,
+        runner,
+        clock,
+    };
     let report = match reconcile(node, &config, Mode::Apply).await {
         Ok(report) => report,
         Err(error) => return refuse("reconcile", error.to_string()),
@@ -476,13 +512,24 @@ async fn apply(
             message: i.message.clone(),
         })
         .collect();
-    let failed: Vec<String> = report.failed().map(|i| format!("{} {}: {}", i.kind, i.id, i.message)).collect();
+    let failed: Vec<String> = report
+        .failed()
+        .map(|i| format!("{} {}: {}", i.kind, i.id, i.message))
+        .collect();
     let ack = v1::Ack {
         generation: desired.generation,
         command_id: String::new(),
         accepted: true,
-        error_class: report.failed().next().map(|i| i.class.clone()).unwrap_or_default(),
-        message: if failed.is_empty() { format!("applied: {}", report.changes.join("; ")) } else { failed.join("; ") },
+        error_class: report
+            .failed()
+            .next()
+            .map(|i| i.class.clone())
+            .unwrap_or_default(),
+        message: if failed.is_empty() {
+            format!("applied: {}", report.changes.join("; "))
+        } else {
+            failed.join("; ")
+        },
     };
     (ack, items)
 }

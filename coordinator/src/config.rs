@@ -336,32 +336,61 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
             .as_ref()
             .map(|o| o.get_ref().clone())
             .unwrap_or_default();
-        let spec = MountSpec::try_from(RawMountSpec {
-            mgs_nids: fs.mgs_nids.get_ref().clone(),
-            fsname: fs.fsname.get_ref().clone(),
-            mount_point: fs.mount_point.get_ref().clone(),
-            options,
-        });
-        let spec = match spec {
-            Ok(spec) => Some(spec),
-            Err(spec_error) => {
-                let span = match spec_error.field.as_str() {
-                    "mgs_nids" => fs.mgs_nids.span(),
-                    "fsname" => fs.fsname.span(),
-                    "mount_point" => fs.mount_point.span(),
-                    _ => fs
+        // Each field on its own first, so every bad field of a filesystem is reported.
+        let mut fields_ok = true;
+        for (result, span, name) in [
+            (
+                fs.mgs_nids.get_ref().parse::<lfleet_types::MgsNids>().err(),
+                fs.mgs_nids.span(),
+                "mgs_nids",
+            ),
+            (
+                fs.fsname.get_ref().parse::<lfleet_types::FsName>().err(),
+                fs.fsname.span(),
+                "fsname",
+            ),
+            (
+                fs.mount_point
+                    .get_ref()
+                    .parse::<lfleet_types::MountPoint>()
+                    .err(),
+                fs.mount_point.span(),
+                "mount_point",
+            ),
+        ] {
+            if let Some(spec_error) = result {
+                fields_ok = false;
+                error(
+                    span,
+                    field(name),
+                    format!("{:?} {}", spec_error.value, spec_error.reason),
+                );
+            }
+        }
+        let spec = if fields_ok {
+            match MountSpec::try_from(RawMountSpec {
+                mgs_nids: fs.mgs_nids.get_ref().clone(),
+                fsname: fs.fsname.get_ref().clone(),
+                mount_point: fs.mount_point.get_ref().clone(),
+                options,
+            }) {
+                Ok(spec) => Some(spec),
+                Err(spec_error) => {
+                    let span = fs
                         .options
                         .as_ref()
                         .map(|o| o.span())
-                        .unwrap_or(fs.name.span()),
-                };
-                error(
-                    span,
-                    field(&spec_error.field),
-                    format!("{:?} {}", spec_error.value, spec_error.reason),
-                );
-                None
+                        .unwrap_or(fs.name.span());
+                    error(
+                        span,
+                        field(&spec_error.field),
+                        format!("{:?} {}", spec_error.value, spec_error.reason),
+                    );
+                    None
+                }
             }
+        } else {
+            None
         };
         let roles = fs
             .roles

@@ -57,7 +57,8 @@ enum Command {
 
 fn load(cli: &Cli) -> Result<config::CoordinatorFile, String> {
     // As the operator gave it: relative to the working directory.
-    let path = std::path::absolute(&cli.config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
+    let path =
+        std::path::absolute(&cli.config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
     let text = HostRoot::new("/")
         .read_optional(&path)
         .map_err(|e| e.to_string())?

@@ -83,7 +83,11 @@ async fn connect(cli: &Cli) -> Result<FleetServiceClient<Channel>, String> {
                     .ok_or_else(|| format!("--server needs --{what}"))?;
                 std::path::absolute(path)
                     .map_err(|e| e.to_string())
-                    .and_then(|p| HostRoot::new("/").read_to_string(p).map_err(|e| e.to_string()))
+                    .and_then(|p| {
+                        HostRoot::new("/")
+                            .read_to_string(p)
+                            .map_err(|e| e.to_string())
+                    })
                     .map_err(|e| format!("--{what} {}: {e}", path.display()))
             };
             let tls = ClientTlsConfig::new()
@@ -330,7 +334,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             ConfigAction::Diff { file } | ConfigAction::Apply { file } => {
                 let text = std::path::absolute(file)
                     .map_err(|e| e.to_string())
-                    .and_then(|path| HostRoot::new("/").read_to_string(path).map_err(|e| e.to_string()))
+                    .and_then(|path| {
+                        HostRoot::new("/")
+                            .read_to_string(path)
+                            .map_err(|e| e.to_string())
+                    })
                     .map_err(|e| format!("{}: {e}", file.display()))?;
                 let errors = if matches!(action, ConfigAction::Diff { .. }) {
                     let diff = client

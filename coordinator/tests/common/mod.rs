@@ -1,0 +1,274 @@
+//! A test cluster: the coordinator as a process (its own CA, a scratch data directory, an
+//! admin socket), agents as processes on sim nodes, and the `lfleet` CLI. Every process is
+//! ended by its PID when the cluster is dropped.
+#![allow(
+    dead_code,
+    clippy::disallowed_methods,
+    reason = "each test binary uses part of this; it runs processes and reads their output"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lfleet_sim::{LustreVersion, NodeSpec, SimNode};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub const COORDINATOR: &str = env!("CARGO_BIN_EXE_lfleet-coordinator");
+pub const LFLEET: &str = env!("CARGO_BIN_EXE_lfleet");
+pub const EXAMPLE: &str = include_str!("../../../packaging/examples/coordinator.toml");
+
+/// The agent binary, built beside this crate's binaries by the workspace build.
+pub fn agent_binary() -> PathBuf {
+    let path = Path::new(COORDINATOR).with_file_name("lfleet-agent");
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// A child process ended by its PID (SIGTERM, then SIGKILL) when dropped.
+pub struct Owned(pub Child);
+
+impl Owned {
+    pub fn stop(&mut self) {
+        let pid = Pid::from_raw(self.0.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct AgentNode {
+    pub name: String,
+    pub sim: SimNode,
+    pub process: Owned,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    /// The coordinator.toml the coordinator runs (the example with scratch paths).
+    pub config_text: String,
+    pub address: String,
+    pub coordinator: Option<Owned>,
+    pub nodes: Vec<AgentNode>,
+}
+
+fn path_with(node: &Path) -> String {
+    format!(
+        "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+        node.join("bin").display()
+    )
+}
+
+pub fn lfleet_json(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {output:?}"))
+}
+
+impl Cluster {
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("admin.sock")
+    }
+
+    /// Starts the coordinator on `listen`; returns it and the address it bound.
+    pub fn spawn_coordinator(dir: &Path, listen: &str) -> (Owned, String) {
+        let mut child = Owned(
+            Command::new(COORDINATOR)
+                .arg("--config")
+                .arg(dir.join("coordinator.toml"))
+                .args(["--listen", listen])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(dir.join("coordinator.log"))
+                        .unwrap(),
+                ))
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        BufReader::new(child.0.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "the coordinator did not start: {line:?}\n{}",
+                    std::fs::read_to_string(dir.join("coordinator.log")).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        (child, address)
+    }
+
+    pub fn start(agents: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let config_text = EXAMPLE
+            .replace("listen = \"0.0.0.0:7443\"", "listen = \"127.0.0.1:0\"")
+            .replace(
+                "data_dir = \"/var/lib/lfleet-coordinator\"",
+                &format!("data_dir = \"{}\"", root.join("data").display()),
+            )
+            .replace(
+                "join_token_file = \"/etc/lfleet/join-token\"",
+                &format!("join_token_file = \"{}\"", root.join("token").display()),
+            )
+            .replace(
+                "admin_socket = \"/run/lfleet/coordinator.sock\"",
+                &format!("admin_socket = \"{}\"", root.join("admin.sock").display()),
+            );
+        std::fs::write(root.join("coordinator.toml"), &config_text).unwrap();
+        let (coordinator, address) = Cluster::spawn_coordinator(root, "127.0.0.1:0");
+        let mut cluster = Cluster {
+            dir,
+            config_text,
+            address,
+            coordinator: Some(coordinator),
+            nodes: Vec::new(),
+        };
+        for index in 1..=agents {
+            cluster.add_agent(&format!("hpc-pg0-{index}"));
+        }
+        cluster
+    }
+
+    /// A fresh sim node running `lfleet-agent run` joined to this coordinator.
+    pub fn add_agent(&mut self, name: &str) {
+        let root = self.dir.path();
+        let spec = NodeSpec::new("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15);
+        let sim = SimNode::create(&root.join(name), &spec).unwrap();
+        let config = root.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "generation = 1\nrole = \"compute\"\n[client]\nlustre_version = \"2.15.7-33-g79ddf99\"\n[coordinator]\nurl = \"https://{}\"\nca_file = \"{}\"\njoin_token_file = \"{}\"\nnode_name = \"{name}\"\n",
+                self.address,
+                self.data().join("ca.pem").display(),
+                root.join("token").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(root.join(format!("{name}.log"))).unwrap();
+        let process = Owned(
+            Command::new(agent_binary())
+                .args([
+                    "run",
+                    "--check-interval",
+                    "300ms",
+                    "--collect-interval",
+                    "1s",
+                    "--syscall-deadline",
+                    "1",
+                    "--root",
+                ])
+                .arg(sim.root())
+                .arg("--config")
+                .arg(&config)
+                .env("PATH", path_with(sim.root()))
+                .env("LFLEET_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        self.nodes.push(AgentNode {
+            name: name.to_owned(),
+            sim,
+            process,
+        });
+    }
+
+    /// Stops the coordinator and starts it again on the same address and data directory.
+    pub fn restart_coordinator(&mut self) {
+        if let Some(mut old) = self.coordinator.take() {
+            old.stop();
+        }
+        let (coordinator, address) = Cluster::spawn_coordinator(self.dir.path(), &self.address);
+        assert_eq!(address, self.address);
+        self.coordinator = Some(coordinator);
+    }
+
+    pub fn coordinator_pid(&self) -> u32 {
+        self.coordinator.as_ref().unwrap().0.id()
+    }
+
+    /// Runs `lfleet` on the admin socket.
+    pub fn lfleet(&self, args: &[&str]) -> Output {
+        Command::new(LFLEET)
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Polls `lfleet nodes --json` every 100 ms until `done`; returns how long it took.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Duration {
+        let started = Instant::now();
+        let mut last = serde_json::Value::Null;
+        while started.elapsed() <= limit {
+            let output = self.lfleet(&["nodes", "--json"]);
+            if output.status.success() {
+                last = serde_json::from_slice(&output.stdout).unwrap();
+                if done(last.as_array().unwrap()) {
+                    return started.elapsed();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let logs: String = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{}.log", n.name)))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                format!(
+                    "--- {}\n{}\n",
+                    n.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect();
+        panic!("not within {limit:?}: {what}\n{last:#}\n{logs}");
+    }
+
+    pub fn wait_unhealthy(&self, name: &str, limit: Duration) -> Duration {
+        self.wait_until(&format!("{name} unhealthy"), limit, |nodes| {
+            nodes
+                .iter()
+                .any(|n| n["name"] == name && n["health"] == "unhealthy")
+        })
+    }
+}
