@@ -351,18 +351,19 @@ async fn connect_and_serve(
         .max_encoding_message_size(lfleet_proto::MAX_MESSAGE_BYTES);
     let (tx, rx) = mpsc::channel::<v1::AgentMessage>(256);
     let mut seq = 0u64;
-    let mut send = |body: v1::agent_message::Body| {
+    let mut send = |body: v1::agent_message::Body| -> Result<(), SessionError> {
         seq += 1;
         tx.try_send(v1::AgentMessage {
             seq,
             body: Some(body),
         })
+        .map_err(|_| setup("the session queue is full or closed"))
     };
     let applied = link.config.borrow().generation;
     let mut hello = hello_extra.clone();
     hello.node_name = name.clone();
     hello.applied_generation = applied;
-    send(v1::agent_message::Body::Hello(hello)).map_err(|_| setup("the session queue"))?;
+    send(v1::agent_message::Body::Hello(hello))?;
     let mut inbound = client
         .session(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await?
@@ -382,7 +383,7 @@ async fn connect_and_serve(
                     if !new_items.is_empty() {
                         items = new_items;
                     }
-                    send(v1::agent_message::Body::Ack(ack)).map_err(|_| setup("the session queue"))?;
+                    send(v1::agent_message::Body::Ack(ack))?;
                     // Report at once: the coordinator shows who is behind from these.
                     last_shape = None;
                     status_every.reset_immediately();
@@ -399,13 +400,13 @@ async fn connect_and_serve(
                 if last_shape.as_ref() != Some(&now_shape) || !events.is_empty() {
                     last_shape = Some(now_shape);
                     let report = status(link, conditions, &round, &items, events);
-                    send(v1::agent_message::Body::Status(report)).map_err(|_| setup("the session queue"))?;
+                    send(v1::agent_message::Body::Status(report))?;
                 }
             }
             _ = status_every.tick() => {
                 let round = link.rounds.borrow().clone();
                 let report = status(link, conditions, &round, &items, Vec::new());
-                send(v1::agent_message::Body::Status(report)).map_err(|_| setup("the session queue"))?;
+                send(v1::agent_message::Body::Status(report))?;
             }
             _ = telemetry_every.tick() => {
                 let (samples, dropped) = {
@@ -415,7 +416,7 @@ async fn connect_and_serve(
                 if !samples.is_empty() {
                     let first_seq = samples[0].seq;
                     let batch = v1::TelemetryBatch { first_seq, dropped_samples: dropped, samples: wire_samples(samples) };
-                    send(v1::agent_message::Body::Telemetry(batch)).map_err(|_| setup("the session queue"))?;
+                    send(v1::agent_message::Body::Telemetry(batch))?;
                 }
             }
         }
