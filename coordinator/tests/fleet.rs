@@ -82,6 +82,39 @@ fn five_agents_take_a_new_filesystem_and_a_fault_shows_within_2_s() {
         );
     }
     assert!(started.elapsed() < Duration::from_secs(3));
+    let filesystems = lfleet_json(&cluster.lfleet(&["fs", "--json"]));
+    let scratch = filesystems
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "scratch")
+        .unwrap();
+    assert_eq!(
+        (
+            scratch["clients_mounted"].as_u64(),
+            scratch["clients_expected"].as_u64()
+        ),
+        (Some(5), Some(5))
+    );
+    let node = lfleet_json(&cluster.lfleet(&["node", "hpc-pg0-1", "--json"]));
+    assert!(
+        node["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kind"] == "mount" && i["ok"] == true),
+        "{node:#}"
+    );
+    let metrics = cluster.scrape();
+    assert!(
+        metrics.contains("lfleet_nodes{health=\"healthy\"} 5"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lfleet_config_generation 2"), "{metrics}");
+    assert!(
+        metrics.contains("lfleet_filesystem_clients{filesystem=\"scratch\",state=\"mounted\"} 5"),
+        "{metrics}"
+    );
 
     cluster.nodes[2].sim.fault(&Fault::Lbug).unwrap();
     let took = cluster.wait_unhealthy(&cluster.nodes[2].name, Duration::from_secs(2));
@@ -94,6 +127,11 @@ fn five_agents_take_a_new_filesystem_and_a_fault_shows_within_2_s() {
         .map(|n| n["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec![cluster.nodes[2].name.as_str()]);
+    assert!(
+        cluster
+            .scrape()
+            .contains("lfleet_nodes{health=\"unhealthy\"} 1")
+    );
 }
 
 #[test]

@@ -67,6 +67,8 @@ pub struct Cluster {
     pub config_text: String,
     pub address: String,
     pub coordinator: Option<Owned>,
+    /// The coordinator's Prometheus endpoint.
+    pub metrics: String,
     pub nodes: Vec<AgentNode>,
 }
 
@@ -91,13 +93,14 @@ impl Cluster {
         self.dir.path().join("admin.sock")
     }
 
-    /// Starts the coordinator on `listen`; returns it and the address it bound.
-    pub fn spawn_coordinator(dir: &Path, listen: &str) -> (Owned, String) {
+    /// Starts the coordinator on `listen`; returns it, the address it bound and its
+    /// Prometheus endpoint.
+    pub fn spawn_coordinator(dir: &Path, listen: &str) -> (Owned, String, String) {
         let mut child = Owned(
             Command::new(COORDINATOR)
                 .arg("--config")
                 .arg(dir.join("coordinator.toml"))
-                .args(["--listen", listen])
+                .args(["--listen", listen, "--metrics-listen", "127.0.0.1:0"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::from(
                     std::fs::OpenOptions::new()
@@ -110,9 +113,11 @@ impl Cluster {
                 .unwrap(),
         );
         let mut line = String::new();
-        BufReader::new(child.0.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut metrics = String::new();
+        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        stdout.read_line(&mut metrics).unwrap();
+        let metrics = metrics.trim().trim_start_matches("metrics on ").to_owned();
         let address = line
             .trim()
             .strip_prefix("listening on ")
@@ -123,7 +128,7 @@ impl Cluster {
                 )
             })
             .to_owned();
-        (child, address)
+        (child, address, metrics)
     }
 
     pub fn start(agents: usize) -> Cluster {
@@ -144,11 +149,12 @@ impl Cluster {
                 &format!("admin_socket = \"{}\"", root.join("admin.sock").display()),
             );
         std::fs::write(root.join("coordinator.toml"), &config_text).unwrap();
-        let (coordinator, address) = Cluster::spawn_coordinator(root, "127.0.0.1:0");
+        let (coordinator, address, metrics) = Cluster::spawn_coordinator(root, "127.0.0.1:0");
         let mut cluster = Cluster {
             dir,
             config_text,
             address,
+            metrics,
             coordinator: Some(coordinator),
             nodes: Vec::new(),
         };
@@ -209,9 +215,11 @@ impl Cluster {
         if let Some(mut old) = self.coordinator.take() {
             old.stop();
         }
-        let (coordinator, address) = Cluster::spawn_coordinator(self.dir.path(), &self.address);
+        let (coordinator, address, metrics) =
+            Cluster::spawn_coordinator(self.dir.path(), &self.address);
         assert_eq!(address, self.address);
         self.coordinator = Some(coordinator);
+        self.metrics = metrics;
     }
 
     pub fn coordinator_pid(&self) -> u32 {
@@ -262,6 +270,21 @@ impl Cluster {
             })
             .collect();
         panic!("not within {limit:?}: {what}\n{last:#}\n{logs}");
+    }
+
+    /// GET /metrics from the coordinator.
+    pub fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.metrics).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: lfleet\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
     }
 
     pub fn wait_unhealthy(&self, name: &str, limit: Duration) -> Duration {
