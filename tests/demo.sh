@@ -1,105 +1,162 @@
 #!/usr/bin/env bash
-# The main job, for now: a small simulated fleet on the embedded defaults. It builds
-# lfleet-sim and lfleet-agent, makes three client nodes of different distributions and
-# Lustre versions, lets the agent converge each one (client, LNet, fstab, mount), shows a
-# second pass changing nothing, runs load, injects faults (an eviction, an IB port down, an
-# unpublished kernel upgrade the agent reports before any reboot), heals and cleans up.
-# Every step says what to look at.
+# The main job: a small simulated fleet on the embedded defaults, run by the real binaries.
+# It builds lfleet-sim, lfleet-agent, lfleet-coordinator and lfleet; starts a coordinator
+# (its own CA, a scratch data directory) and three agents on simulated nodes; lets them
+# enroll and converge; shows the fleet with the operators' CLI; pushes a new filesystem;
+# runs load and reads the agent's telemetry; injects faults (an eviction, an IB port down, a
+# kernel upgrade whose client is not installed yet) and shows them arrive; heals; stops
+# every process it started, by PID, and removes its files.
 #
-# Coming next (see README): the agent reconciling these nodes on its own, the coordinator,
-# Slurm drains and the operators' CLI. This demo grows with them.
+# Every step says what to look at. Slurm drains join this demo with their issue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tests/setup.sh
 if ! command -v cargo >/dev/null 2>&1; then . "$HOME/.cargo/env"; fi
 
-# The agent's own warnings go to the journal on a node; here they would only repeat the report.
-export LFLEET_LOG=error
+export LFLEET_LOG=warn
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 look() { printf '   -> %s\n' "$*"; }
+indent() { sed 's/^/     /'; }
 
-step "Building lfleet-sim and lfleet-agent (release)"
-cargo build --release --locked -p lfleet-sim -p lfleet-agent
-SIM="$PWD/target/release/lfleet-sim"
-AGENT="$PWD/target/release/lfleet-agent"
+step "Building lfleet-sim, lfleet-agent, lfleet-coordinator and lfleet (release)"
+cargo build --release --locked -p lfleet-sim -p lfleet-agent -p lfleet-coordinator
+BIN="$PWD/target/release"
 FLEET=$(mktemp -d /tmp/lfleet-demo.XXXXXX)
-trap 'rm -rf "$FLEET"' EXIT
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  rm -rf "$FLEET"
+}
+trap cleanup EXIT
 
-# name distro kernel lustre-series amlfs-version extra-flags
-NODES=(
-  "hpc-pg0-1 ubuntu-22.04 5.15.0-1075-azure 2.15 2.15.7-33-g79ddf99 --ib 2 --accelnet"
-  "hpc-pg0-2 alma-9 5.14.0-427.13.1.el9_4.x86_64 2.12 2.12.9-4-g0c2d4e6 --accelnet"
-  "hpc-pg0-3 ubuntu-24.04 6.8.0-1026-azure 2.17 2.17.0-19-gbb5310f --ib 1"
-)
+lfleet() { "$BIN/lfleet" --socket "$FLEET/admin.sock" "$@"; }
 
-step "Creating ${#NODES[@]} simulated nodes under $FLEET"
+# wait_for DESCRIPTION SECONDS COMMAND...: polls every 0.2 s, at most SECONDS.
+wait_for() {
+  local what=$1 limit=$2; shift 2
+  for _ in $(seq $((limit * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  echo "   !! not within ${limit}s: $what" >&2
+  return 1
+}
+
+step "Starting the coordinator (packaging/examples/coordinator.toml, scratch paths)"
+sed -e 's|^listen = .*|listen = "127.0.0.1:0"|' \
+    -e "s|^data_dir = .*|data_dir = \"$FLEET/coordinator\"|" \
+    -e "s|^join_token_file = .*|join_token_file = \"$FLEET/join-token\"|" \
+    -e "s|^admin_socket = .*|admin_socket = \"$FLEET/admin.sock\"|" \
+    packaging/examples/coordinator.toml >"$FLEET/coordinator.toml"
+"$BIN/lfleet-coordinator" --config "$FLEET/coordinator.toml" --metrics-listen 127.0.0.1:0 \
+  >"$FLEET/coordinator.out" 2>"$FLEET/coordinator.log" &
+PIDS+=($!)
+wait_for "the coordinator listening" 20 grep -q '^metrics on' "$FLEET/coordinator.out"
+ADDRESS=$(sed -n 's/^listening on //p' "$FLEET/coordinator.out")
+METRICS=$(sed -n 's/^metrics on //p' "$FLEET/coordinator.out")
+look "gRPC with mTLS on $ADDRESS, /metrics on $METRICS, its CA in $FLEET/coordinator/ca.pem"
+look "a join token was made on first start: $FLEET/join-token (mode $(stat -c %a "$FLEET/join-token"))"
+
+# name  extra lfleet-sim flags
+NODES=("hpc-pg0-1 --ib 1 --accelnet" "hpc-pg0-2 --accelnet" "hpc-pg0-3 --ib 1")
+step "Creating ${#NODES[@]} simulated Ubuntu 22.04 nodes (kernel 5.15.0-1075-azure, no Lustre client yet)"
 for spec in "${NODES[@]}"; do
-  read -r name distro kernel series _ extra <<<"$spec"
+  read -r name extra <<<"$spec"
   # shellcheck disable=SC2086
-  "$SIM" node create "$FLEET/$name" --distro "$distro" --kernel "$kernel" --lustre "$series" --hostname "$name" $extra
+  "$BIN/lfleet-sim" node create "$FLEET/$name" --distro ubuntu-22.04 --kernel 5.15.0-1075-azure \
+    --lustre 2.15 --hostname "$name" $extra | indent
 done
-look "each node is a root directory with etc/, proc/, sys/, boot/, lib/modules/ and bin/ shims"
 
-run_on() { # node command args...
-  local node=$1; shift
-  PATH="$FLEET/$node/bin:$PATH" "$@"
-}
-
-config_for() { # node amlfs-version -> path of its agent.toml (from the commented example)
-  sed "s/2.15.7-33-g79ddf99/$2/" packaging/examples/agent.toml >"$FLEET/$1.toml"
-  echo "$FLEET/$1.toml"
-}
-
-step "lfleet-agent plan on hpc-pg0-1: what it would do to a fresh node (changes nothing)"
-read -r _ _ _ _ version _ <<<"${NODES[0]}"
-run_on hpc-pg0-1 "$AGENT" plan --root "$FLEET/hpc-pg0-1" --config "$(config_for hpc-pg0-1 "$version")" | sed 's/^/     /'
-
-step "lfleet-agent apply on every node: client for the kernel, module, LNet, fstab, mount, slurmd drop-in"
+step "Starting lfleet-agent run on each node, joined to the coordinator"
 for spec in "${NODES[@]}"; do
-  read -r name _ _ _ version _ <<<"$spec"
-  printf '   %s\n' "$name"
-  run_on "$name" "$AGENT" apply --root "$FLEET/$name" --config "$(config_for "$name" "$version")" | sed 's/^/     /'
+  read -r name _ <<<"$spec"
+  cat >"$FLEET/$name.toml" <<TOML
+generation = 1
+role = "compute"
+[client]
+lustre_version = "2.15.7-33-g79ddf99"
+[coordinator]
+url = "https://$ADDRESS"
+ca_file = "$FLEET/coordinator/ca.pem"
+join_token_file = "$FLEET/join-token"
+node_name = "$name"
+TOML
+  PATH="$FLEET/$name/bin:$PATH" "$BIN/lfleet-agent" run --root "$FLEET/$name" --config "$FLEET/$name.toml" \
+    --check-interval 1s --collect-interval 1s 2>"$FLEET/$name.log" &
+  PIDS+=($!)
 done
-look "the agent's fstab block on hpc-pg0-1 (every other line of fstab is untouched):"
-sed -n '/BEGIN lfleet-agent/,/END lfleet-agent/p' "$FLEET/hpc-pg0-1/etc/fstab" | sed 's/^/     /'
-look "each Lustre version keeps its client statistics in a different place:"
-for spec in "${NODES[@]}"; do
-  read -r name _ _ series _ <<<"$spec"
-  printf '   %-10s Lustre %-5s %s\n' "$name" "$series" "$(cd "$FLEET/$name" && find proc sys -path '*llite*' -name stats)"
-done
+look "each agent enrolls (join token + CSR), opens its session, gets its desired config,"
+look "installs the client for its kernel, brings LNet up, writes its fstab lines and mounts"
+healthy() { [ "$(lfleet nodes --json | grep -c '"health": "healthy"')" = "$1" ]; }
+wait_for "3 healthy nodes" 60 healthy 3
+lfleet nodes | indent
+lfleet fs | indent
 
-step "lfleet-agent apply again: a converged node needs nothing"
-run_on hpc-pg0-1 "$AGENT" apply --root "$FLEET/hpc-pg0-1" --config "$FLEET/hpc-pg0-1.toml" | sed 's/^/     /'
+step "lfleet config diff / apply: a second filesystem for every node"
+cp "$FLEET/coordinator.toml" "$FLEET/new.toml"
+cat >>"$FLEET/new.toml" <<'TOML'
 
-step "Running 10 s of load (500 MB/s write, 100 MB/s read) on hpc-pg0-1"
-"$SIM" load "$FLEET/hpc-pg0-1" --write-mbps 500 --read-mbps 100 --seconds 10 --instant
-look "llite stats now (snapshot_time moved 10 s; write_bytes sum grew 5,000,000,000):"
-sed 's/^/     /' "$FLEET"/hpc-pg0-1/sys/kernel/debug/lustre/llite/*/stats | head -8
+[[filesystems]]
+name = "scratch"
+mgs_nids = "10.0.1.5@tcp"
+fsname = "scratch"
+mount_point = "/scratch"
+TOML
+lfleet config diff "$FLEET/new.toml" | tail -n 8 | indent
+lfleet config apply "$FLEET/new.toml" | indent
+at_gen2() { [ "$(lfleet nodes --json | grep -c '"applied_generation": 2')" = 3 ] && healthy 3; }
+wait_for "generation 2 on every node" 20 at_gen2
+lfleet nodes | indent
+look "a bad file is refused whole, with line and field, and nothing changes:"
+sed 's/10.0.1.5@tcp/10.0.1.5@gni/; s|/scratch"|/etc/scratch"|' "$FLEET/new.toml" >"$FLEET/bad.toml"
+lfleet config apply "$FLEET/bad.toml" 2>&1 | indent || true
 
-step "Injecting faults"
-"$SIM" fault "$FLEET/hpc-pg0-1" import --target OST0001 --state EVICTED
-look "the import file and the kernel log say so:"
-grep '    state:' "$FLEET"/hpc-pg0-1/proc/fs/lustre/osc/lustrefs-OST0001-osc-*/import | sed 's/^.*import:/     /'
-sed 's/^/     /' "$FLEET/hpc-pg0-1/dev/kmsg"
-"$SIM" fault "$FLEET/hpc-pg0-3" ib-port-down --hca mlx5_0
-look "hpc-pg0-3 mlx5_0 port 1: $(cat "$FLEET/hpc-pg0-3/sys/class/infiniband/mlx5_0/ports/1/state") / $(cat "$FLEET/hpc-pg0-3/sys/class/infiniband/mlx5_0/ports/1/phys_state")"
-"$SIM" fault "$FLEET/hpc-pg0-1" kernel-upgrade --kernel 5.15.0-1079-azure
-"$SIM" fault "$FLEET/hpc-pg0-1" repo-missing --kernel 5.15.0-1079-azure
-look "a kernel upgrade whose client is not published yet: the agent says so before any reboot"
-run_on hpc-pg0-1 "$AGENT" apply --root "$FLEET/hpc-pg0-1" --config "$FLEET/hpc-pg0-1.toml" | sed 's/^/     /' || true
+step "Load: 500 MB/s of writes on hpc-pg0-1 for 4 s; the agent's telemetry (rates from the kernel's snapshot_time)"
+"$BIN/lfleet-sim" load "$FLEET/hpc-pg0-1" --write-mbps 500 --seconds 4 >/dev/null &
+LOAD=$!
+PATH="$FLEET/hpc-pg0-1/bin:$PATH" "$BIN/lfleet-agent" collect --root "$FLEET/hpc-pg0-1" --count 4 --interval 1s \
+  | grep -E '^ *[0-9]+ llite +/lustre ' | indent
+wait "$LOAD"
+lfleet fs | indent
+
+step "Faults: an eviction on hpc-pg0-2, an IB port down on hpc-pg0-3"
+"$BIN/lfleet-sim" fault "$FLEET/hpc-pg0-2" import --target OST0001 --state EVICTED | indent
+"$BIN/lfleet-sim" fault "$FLEET/hpc-pg0-3" ib-port-down --hca mlx5_0 | indent
+two_unhealthy() { [ "$(lfleet nodes --unhealthy --json | grep -c '"health": "unhealthy"')" = 2 ]; }
+wait_for "two unhealthy nodes" 10 two_unhealthy
+lfleet nodes --unhealthy | indent
+look "the eviction arrived as an event (the kernel's text from /dev/kmsg):"
+lfleet events --minutes 5 | grep -E 'evicted|conditions' | tail -n 4 | indent
+
+step "A kernel upgrade on hpc-pg0-1 without its Lustre client: reported before any reboot"
+"$BIN/lfleet-sim" fault "$FLEET/hpc-pg0-1" kernel-upgrade --kernel 5.15.0-1079-azure | indent
+reboot_unsafe() { lfleet node hpc-pg0-1 | grep -q reboot-unsafe; }
+wait_for "reboot-unsafe on hpc-pg0-1" 10 reboot_unsafe
+lfleet node hpc-pg0-1 | grep -E 'reboot-unsafe' | indent
+look "the kernel hook (postinst.d / kernel-install) runs lfleet-agent kernel-installed:"
+PATH="$FLEET/hpc-pg0-1/bin:$PATH" "$BIN/lfleet-agent" kernel-installed 5.15.0-1079-azure \
+  --root "$FLEET/hpc-pg0-1" --config "$FLEET/hpc-pg0-1.toml" | indent || true
 
 step "Healing every fault"
 for spec in "${NODES[@]}"; do
   read -r name _ <<<"$spec"
-  "$SIM" heal "$FLEET/$name"
+  "$BIN/lfleet-sim" heal "$FLEET/$name" | indent
 done
-look "hpc-pg0-1 OST0001 import: $(grep '    state:' "$FLEET"/hpc-pg0-1/proc/fs/lustre/osc/lustrefs-OST0001-osc-*/import | awk '{print $2}')"
+wait_for "3 healthy nodes" 20 healthy 3
+lfleet nodes | indent
+look "the coordinator's /metrics:"
+scrape() {
+  exec 3<>"/dev/tcp/${METRICS%:*}/${METRICS##*:}"
+  printf 'GET /metrics HTTP/1.0\r\nHost: demo\r\n\r\n' >&3
+  cat <&3
+  exec 3<&-
+}
+scrape | grep -E '^lfleet_(nodes|config_generation|filesystem_clients)' | indent
 
-step "Unmounting and cleaning up"
-for spec in "${NODES[@]}"; do
-  read -r name _ <<<"$spec"
-  run_on "$name" umount /lustre
-done
-look "done; the agent, coordinator and Slurm drains join this demo as they land"
+step "Stopping the agents and the coordinator (by PID) and removing $FLEET"
+look "done; Slurm drains join this demo with their issue"

@@ -10,6 +10,8 @@ pub mod fleet;
 pub mod hostlist;
 pub mod metrics;
 pub mod pki;
+pub mod policy;
 pub mod server;
 pub mod service;
+pub mod slurm;
 pub mod store;
