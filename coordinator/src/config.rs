@@ -149,11 +149,49 @@ struct RawFilesystem {
     nodearrays: Option<Spanned<Vec<String>>>,
 }
 
+/// How the coordinator reaches Slurm.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmConfig {
+    /// Off by default: the coordinator drains nothing until told to.
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_scontrol")]
+    pub scontrol: String,
+    /// SLURM_CONF for scontrol; absent: Slurm's default.
+    #[serde(default)]
+    pub slurm_conf: Option<String>,
+    #[serde(default = "default_slurm_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_scontrol() -> String {
+    "scontrol".into()
+}
+fn default_slurm_timeout() -> u64 {
+    10
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            enabled: false,
+            scontrol: default_scontrol(),
+            slurm_conf: None,
+            timeout_seconds: default_slurm_timeout(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
     server: Option<ServerConfig>,
+    #[serde(default)]
+    slurm: Option<SlurmConfig>,
+    #[serde(default)]
+    policy: Option<Spanned<crate::policy::Policy>>,
     client: Spanned<ClientConfig>,
     #[serde(default)]
     lnet: Option<Spanned<LnetConfig>>,
@@ -213,9 +251,11 @@ impl Desired {
 }
 
 /// A whole coordinator.toml.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CoordinatorFile {
     pub server: ServerConfig,
+    pub slurm: SlurmConfig,
+    pub policy: crate::policy::Policy,
     pub desired: Desired,
 }
 
@@ -470,11 +510,22 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
             );
         }
     }
+    let policy = match &raw.policy {
+        Some(policy) => {
+            if let Err(message) = policy.get_ref().validate() {
+                error(policy.span(), "policy".into(), message);
+            }
+            policy.get_ref().clone()
+        }
+        None => crate::policy::Policy::default(),
+    };
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
     Ok(CoordinatorFile {
         server: raw.server.unwrap_or_default(),
+        slurm: raw.slurm.unwrap_or_default(),
+        policy,
         desired: Desired {
             client,
             lnet,

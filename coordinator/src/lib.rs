@@ -6,6 +6,7 @@
 //! services; [`server`] the listeners.
 
 pub mod config;
+pub mod drain;
 pub mod fleet;
 pub mod hostlist;
 pub mod metrics;

@@ -144,6 +144,26 @@ async fn run(cli: Cli) -> Result<(), String> {
     let store = Store::open(&server.data_dir.join("coordinator.db")).map_err(|e| e.to_string())?;
     let coordinator =
         Arc::new(Coordinator::start(file, store, pki, token).map_err(|e| e.to_string())?);
+    if let Some(slurm) = coordinator.slurm.clone() {
+        let coordinator = coordinator.clone();
+        tokio::spawn(async move {
+            let runner = lfleet_host::SystemCommandRunner::from_env();
+            let mut every = tokio::time::interval(std::time::Duration::from_secs_f64(
+                coordinator.policy.interval_seconds,
+            ));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let mut drainer = coordinator.drainer.lock().await;
+                if let Err(error) = drainer
+                    .pass(&coordinator, &coordinator.policy, &slurm, &runner)
+                    .await
+                {
+                    tracing::warn!(%error, "drain pass stopped; retrying next interval");
+                }
+            }
+        });
+    }
     let shutdown = async {
         let terminate = async {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

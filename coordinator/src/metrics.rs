@@ -74,6 +74,25 @@ pub fn render(coordinator: &Coordinator) -> String {
         out,
         "# TYPE lfleet_nodes_behind_config gauge\nlfleet_nodes_behind_config {behind}"
     );
+    drop(fleet);
+    let drains = coordinator.store.drains().unwrap_or_default();
+    let incidents = coordinator.store.incidents().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_drains_active gauge\nlfleet_drains_active {}",
+        drains.iter().filter(|d| d.ended_ms.is_none()).count()
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_drains_total counter\nlfleet_drains_total {}",
+        drains.len()
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_incidents_open gauge\nlfleet_incidents_open {}",
+        incidents.iter().filter(|i| i.closed_ms.is_none()).count()
+    );
+    let fleet = coordinator.fleet();
     out.push_str(
         "# TYPE lfleet_filesystem_clients gauge\n# TYPE lfleet_filesystem_bytes_per_second gauge\n",
     );

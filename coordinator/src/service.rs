@@ -36,6 +36,11 @@ pub struct Coordinator {
     cert_hours: u32,
     sessions: Mutex<BTreeMap<String, (u64, Outbound)>>,
     next_session: AtomicU64,
+    /// Slurm, when drains are enabled.
+    pub slurm: Option<crate::slurm::Scontrol>,
+    pub policy: crate::policy::Policy,
+    /// One drain pass or manual undrain at a time.
+    pub drainer: tokio::sync::Mutex<crate::drain::Drainer>,
 }
 
 pub fn now_ms() -> i64 {
@@ -106,6 +111,13 @@ impl Coordinator {
             cert_hours: file.server.agent_certificate_hours,
             sessions: Mutex::new(BTreeMap::new()),
             next_session: AtomicU64::new(1),
+            slurm: file.slurm.enabled.then(|| crate::slurm::Scontrol {
+                program: file.slurm.scontrol.clone(),
+                slurm_conf: file.slurm.slurm_conf.clone(),
+                timeout: Duration::from_secs(file.slurm.timeout_seconds.max(1)),
+            }),
+            policy: file.policy,
+            drainer: tokio::sync::Mutex::new(crate::drain::Drainer::default()),
         })
     }
 
@@ -115,6 +127,11 @@ impl Coordinator {
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (u64, Outbound)>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a fleet event (stored, logged).
+    pub fn record(&self, node: &str, kind: &str, detail: impl Into<String>) {
+        self.event(node, kind, detail);
     }
 
     fn event(&self, node: &str, kind: &str, detail: impl Into<String>) {
@@ -607,19 +624,119 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         request: Request<v1::ListDrainsRequest>,
     ) -> Result<Response<v1::ListDrainsResponse>, Status> {
         operator_of(&request)?;
-        Err(Status::unimplemented(
-            "Slurm drains are not built yet (issue 6)",
-        ))
+        let ledger = self
+            .0
+            .store
+            .drains()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let slurm_view = match &self.0.slurm {
+            Some(slurm) => slurm
+                .nodes(&lfleet_host::SystemCommandRunner::from_env())
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let mut drains: Vec<v1::DrainRecord> = Vec::new();
+        let cutoff = now_ms() - 24 * 3600 * 1000;
+        for entry in ledger
+            .iter()
+            .filter(|e| e.ended_ms.is_none_or(|t| t >= cutoff))
+        {
+            let slurm_state = slurm_view
+                .iter()
+                .find(|n| n.name == entry.slurm_name)
+                .map(|n| n.state.join("+"))
+                .unwrap_or_default();
+            drains.push(v1::DrainRecord {
+                node_name: entry.node.clone(),
+                drain_id: entry.drain_id.clone(),
+                reason: entry.reason.clone(),
+                reason_time_unix: entry.drained_ms / 1000,
+                reason_user: entry.reason_user.clone(),
+                slurm_state,
+                by_lfleet: true,
+                status: if entry.ended_ms.is_none() {
+                    "active".into()
+                } else {
+                    entry.end.clone()
+                },
+                check: entry.check.clone(),
+            });
+        }
+        for node in slurm_view.iter().filter(|n| n.is_out()) {
+            let ours = ledger
+                .iter()
+                .any(|e| e.ended_ms.is_none() && e.slurm_name == node.name);
+            if !ours {
+                drains.push(v1::DrainRecord {
+                    node_name: node.name.clone(),
+                    drain_id: String::new(),
+                    reason: node.reason.clone(),
+                    reason_time_unix: 0,
+                    reason_user: node.reason_user.clone(),
+                    slurm_state: node.state.join("+"),
+                    by_lfleet: false,
+                    status: "not lfleet's".into(),
+                    check: String::new(),
+                });
+            }
+        }
+        Ok(Response::new(v1::ListDrainsResponse { drains }))
     }
 
     async fn undrain(
         &self,
         request: Request<v1::UndrainRequest>,
     ) -> Result<Response<v1::UndrainResponse>, Status> {
-        operator_of(&request)?;
-        Err(Status::unimplemented(
-            "Slurm drains are not built yet (issue 6)",
-        ))
+        let who = operator_of(&request)?;
+        let request = request.into_inner();
+        let Some(slurm) = &self.0.slurm else {
+            return Err(Status::failed_precondition(
+                "Slurm drains are not enabled ([slurm] enabled = false)",
+            ));
+        };
+        let ledger = self
+            .0
+            .store
+            .drains()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let Some(entry) = ledger
+            .iter()
+            .find(|e| e.ended_ms.is_none() && e.node == request.node_name)
+        else {
+            return Ok(Response::new(v1::UndrainResponse {
+                undrained: false,
+                message: format!(
+                    "lfleet has no drain on {}; a drain someone else made is theirs to lift",
+                    request.node_name
+                ),
+            }));
+        };
+        let mut drainer = self.0.drainer.lock().await;
+        let runner = lfleet_host::SystemCommandRunner::from_env();
+        match drainer
+            .undrain(&self.0, entry, slurm, &runner, "manual-undrain", now_ms())
+            .await
+        {
+            Ok(true) => {
+                self.0.record(
+                    &request.node_name,
+                    "manual-undrain",
+                    format!("by {who}: {}", request.operator_note),
+                );
+                Ok(Response::new(v1::UndrainResponse {
+                    undrained: true,
+                    message: format!("drain {} lifted", entry.drain_id),
+                }))
+            }
+            Ok(false) => Ok(Response::new(v1::UndrainResponse {
+                undrained: false,
+                message:
+                    "Slurm no longer shows lfleet's drain (someone changed it); nothing written"
+                        .into(),
+            })),
+            Err(error) => Err(Status::unavailable(error.to_string())),
+        }
     }
 
     async fn list_incidents(
@@ -627,9 +744,25 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         request: Request<v1::ListIncidentsRequest>,
     ) -> Result<Response<v1::ListIncidentsResponse>, Status> {
         operator_of(&request)?;
-        Err(Status::unimplemented(
-            "incidents are not built yet (issue 6)",
-        ))
+        let open_only = request.get_ref().open_only;
+        let incidents = self
+            .0
+            .store
+            .incidents()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into_iter()
+            .filter(|i| !open_only || i.closed_ms.is_none())
+            .map(|i| v1::Incident {
+                id: i.id,
+                check: i.check,
+                filesystem: i.subject,
+                opened_unix_ms: i.opened_ms,
+                closed_unix_ms: i.closed_ms.unwrap_or(0),
+                node_count: i.nodes.len() as u32,
+                affected_nodes: i.nodes,
+            })
+            .collect();
+        Ok(Response::new(v1::ListIncidentsResponse { incidents }))
     }
 
     async fn list_events(
@@ -664,18 +797,53 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         request: Request<v1::GetPolicyRequest>,
     ) -> Result<Response<v1::PolicyDocument>, Status> {
         operator_of(&request)?;
-        Err(Status::unimplemented(
-            "the drain policy is not built yet (issue 6)",
-        ))
+        let policy = self.0.effective_policy(&self.0.policy);
+        Ok(Response::new(v1::PolicyDocument {
+            toml: toml::to_string(&policy).map_err(|e| Status::internal(e.to_string()))?,
+            dry_run: policy.dry_run,
+        }))
     }
 
     async fn set_dry_run(
         &self,
         request: Request<v1::SetDryRunRequest>,
     ) -> Result<Response<v1::SetDryRunResponse>, Status> {
-        operator_of(&request)?;
-        Err(Status::unimplemented(
-            "the drain policy is not built yet (issue 6)",
-        ))
+        let who = operator_of(&request)?;
+        let request = request.into_inner();
+        let store = |key: &str, value: &str| {
+            self.0
+                .store
+                .set_meta(key, value)
+                .map_err(|e| Status::internal(e.to_string()))
+        };
+        if request.check.is_empty() {
+            store("dry_run", if request.dry_run { "on" } else { "off" })?;
+        } else {
+            let mut checks = self.0.effective_policy(&self.0.policy).dry_run_checks;
+            checks.retain(|c| *c != request.check);
+            if request.dry_run {
+                checks.push(request.check.clone());
+            }
+            store(
+                "dry_run_checks",
+                &serde_json::to_string(&checks).unwrap_or_default(),
+            )?;
+        }
+        self.0.record(
+            "",
+            "dry-run",
+            format!(
+                "{} {} by {who}",
+                if request.check.is_empty() {
+                    "all checks".to_owned()
+                } else {
+                    request.check.clone()
+                },
+                if request.dry_run { "on" } else { "off" }
+            ),
+        );
+        Ok(Response::new(v1::SetDryRunResponse {
+            dry_run: self.0.effective_policy(&self.0.policy).dry_run,
+        }))
     }
 }

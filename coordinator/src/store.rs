@@ -69,6 +69,14 @@ impl Store {
                      last_seen_ms INTEGER NOT NULL,
                      applied_generation INTEGER NOT NULL,
                      status BLOB NOT NULL);
+                 CREATE TABLE IF NOT EXISTS drains (
+                     drain_id TEXT PRIMARY KEY,
+                     drained_ms INTEGER NOT NULL,
+                     entry TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS incidents (
+                     id TEXT PRIMARY KEY,
+                     opened_ms INTEGER NOT NULL,
+                     entry TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS events (
                      id INTEGER PRIMARY KEY AUTOINCREMENT,
                      at_ms INTEGER NOT NULL,
@@ -174,6 +182,67 @@ impl Store {
             })
             .map_err(err("read nodes"))?;
         rows.collect::<Result<_, _>>().map_err(err("read nodes"))
+    }
+
+    /// Writes a drain ledger entry (new or updated).
+    pub fn put_drain(&self, entry: &crate::policy::DrainEntry) -> Result<(), StoreError> {
+        let text = serde_json::to_string(entry).expect("entries serialize");
+        self.db()
+            .execute(
+                "INSERT INTO drains (drain_id, drained_ms, entry) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(drain_id) DO UPDATE SET entry = excluded.entry",
+                params![entry.drain_id, entry.drained_ms, text],
+            )
+            .map(|_| ())
+            .map_err(err("write the drain ledger"))
+    }
+
+    /// The drain ledger, oldest first.
+    pub fn drains(&self) -> Result<Vec<crate::policy::DrainEntry>, StoreError> {
+        self.json_rows(
+            "SELECT entry FROM drains ORDER BY drained_ms, drain_id",
+            "read the drain ledger",
+        )
+    }
+
+    pub fn put_incident(&self, incident: &crate::policy::Incident) -> Result<(), StoreError> {
+        let text = serde_json::to_string(incident).expect("incidents serialize");
+        self.db()
+            .execute(
+                "INSERT INTO incidents (id, opened_ms, entry) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET entry = excluded.entry",
+                params![incident.id, incident.opened_ms, text],
+            )
+            .map(|_| ())
+            .map_err(err("write an incident"))
+    }
+
+    pub fn incidents(&self) -> Result<Vec<crate::policy::Incident>, StoreError> {
+        self.json_rows(
+            "SELECT entry FROM incidents ORDER BY opened_ms, id",
+            "read incidents",
+        )
+    }
+
+    fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        what: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        let db = self.db();
+        let mut statement = db.prepare(sql).map_err(err(what))?;
+        let rows = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(err(what))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let text = row.map_err(err(what))?;
+            match serde_json::from_str(&text) {
+                Ok(value) => out.push(value),
+                Err(error) => tracing::error!(%error, what, "an unreadable row is skipped"),
+            }
+        }
+        Ok(out)
     }
 
     pub fn add_event(&self, event: &StoredEvent) -> Result<(), StoreError> {

@@ -59,12 +59,42 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// lfleet's drain ledger beside Slurm's view of drained nodes.
+    Drains,
+    /// Lift a drain lfleet made (recorded with the operator's name).
+    Undrain {
+        node: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Filesystem incidents (a check failing on a large share of a filesystem's nodes).
+    Incidents {
+        #[arg(long)]
+        open: bool,
+    },
+    /// The drain policy in force.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// Decide and record only ("would drain"), for every check or one.
+    DryRun {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        #[arg(long, default_value = "")]
+        check: String,
+    },
     /// Recent fleet events.
     Events {
         /// How far back, in minutes.
         #[arg(long, default_value_t = 60)]
         minutes: i64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyAction {
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,6 +421,115 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             }
         },
+        Command::Drains => {
+            let drains = client
+                .list_drains(v1::ListDrainsRequest {})
+                .await
+                .map_err(call)?
+                .into_inner()
+                .drains;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&drains.iter().map(|d| json!({
+                    "node": d.node_name, "drain_id": d.drain_id, "reason": d.reason, "reason_user": d.reason_user,
+                    "slurm_state": d.slurm_state, "by_lfleet": d.by_lfleet, "status": d.status, "check": d.check,
+                })).collect::<Vec<_>>()).unwrap_or_default());
+            } else {
+                println!(
+                    "{:<16} {:<10} {:<14} {:<16} {:<8} REASON",
+                    "NODE", "LFLEET", "STATUS", "SLURM", "USER"
+                );
+                for d in &drains {
+                    println!(
+                        "{:<16} {:<10} {:<14} {:<16} {:<8} {}",
+                        d.node_name,
+                        if d.by_lfleet { &d.drain_id } else { "-" },
+                        d.status,
+                        d.slurm_state,
+                        d.reason_user,
+                        d.reason
+                    );
+                }
+            }
+        }
+        Command::Undrain { node, note } => {
+            let answer = client
+                .undrain(v1::UndrainRequest {
+                    node_name: node.clone(),
+                    operator_note: note.clone(),
+                })
+                .await
+                .map_err(call)?
+                .into_inner();
+            println!("{}: {}", node, answer.message);
+            if !answer.undrained {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Incidents { open } => {
+            let incidents = client
+                .list_incidents(v1::ListIncidentsRequest { open_only: *open })
+                .await
+                .map_err(call)?
+                .into_inner()
+                .incidents;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&incidents.iter().map(|i| json!({
+                    "id": i.id, "check": i.check, "filesystem": i.filesystem, "opened_unix_ms": i.opened_unix_ms,
+                    "closed_unix_ms": i.closed_unix_ms, "open": i.closed_unix_ms == 0, "nodes": i.affected_nodes,
+                })).collect::<Vec<_>>()).unwrap_or_default());
+            } else {
+                for i in &incidents {
+                    println!(
+                        "{:<8} {:<18} {:<12} {} nodes: {}",
+                        if i.closed_unix_ms == 0 {
+                            "OPEN"
+                        } else {
+                            "closed"
+                        },
+                        i.check,
+                        i.filesystem,
+                        i.node_count,
+                        i.affected_nodes.join(", ")
+                    );
+                }
+            }
+        }
+        Command::Policy {
+            action: PolicyAction::Show,
+        } => {
+            let policy = client
+                .get_policy(v1::GetPolicyRequest {})
+                .await
+                .map_err(call)?
+                .into_inner();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"toml": policy.toml, "dry_run": policy.dry_run})
+                );
+            } else {
+                println!("{}", policy.toml);
+            }
+        }
+        Command::DryRun { state, check } => {
+            let answer = client
+                .set_dry_run(v1::SetDryRunRequest {
+                    dry_run: state == "on",
+                    check: check.clone(),
+                })
+                .await
+                .map_err(call)?
+                .into_inner();
+            println!(
+                "dry-run {} (global dry-run is {})",
+                if check.is_empty() {
+                    format!("{state} for every check")
+                } else {
+                    format!("{state} for {check}")
+                },
+                if answer.dry_run { "on" } else { "off" }
+            );
+        }
         Command::Events { minutes } => {
             let since = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

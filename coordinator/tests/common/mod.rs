@@ -7,6 +7,8 @@
     reason = "each test binary uses part of this; it runs processes and reads their output"
 )]
 
+pub mod slurm;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -132,7 +134,12 @@ impl Cluster {
     }
 
     pub fn start(agents: usize) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (1..=agents).map(|i| format!("hpc-pg0-{i}")).collect();
+        Cluster::start_with(tempfile::tempdir().unwrap(), &names, "")
+    }
+
+    /// A cluster in `dir` with agents named `names` and `extra` appended to coordinator.toml.
+    pub fn start_with(dir: tempfile::TempDir, names: &[String], extra: &str) -> Cluster {
         let root = dir.path();
         let config_text = EXAMPLE
             .replace("listen = \"0.0.0.0:7443\"", "listen = \"127.0.0.1:0\"")
@@ -148,6 +155,15 @@ impl Cluster {
                 "admin_socket = \"/run/lfleet/coordinator.sock\"",
                 &format!("admin_socket = \"{}\"", root.join("admin.sock").display()),
             );
+        // `extra` replaces the example's own [slurm] and [policy] tables.
+        let config_text = if extra.is_empty() {
+            config_text
+        } else {
+            let cut = config_text
+                .find("\n# Slurm: where lfleet drains")
+                .unwrap_or(config_text.len());
+            format!("{}{extra}", &config_text[..cut])
+        };
         std::fs::write(root.join("coordinator.toml"), &config_text).unwrap();
         let (coordinator, address, metrics) = Cluster::spawn_coordinator(root, "127.0.0.1:0");
         let mut cluster = Cluster {
@@ -158,8 +174,8 @@ impl Cluster {
             coordinator: Some(coordinator),
             nodes: Vec::new(),
         };
-        for index in 1..=agents {
-            cluster.add_agent(&format!("hpc-pg0-{index}"));
+        for name in names {
+            cluster.add_agent(name);
         }
         cluster
     }

@@ -1,0 +1,191 @@
+//! A real Slurm for tests: munged with a scratch key, slurmctld and one `slurmd -N <name>`
+//! per node, all from Debian's packages, in the foreground so each is this test's child,
+//! with a scratch slurm.conf on loopback ports. `start` waits until every node is IDLE;
+//! dropping it stops everything by PID.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use super::Owned;
+
+pub struct Slurm {
+    pub dir: PathBuf,
+    pub conf: PathBuf,
+    pub nodes: Vec<String>,
+    munged: Option<Owned>,
+    slurmctld: Option<Owned>,
+    slurmds: Vec<Owned>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn log(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))
+            .unwrap(),
+    )
+}
+
+impl Slurm {
+    pub fn start(dir: &Path, nodes: &[&str]) -> Slurm {
+        let dir = dir.join("slurm");
+        for sub in ["state", "spool"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let key = dir.join("munge.key");
+        let made = Command::new("mungekey")
+            .arg("--create")
+            .arg(format!("--keyfile={}", key.display()))
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "mungekey: {made:?}");
+        let socket = dir.join("munge.sock");
+        let munged = Owned(
+            Command::new("munged")
+                .arg("--foreground")
+                .arg("--force")
+                .arg(format!("--socket={}", socket.display()))
+                .arg(format!("--key-file={}", key.display()))
+                .arg(format!("--pid-file={}", dir.join("munged.pid").display()))
+                .arg(format!("--log-file={}", dir.join("munged.log").display()))
+                .arg(format!("--seed-file={}", dir.join("munge.seed").display()))
+                .stdout(Stdio::null())
+                .stderr(log(&dir, "munged.out"))
+                .spawn()
+                .expect("munged runs"),
+        );
+        for _ in 0..100 {
+            if socket.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut conf = format!(
+            "ClusterName=lfleet\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort={}\nSlurmUser=root\nSlurmdUser=root\n\
+AuthType=auth/munge\nAuthInfo=socket={socket}\nCredType=cred/munge\nStateSaveLocation={d}/state\nSlurmdSpoolDir={d}/spool/%n\n\
+SlurmctldPidFile={d}/slurmctld.pid\nSlurmdPidFile={d}/slurmd-%n.pid\nSlurmctldLogFile={d}/slurmctld.log\nSlurmdLogFile={d}/slurmd-%n.log\n\
+ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n\
+SchedulerType=sched/builtin\nSelectType=select/linear\nReturnToService=2\nMpiDefault=none\nSlurmctldTimeout=10\nSlurmdTimeout=60\n",
+            free_port(),
+            socket = socket.display(),
+            d = dir.display()
+        );
+        for node in nodes {
+            conf.push_str(&format!(
+                "NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={} CPUs=1 State=UNKNOWN\n",
+                free_port()
+            ));
+        }
+        conf.push_str("PartitionName=all Nodes=ALL Default=YES State=UP\n");
+        let conf_path = dir.join("slurm.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let mut slurm = Slurm {
+            dir: dir.clone(),
+            conf: conf_path,
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            munged: Some(munged),
+            slurmctld: None,
+            slurmds: Vec::new(),
+        };
+        slurm.start_slurmctld();
+        for node in nodes {
+            slurm.slurmds.push(Owned(
+                Command::new("slurmd")
+                    .args(["-D", "-N", node])
+                    .env("SLURM_CONF", &slurm.conf)
+                    .stdout(Stdio::null())
+                    .stderr(log(&dir, &format!("slurmd-{node}.out")))
+                    .spawn()
+                    .expect("slurmd runs"),
+            ));
+        }
+        for _ in 0..150 {
+            let states: Vec<String> = slurm.nodes.iter().map(|n| slurm.node(n).0).collect();
+            if states.iter().all(|s| s == "IDLE") {
+                return slurm;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "Slurm nodes did not become IDLE: {:?}\n{}",
+            slurm
+                .nodes
+                .iter()
+                .map(|n| slurm.node(n))
+                .collect::<Vec<_>>(),
+            std::fs::read_to_string(dir.join("slurmctld.log")).unwrap_or_default()
+        );
+    }
+
+    pub fn start_slurmctld(&mut self) {
+        self.slurmctld = Some(Owned(
+            Command::new("slurmctld")
+                .arg("-D")
+                .env("SLURM_CONF", &self.conf)
+                .stdout(Stdio::null())
+                .stderr(log(&self.dir, "slurmctld.out"))
+                .spawn()
+                .expect("slurmctld runs"),
+        ));
+        for _ in 0..100 {
+            if self.scontrol(&["ping"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("slurmctld did not answer");
+    }
+
+    pub fn stop_slurmctld(&mut self) {
+        if let Some(mut ctld) = self.slurmctld.take() {
+            ctld.stop();
+        }
+    }
+
+    pub fn scontrol(&self, args: &[&str]) -> Output {
+        Command::new("scontrol")
+            .args(args)
+            .env("SLURM_CONF", &self.conf)
+            .output()
+            .unwrap()
+    }
+
+    /// (State without the trailing `*`, Reason with its `[user@time]`).
+    pub fn node(&self, name: &str) -> (String, String) {
+        let output = self.scontrol(&["-o", "show", "node", name]);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let state = text
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("State="))
+            .unwrap_or("")
+            .trim_end_matches('*')
+            .to_owned();
+        let reason = text
+            .find(" Reason=")
+            .map(|at| text[at + 8..].trim().to_owned())
+            .unwrap_or_default();
+        (state, reason)
+    }
+}
+
+impl Drop for Slurm {
+    fn drop(&mut self) {
+        for mut slurmd in self.slurmds.drain(..) {
+            slurmd.stop();
+        }
+        self.stop_slurmctld();
+        if let Some(mut munged) = self.munged.take() {
+            munged.stop();
+        }
+    }
+}
