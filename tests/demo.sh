@@ -7,7 +7,10 @@
 # kernel upgrade whose client is not installed yet) and shows them arrive; heals; stops
 # every process it started, by PID, and removes its files.
 #
-# Every step says what to look at. Slurm drains join this demo with their issue.
+#
+# Slurm is real (munged, slurmctld, one slurmd -N per node): lfleet drains the evicted node,
+# leaves an operator's drain alone, and undrains after recovery. Every step says what to
+# look at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,12 +50,74 @@ wait_for() {
   return 1
 }
 
-step "Starting the coordinator (packaging/examples/coordinator.toml, scratch paths)"
+NAMES=(hpc-pg0-1 hpc-pg0-2 hpc-pg0-3)
+step "Starting Slurm: munged (scratch key), slurmctld and one slurmd -N per node, on loopback"
+mkdir -p "$FLEET/slurm/state" "$FLEET/slurm/spool"
+# A port nothing listens on (a connection to it is refused).
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+}
+mungekey --create --keyfile="$FLEET/slurm/munge.key" >/dev/null
+munged --foreground --force --socket="$FLEET/slurm/munge.sock" --key-file="$FLEET/slurm/munge.key" \
+  --pid-file="$FLEET/slurm/munged.pid" --log-file="$FLEET/slurm/munged.log" --seed-file="$FLEET/slurm/munge.seed" 2>/dev/null &
+PIDS+=($!)
+wait_for "munged" 10 test -S "$FLEET/slurm/munge.sock"
+export SLURM_CONF="$FLEET/slurm/slurm.conf"
+{
+  echo "ClusterName=demo"
+  echo "SlurmctldHost=localhost(127.0.0.1)"
+  echo "SlurmctldPort=$(free_port)"
+  echo "SlurmUser=root"
+  echo "SlurmdUser=root"
+  echo "AuthType=auth/munge"
+  echo "AuthInfo=socket=$FLEET/slurm/munge.sock"
+  echo "CredType=cred/munge"
+  echo "StateSaveLocation=$FLEET/slurm/state"
+  echo "SlurmdSpoolDir=$FLEET/slurm/spool/%n"
+  echo "SlurmctldPidFile=$FLEET/slurm/slurmctld.pid"
+  echo "SlurmdPidFile=$FLEET/slurm/slurmd-%n.pid"
+  echo "SlurmctldLogFile=$FLEET/slurm/slurmctld.log"
+  echo "SlurmdLogFile=$FLEET/slurm/slurmd-%n.log"
+  echo "ProctrackType=proctrack/linuxproc"
+  echo "TaskPlugin=task/none"
+  echo "JobAcctGatherType=jobacct_gather/none"
+  echo "AccountingStorageType=accounting_storage/none"
+  echo "SelectType=select/linear"
+  echo "ReturnToService=2"
+  echo "MpiDefault=none"
+  for name in "${NAMES[@]}"; do
+    echo "NodeName=$name NodeHostname=localhost NodeAddr=127.0.0.1 Port=$(free_port) CPUs=1 State=UNKNOWN"
+  done
+  echo "PartitionName=hpc Nodes=ALL Default=YES State=UP"
+} >"$SLURM_CONF"
+slurmctld -D 2>/dev/null &
+PIDS+=($!)
+wait_for "slurmctld" 20 scontrol ping
+for name in "${NAMES[@]}"; do
+  slurmd -D -N "$name" 2>/dev/null &
+  PIDS+=($!)
+done
+all_idle() { [ "$(sinfo -h -N -o '%T' | grep -c '^idle$')" = "${#NAMES[@]}" ]; }
+wait_for "every Slurm node idle" 30 all_idle
+sinfo -N | indent
+
+step "Starting the coordinator (packaging/examples/coordinator.toml, scratch paths, drains on)"
 sed -e 's|^listen = .*|listen = "127.0.0.1:0"|' \
     -e "s|^data_dir = .*|data_dir = \"$FLEET/coordinator\"|" \
     -e "s|^join_token_file = .*|join_token_file = \"$FLEET/join-token\"|" \
     -e "s|^admin_socket = .*|admin_socket = \"$FLEET/admin.sock\"|" \
+    -e 's|^enabled = false|enabled = true|' \
+    -e "s|^# slurm_conf = .*|slurm_conf = \"$SLURM_CONF\"|" \
+    -e 's|^grace_seconds = .*|grace_seconds = 5|' \
+    -e 's|^undrain_after_seconds = .*|undrain_after_seconds = 5|' \
+    -e 's|^max_drained_share = .*|max_drained_share = 0.5|' \
+    -e 's|^interval_seconds = .*|interval_seconds = 1.0|' \
     packaging/examples/coordinator.toml >"$FLEET/coordinator.toml"
+look "policy for the demo: grace 5 s, undrain after 5 s of health, at most half the fleet drained"
 "$BIN/lfleet-coordinator" --config "$FLEET/coordinator.toml" --metrics-listen 127.0.0.1:0 \
   >"$FLEET/coordinator.out" 2>"$FLEET/coordinator.log" &
 PIDS+=($!)
@@ -130,6 +195,14 @@ step "Faults: an eviction on hpc-pg0-2, an IB port down on hpc-pg0-3"
 two_unhealthy() { [ "$(lfleet nodes --unhealthy --json | grep -c '"health": "unhealthy"')" = 2 ]; }
 wait_for "two unhealthy nodes" 10 two_unhealthy
 lfleet nodes --unhealthy | indent
+look "an operator drains hpc-pg0-3 by hand (lfleet must never touch that):"
+scontrol update NodeName=hpc-pg0-3 State=DRAIN Reason="disk swap"
+drained() { sinfo -h -N -n hpc-pg0-2 -o '%T' | grep -q drain; }
+wait_for "hpc-pg0-2 drained by lfleet" 20 drained
+look "Slurm: hpc-pg0-2 drained by lfleet (lustre.imports is required); hpc-pg0-3's IB port is"
+look "not a required check, so only the operator's drain is on it:"
+sinfo -N -o '%N %T %E' | indent
+lfleet drains | indent
 look "the eviction arrived as an event (the kernel's text from /dev/kmsg):"
 lfleet events --minutes 5 | grep -E 'evicted|conditions' | tail -n 4 | indent
 
@@ -149,6 +222,11 @@ for spec in "${NODES[@]}"; do
 done
 wait_for "3 healthy nodes" 20 healthy 3
 lfleet nodes | indent
+undrained() { sinfo -h -N -n hpc-pg0-2 -o '%T' | grep -qx idle; }
+wait_for "hpc-pg0-2 undrained" 30 undrained
+look "lfleet undrained hpc-pg0-2 after 5 s of health; hpc-pg0-3 keeps the operator's drain:"
+sinfo -N -o '%N %T %E' | indent
+lfleet drains | indent
 look "the coordinator's /metrics:"
 scrape() {
   exec 3<>"/dev/tcp/${METRICS%:*}/${METRICS##*:}"
@@ -156,7 +234,6 @@ scrape() {
   cat <&3
   exec 3<&-
 }
-scrape | grep -E '^lfleet_(nodes|config_generation|filesystem_clients)' | indent
+scrape | grep -E '^lfleet_(nodes|config_generation|filesystem_clients|drains_active|incidents_open)' | indent
 
-step "Stopping the agents and the coordinator (by PID) and removing $FLEET"
-look "done; Slurm drains join this demo with their issue"
+step "Stopping the agents, the coordinator and Slurm (by PID) and removing $FLEET"
