@@ -114,10 +114,12 @@ sed -e 's|^listen = .*|listen = "127.0.0.1:0"|' \
     -e "s|^# slurm_conf = .*|slurm_conf = \"$SLURM_CONF\"|" \
     -e 's|^grace_seconds = .*|grace_seconds = 5|' \
     -e 's|^undrain_after_seconds = .*|undrain_after_seconds = 5|' \
-    -e 's|^max_drained_share = .*|max_drained_share = 0.5|' \
+    -e 's|^max_drained_share = .*|max_drained_share = 0.7|' \
+    -e 's|"lustre.lbug"\] }|"lustre.lbug", "ib.ports"] }|' \
     -e 's|^interval_seconds = .*|interval_seconds = 1.0|' \
     packaging/examples/coordinator.toml >"$FLEET/coordinator.toml"
-look "policy for the demo: grace 5 s, undrain after 5 s of health, at most half the fleet drained"
+look "policy for the demo: grace 5 s, undrain after 5 s of health, ib.ports required too,"
+look "at most 70% of the fleet drained by lfleet"
 "$BIN/lfleet-coordinator" --config "$FLEET/coordinator.toml" --metrics-listen 127.0.0.1:0 \
   >"$FLEET/coordinator.out" 2>"$FLEET/coordinator.log" &
 PIDS+=($!)
@@ -139,7 +141,7 @@ done
 
 step "Starting lfleet-agent run on each node, joined to the coordinator"
 for spec in "${NODES[@]}"; do
-  read -r name _ <<<"$spec"
+  read -r name extra <<<"$spec"
   cat >"$FLEET/$name.toml" <<TOML
 generation = 1
 role = "compute"
@@ -151,6 +153,10 @@ ca_file = "$FLEET/coordinator/ca.pem"
 join_token_file = "$FLEET/join-token"
 node_name = "$name"
 TOML
+  # Nodes with an HCA list it: inventory, not discovery (a missing HCA is a failure).
+  if [[ "$extra" == *--ib* ]]; then
+    printf '[health]\nib_ports = [{ hca = "mlx5_0", port = 1, rate_gbps = 25 }]\n' >>"$FLEET/$name.toml"
+  fi
   PATH="$FLEET/$name/bin:$PATH" "$BIN/lfleet-agent" run --root "$FLEET/$name" --config "$FLEET/$name.toml" \
     --check-interval 1s --collect-interval 1s 2>"$FLEET/$name.log" &
   PIDS+=($!)
@@ -174,7 +180,7 @@ mount_point = "/scratch"
 TOML
 lfleet config diff "$FLEET/new.toml" | tail -n 8 | indent
 lfleet config apply "$FLEET/new.toml" | indent
-at_gen2() { [ "$(lfleet nodes --json | grep -c '"applied_generation": 2')" = 3 ] && healthy 3; }
+at_gen2() { [ "$(lfleet nodes --json | grep -c '"mounted": true')" = 6 ] && healthy 3; }
 wait_for "generation 2 on every node" 20 at_gen2
 lfleet nodes | indent
 look "a bad file is refused whole, with line and field, and nothing changes:"
@@ -182,7 +188,7 @@ sed 's/10.0.1.5@tcp/10.0.1.5@gni/; s|/scratch"|/etc/scratch"|' "$FLEET/new.toml"
 lfleet config apply "$FLEET/bad.toml" 2>&1 | indent || true
 
 step "Load: 500 MB/s of writes on hpc-pg0-1 for 4 s; the agent's telemetry (rates from the kernel's snapshot_time)"
-"$BIN/lfleet-sim" load "$FLEET/hpc-pg0-1" --write-mbps 500 --seconds 4 >/dev/null &
+"$BIN/lfleet-sim" load "$FLEET/hpc-pg0-1" --write-mbps 500 --seconds 4 --mount /lustre >/dev/null &
 LOAD=$!
 PATH="$FLEET/hpc-pg0-1/bin:$PATH" "$BIN/lfleet-agent" collect --root "$FLEET/hpc-pg0-1" --count 4 --interval 1s \
   | grep -E '^ *[0-9]+ llite +/lustre ' | indent
@@ -195,12 +201,13 @@ step "Faults: an eviction on hpc-pg0-2, an IB port down on hpc-pg0-3"
 two_unhealthy() { [ "$(lfleet nodes --unhealthy --json | grep -c '"health": "unhealthy"')" = 2 ]; }
 wait_for "two unhealthy nodes" 10 two_unhealthy
 lfleet nodes --unhealthy | indent
-look "an operator drains hpc-pg0-3 by hand (lfleet must never touch that):"
-scontrol update NodeName=hpc-pg0-3 State=DRAIN Reason="disk swap"
-drained() { sinfo -h -N -n hpc-pg0-2 -o '%T' | grep -q drain; }
-wait_for "hpc-pg0-2 drained by lfleet" 20 drained
-look "Slurm: hpc-pg0-2 drained by lfleet (lustre.imports is required); hpc-pg0-3's IB port is"
-look "not a required check, so only the operator's drain is on it:"
+look "an operator drains healthy hpc-pg0-1 by hand (lfleet must never touch that):"
+scontrol update NodeName=hpc-pg0-1 State=DRAIN Reason="disk swap"
+drained() { sinfo -h -N -n "$1" -o '%T' | grep -q drain; }
+wait_for "hpc-pg0-2 drained by lfleet" 20 drained hpc-pg0-2
+wait_for "hpc-pg0-3 drained by lfleet" 20 drained hpc-pg0-3
+look "Slurm: hpc-pg0-2 and hpc-pg0-3 drained by lfleet after the 5 s grace, each with its reason;"
+look "hpc-pg0-1 keeps the operator's drain:"
 sinfo -N -o '%N %T %E' | indent
 lfleet drains | indent
 look "the eviction arrived as an event (the kernel's text from /dev/kmsg):"
@@ -222,11 +229,30 @@ for spec in "${NODES[@]}"; do
 done
 wait_for "3 healthy nodes" 20 healthy 3
 lfleet nodes | indent
-undrained() { sinfo -h -N -n hpc-pg0-2 -o '%T' | grep -qx idle; }
-wait_for "hpc-pg0-2 undrained" 30 undrained
-look "lfleet undrained hpc-pg0-2 after 5 s of health; hpc-pg0-3 keeps the operator's drain:"
+undrained() { sinfo -h -N -n "$1" -o '%T' | grep -qx idle; }
+wait_for "hpc-pg0-2 undrained" 30 undrained hpc-pg0-2
+wait_for "hpc-pg0-3 undrained" 30 undrained hpc-pg0-3
+look "lfleet undrained hpc-pg0-2 and hpc-pg0-3 after 5 s of health; hpc-pg0-1 keeps the operator's drain:"
 sinfo -N -o '%N %T %E' | indent
 lfleet drains | indent
+step "A filesystem-wide outage: OST0002 of /lustre disconnects on every node"
+for name in "${NAMES[@]}"; do
+  "$BIN/lfleet-sim" fault "$FLEET/$name" import --target OST0002 --state DISCONN | indent
+done
+incident_open() { lfleet incidents --open | grep -q OPEN; }
+wait_for "an open incident" 20 incident_open
+lfleet incidents --open | indent
+sleep 7
+look "7 s later, past the grace: one incident and no new drain (only the operator's):"
+sinfo -N -o '%N %T %E' | indent
+for name in "${NAMES[@]}"; do
+  "$BIN/lfleet-sim" heal "$FLEET/$name" >/dev/null
+done
+incident_closed() { ! lfleet incidents --open | grep -q OPEN; }
+wait_for "the incident closed" 20 incident_closed
+look "recovered: the incident closed on its own"
+lfleet incidents | indent
+
 look "the coordinator's /metrics:"
 scrape() {
   exec 3<>"/dev/tcp/${METRICS%:*}/${METRICS##*:}"
