@@ -98,6 +98,8 @@ pub async fn run(
         tokio::select! {
             _ = &mut stop => break,
             _ = checks.tick() => {
+                // The main loop's liveness: systemd restarts the agent if this stops.
+                lfleet_host::sd_notify("WATCHDOG=1");
                 let config = config.borrow().clone();
                 let context = CheckContext {
                     host,

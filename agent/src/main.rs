@@ -150,6 +150,39 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
         config.client = entry.config.client.clone();
         config.lnet = entry.config.lnet.clone();
     }
+    // Converge once from what is known (this file, or the ledger a coordinator filled) before
+    // saying READY: at boot the mounts come up even when no coordinator answers.
+    let runner = SystemCommandRunner::from_env();
+    if !config.mounts.is_empty() {
+        match lfleet_agent::reconcile::preflight(&host) {
+            Ok(_) => {
+                let node = NodeHandle {
+                    host: &host,
+                    runner: &runner,
+                    clock: &SystemClock,
+                };
+                match reconcile(node, &config, Mode::Apply).await {
+                    Ok(report) => {
+                        for item in report.failed() {
+                            tracing::warn!(
+                                kind = item.kind,
+                                id = item.id,
+                                class = item.class,
+                                message = item.message,
+                                "first reconcile: item failed"
+                            );
+                        }
+                        for finding in &report.findings {
+                            tracing::warn!(finding, "first reconcile");
+                        }
+                    }
+                    Err(error) => tracing::error!(error = %chain(&error), "first reconcile failed"),
+                }
+            }
+            Err(error) => tracing::error!(error = %chain(&error), "this node cannot be managed"),
+        }
+    }
+    lfleet_host::sd_notify("READY=1");
     let metrics = shared_metrics();
     match start_metrics(&config, metrics.clone()).await {
         Ok(Some(address)) => {
@@ -188,7 +221,6 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
             args.pass.syscall_deadline.clamp(0.1, 600.0),
         ),
     };
-    let runner = SystemCommandRunner::from_env();
     let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
     let (rounds_tx, rounds_rx) = tokio::sync::watch::channel(Default::default());
     let samples = std::sync::Arc::new(std::sync::Mutex::new(

@@ -222,3 +222,50 @@ fn the_endpoint_is_off_unless_enabled() {
     assert!(!config.prometheus.enabled);
     assert_eq!(config.prometheus.listen, "127.0.0.1:9464");
 }
+
+/// Under systemd (Type=notify): READY=1 only after the first reconcile has converged the node
+/// (the mount is in its mountinfo by then), then WATCHDOG=1 from the main loop.
+#[test]
+fn ready_after_the_first_reconcile_then_watchdog_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = NodeSpec::new("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15);
+    let node = SimNode::create(&dir.path().join("node"), &spec).unwrap();
+    let root = node.root().to_path_buf();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, EXAMPLE).unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _daemon = Owned(
+        Command::new(AGENT)
+            .args([
+                "run",
+                "--check-interval",
+                "200ms",
+                "--collect-interval",
+                "1s",
+                "--root",
+            ])
+            .arg(&root)
+            .arg("--config")
+            .arg(&config)
+            .env("PATH", path_with(&root))
+            .env("NOTIFY_SOCKET", &socket_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut buffer = [0u8; 256];
+    let n = socket.recv(&mut buffer).expect("a notification");
+    assert_eq!(&buffer[..n], b"READY=1");
+    let mountinfo = std::fs::read_to_string(root.join("proc/self/mountinfo")).unwrap();
+    assert!(
+        mountinfo.contains(" /lustre "),
+        "READY before the mount: {mountinfo}"
+    );
+    let n = socket.recv(&mut buffer).expect("a watchdog ping");
+    assert_eq!(&buffer[..n], b"WATCHDOG=1");
+}

@@ -23,7 +23,8 @@ fn every_agent_unit_passes_systemd_analyze_verify() {
         }
         let text = fs::read_to_string(entry.path())
             .unwrap()
-            .replace("/usr/bin/lfleet-agent", AGENT);
+            .replace("/usr/bin/lfleet-agent", AGENT)
+            .replace("/usr/bin/lfleet-coordinator", &coordinator());
         let copy = scratch.path().join(&name);
         fs::write(&copy, text).unwrap();
         let output = Command::new("systemd-analyze")
@@ -38,7 +39,42 @@ fn every_agent_unit_passes_systemd_analyze_verify() {
         );
         checked += 1;
     }
-    assert!(checked >= 1, "no units found in {}", units.display());
+    assert!(checked >= 3, "found {checked} units in {}", units.display());
+}
+
+/// The coordinator binary, built beside the agent's by the workspace build.
+fn coordinator() -> String {
+    let path = Path::new(AGENT).with_file_name("lfleet-coordinator");
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+#[test]
+fn tmpfiles_make_lfleets_directories_with_their_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/tmpfiles.d/lfleet.conf");
+    let root = tempfile::tempdir().unwrap();
+    let output = Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    for (dir, mode) in [
+        ("etc/lfleet", 0o755),
+        ("var/lib/lfleet", 0o700),
+        ("var/lib/lfleet-coordinator", 0o700),
+        ("run/lfleet", 0o755),
+    ] {
+        let meta = fs::metadata(root.path().join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        assert!(meta.is_dir(), "{dir}");
+        assert_eq!(meta.permissions().mode() & 0o7777, mode, "{dir}");
+    }
 }
 
 #[test]

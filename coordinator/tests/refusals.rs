@@ -3,7 +3,8 @@
 //! moves past the attack): plain TCP without TLS, random bytes, a wrong join token, a
 //! certificate from another CA, node A's certificate saying Hello as node B, a 64 MiB message
 //! (refused from its length, without the coordinator's memory growing by it), and operator
-//! calls without operator identity.
+//! calls without operator identity (no certificate, a node's certificate, a user other than
+//! root on the admin socket).
 #![allow(
     clippy::disallowed_methods,
     reason = "the test talks raw TCP and TLS to the coordinator and reads its /proc entry"
@@ -264,6 +265,30 @@ async fn refusals_leave_a_good_agent_served() {
         "the coordinator grew from {before} KiB to {after} KiB on a refused 64 MiB message"
     );
     still_served(&cluster, &admin, since);
+
+    // The admin socket as a user who is not root (the socket opened to everyone, so only
+    // the peer-credential check stands between them and the fleet).
+    use std::os::unix::fs::PermissionsExt;
+    for path in [cluster.dir.path().to_path_buf(), cluster.socket()] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let nobody = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            LFLEET,
+            "--socket",
+        ])
+        .arg(cluster.socket())
+        .arg("nodes")
+        .output()
+        .unwrap();
+    assert!(!nobody.status.success(), "{nobody:?}");
+    assert!(
+        String::from_utf8_lossy(&nobody.stderr).contains("only root may use the admin socket"),
+        "{nobody:?}"
+    );
 
     // The rogue never became a node.
     let nodes = lfleet_json(&cluster.lfleet(&["nodes", "--json"]));

@@ -17,6 +17,7 @@ pub mod bounded;
 pub mod clock;
 pub mod command;
 pub mod fake;
+pub mod notify;
 pub mod record;
 pub mod root;
 pub mod usage;
@@ -29,6 +30,7 @@ pub use command::{
     CommandError, CommandOutput, CommandRunner, CommandSpec, ExitStatus, SystemCommandRunner,
 };
 pub use fake::{FakeCommandRunner, FakeResponse, Invocation};
+pub use notify::{sd_notify, watchdog_period};
 pub use record::RecordingRunner;
 pub use root::{HostError, HostRoot, LockGuard};
 pub use usage::{OwnUsage, own_usage};
