@@ -33,6 +33,9 @@ use lfleet_host::{CommandRunner, HostRoot, RecordingRunner, SystemClock, SystemC
     about = "Keeps this node's Lustre client installed, configured, mounted and healthy."
 )]
 struct Cli {
+    /// Also write JSON logs to daily files in this directory.
+    #[arg(long, global = true)]
+    log_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -150,6 +153,13 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
         config.client = entry.config.client.clone();
         config.lnet = entry.config.lnet.clone();
     }
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        root = %args.pass.root.display(),
+        generation = config.generation,
+        coordinator = config.coordinator.as_ref().map(|c| c.url.as_str()).unwrap_or("none"),
+        "lfleet-agent run starting"
+    );
     // Converge once from what is known (this file, or the ledger a coordinator filled) before
     // saying READY: at boot the mounts come up even when no coordinator answers.
     let runner = SystemCommandRunner::from_env();
@@ -668,13 +678,7 @@ fn probe_statfs(path: &std::path::Path, report_after_ms: Option<u64>) -> ExitCod
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LFLEET_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let _logs = lfleet_host::init_logging("lfleet-agent", "warn", cli.log_dir.as_deref());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

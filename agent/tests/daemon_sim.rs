@@ -252,6 +252,9 @@ fn ready_after_the_first_reconcile_then_watchdog_pings() {
             .arg("--config")
             .arg(&config)
             .env("PATH", path_with(&root))
+            .arg("--log-dir")
+            .arg(dir.path().join("logs"))
+            .env("LFLEET_LOG", "info")
             .env("NOTIFY_SOCKET", &socket_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -268,4 +271,32 @@ fn ready_after_the_first_reconcile_then_watchdog_pings() {
     );
     let n = socket.recv(&mut buffer).expect("a watchdog ping");
     assert_eq!(&buffer[..n], b"WATCHDOG=1");
+    // --log-dir: JSON lines with the event's fields, in a daily file (written by a
+    // background thread: wait for it, at most 5 s).
+    let mut start = None;
+    for _ in 0..50 {
+        let logs: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("logs"))
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let [log] = logs.as_slice() {
+            assert!(
+                log.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("lfleet-agent.log.")
+            );
+            let text = std::fs::read_to_string(log).unwrap();
+            start = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["fields"]["message"] == "lfleet-agent run starting");
+            if start.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let start = start.expect("the start line in the log directory");
+    assert_eq!(start["fields"]["generation"], 1);
+    assert_eq!(start["level"], "INFO");
 }

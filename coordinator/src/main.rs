@@ -36,6 +36,9 @@ struct Cli {
     /// Overrides [server].join_token_file.
     #[arg(long)]
     join_token_file: Option<PathBuf>,
+    /// Also write JSON logs to daily files in this directory.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
     /// Overrides [server].metrics_listen.
     #[arg(long)]
     metrics_listen: Option<String>,
@@ -195,13 +198,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LFLEET_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let _logs = lfleet_host::init_logging("lfleet-coordinator", "info", cli.log_dir.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -17,6 +17,7 @@ pub mod bounded;
 pub mod clock;
 pub mod command;
 pub mod fake;
+pub mod logging;
 pub mod notify;
 pub mod record;
 pub mod root;
@@ -30,6 +31,7 @@ pub use command::{
     CommandError, CommandOutput, CommandRunner, CommandSpec, ExitStatus, SystemCommandRunner,
 };
 pub use fake::{FakeCommandRunner, FakeResponse, Invocation};
+pub use logging::{LogGuard, LogTarget, init_logging};
 pub use notify::{sd_notify, watchdog_period};
 pub use record::RecordingRunner;
 pub use root::{HostError, HostRoot, LockGuard};
