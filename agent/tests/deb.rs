@@ -1,0 +1,201 @@
+//! The .debs (packaging/deb/build.sh over the built binaries) installed into a scratch root
+//! with the real dpkg (`--root`, maintainer scripts run chrootless with DPKG_ROOT) and purged:
+//! the expected files, the conffile, the units enabled, the state directory; after purge
+//! nothing of lfleet is left, while the node's other fstab lines and repository files are.
+//! `--force-depends`: the scratch root's dpkg database has no systemd package.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test builds packages and installs them into a scratch root with dpkg"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_lfleet-agent");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn build(out: &Path) -> (PathBuf, PathBuf) {
+    let bindir = Path::new(AGENT).parent().unwrap();
+    assert!(
+        bindir.join("lfleet-coordinator").is_file(),
+        "build the workspace first"
+    );
+    let output = Command::new("bash")
+        .arg(repo().join("packaging/deb/build.sh"))
+        .arg(out)
+        .arg(bindir)
+        // Debug binaries are large; compressing them is all the time a test would spend.
+        .env("DEB_COMPRESSION", "none")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let find = |prefix: &str| {
+        std::fs::read_dir(out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap()
+    };
+    (find("lfleet-agent_"), find("lfleet-coordinator_"))
+}
+
+fn dpkg(root: &Path, args: &[&str]) {
+    let output = Command::new("dpkg")
+        .arg(format!("--root={}", root.display()))
+        .arg(format!("--log={}", root.join("var/log/dpkg.log").display()))
+        .args(["--force-script-chrootless", "--force-depends"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "dpkg {args:?}: {output:?}");
+}
+
+fn scratch_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for dir in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/log",
+        "etc/apt/sources.list.d",
+        "etc/apt/keyrings",
+    ] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    std::fs::write(root.path().join("var/lib/dpkg/status"), "").unwrap();
+    root
+}
+
+/// Every path under `root` that names lfleet, but dpkg's own records.
+fn lfleet_paths(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let relative = path.strip_prefix(root).unwrap().display().to_string();
+            if relative.starts_with("var/lib/dpkg") || relative == "var/log/dpkg.log" {
+                continue;
+            }
+            if relative.contains("lfleet") {
+                found.push(relative.clone());
+            }
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn the_agent_deb_installs_enables_and_purges_to_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let (agent, _) = build(out.path());
+    let root = scratch_root();
+    let r = root.path();
+    // A node the agent managed: its fstab block next to the node's own line, its drop-in and
+    // repository files next to someone else's.
+    std::fs::write(
+        r.join("etc/fstab"),
+        "UUID=abc / ext4 defaults 0 1\n# BEGIN lfleet-agent managed Lustre mounts: lfleet-agent rewrites every line up to END\n10.0.1.4@tcp:/lustrefs /lustre lustre defaults,_netdev 0 0\n# END lfleet-agent managed Lustre mounts\n",
+    )
+    .unwrap();
+    dpkg(r, &["-i", agent.to_str().unwrap()]);
+    for file in [
+        "usr/bin/lfleet-agent",
+        "lib/systemd/system/lfleet-agent.service",
+        "lib/systemd/system/lfleet-lnet.service",
+        "usr/lib/tmpfiles.d/lfleet.conf",
+        "etc/kernel/postinst.d/zz-lfleet-agent",
+        "usr/lib/kernel/install.d/90-lfleet-agent.install",
+        "etc/lfleet/agent.toml",
+    ] {
+        assert!(r.join(file).is_file(), "{file} missing");
+    }
+    let conffiles =
+        std::fs::read_to_string(r.join("var/lib/dpkg/info/lfleet-agent.conffiles")).unwrap();
+    assert_eq!(conffiles.trim(), "/etc/lfleet/agent.toml");
+    for (link, target) in [
+        (
+            "etc/systemd/system/multi-user.target.wants/lfleet-agent.service",
+            "/lib/systemd/system/lfleet-agent.service",
+        ),
+        (
+            "etc/systemd/system/remote-fs.target.wants/lfleet-lnet.service",
+            "/lib/systemd/system/lfleet-lnet.service",
+        ),
+    ] {
+        assert_eq!(
+            std::fs::read_link(r.join(link)).unwrap().to_str(),
+            Some(target),
+            "{link}"
+        );
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(r.join("var/lib/lfleet"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    // What the agent writes at run time, to be purged too (and what it did not write, kept).
+    std::fs::create_dir_all(r.join("etc/systemd/system/slurmd.service.d")).unwrap();
+    std::fs::write(
+        r.join("etc/systemd/system/slurmd.service.d/lfleet-mounts.conf"),
+        "[Unit]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("etc/apt/sources.list.d/lfleet-amlfs.list"),
+        "deb x y z\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/apt/keyrings/lfleet-amlfs.asc"), "key\n").unwrap();
+    std::fs::write(r.join("etc/apt/sources.list.d/other.list"), "deb other\n").unwrap();
+    std::fs::write(r.join("var/lib/lfleet/desired.json"), "{}\n").unwrap();
+
+    dpkg(r, &["--purge", "lfleet-agent"]);
+    assert_eq!(lfleet_paths(r), Vec::<String>::new());
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/fstab")).unwrap(),
+        "UUID=abc / ext4 defaults 0 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/apt/sources.list.d/other.list")).unwrap(),
+        "deb other\n"
+    );
+}
+
+#[test]
+fn the_coordinator_deb_installs_and_purges_to_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let (_, coordinator) = build(out.path());
+    let root = scratch_root();
+    let r = root.path();
+    dpkg(r, &["-i", coordinator.to_str().unwrap()]);
+    for file in [
+        "usr/bin/lfleet-coordinator",
+        "usr/bin/lfleet",
+        "lib/systemd/system/lfleet-coordinator.service",
+        "etc/lfleet/coordinator.toml",
+    ] {
+        assert!(r.join(file).is_file(), "{file} missing");
+    }
+    assert!(
+        r.join("etc/systemd/system/multi-user.target.wants/lfleet-coordinator.service")
+            .is_symlink()
+    );
+    // What it makes at run time.
+    std::fs::create_dir_all(r.join("var/lib/lfleet-coordinator")).unwrap();
+    std::fs::write(r.join("var/lib/lfleet-coordinator/coordinator.db"), "x").unwrap();
+    std::fs::write(r.join("etc/lfleet/join-token"), "t\n").unwrap();
+    dpkg(r, &["--purge", "lfleet-coordinator"]);
+    assert_eq!(lfleet_paths(r), Vec::<String>::new());
+}
