@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: a small simulated fleet on the embedded defaults, run by the real binaries.
 # It builds lfleet-sim, lfleet-agent, lfleet-coordinator and lfleet; starts a coordinator
-# (its own CA, a scratch data directory) and three agents on simulated nodes; lets them
+# (its own CA, a scratch data directory) and eight agents on simulated nodes; lets them
 # enroll and converge; shows the fleet with the operators' CLI; pushes a new filesystem;
 # runs load and reads the agent's telemetry; injects faults (an eviction, an IB port down, a
 # kernel upgrade whose client is not installed yet) and shows them arrive; heals; stops
@@ -50,7 +50,8 @@ wait_for() {
   return 1
 }
 
-NAMES=(hpc-pg0-1 hpc-pg0-2 hpc-pg0-3)
+NAMES=(hpc-pg0-1 hpc-pg0-2 hpc-pg0-3 hpc-pg0-4 hpc-pg0-5 hpc-pg0-6 hpc-pg0-7 hpc-pg0-8)
+N=${#NAMES[@]}
 step "Starting Slurm: munged (scratch key), slurmctld and one slurmd -N per node, on loopback"
 mkdir -p "$FLEET/slurm/state" "$FLEET/slurm/spool"
 # A port nothing listens on (a connection to it is refused).
@@ -131,7 +132,8 @@ look "a join token was made on first start: $FLEET/join-token (mode $(stat -c %a
 
 # name  extra lfleet-sim flags
 NODES=("hpc-pg0-1 --ib 1 --accelnet" "hpc-pg0-2 --accelnet" "hpc-pg0-3 --ib 1")
-step "Creating ${#NODES[@]} simulated Ubuntu 22.04 nodes (kernel 5.15.0-1075-azure, no Lustre client yet)"
+for name in "${NAMES[@]:3}"; do NODES+=("$name --ib 1 --accelnet"); done
+step "Creating $N simulated Ubuntu 22.04 nodes (kernel 5.15.0-1075-azure, no Lustre client yet)"
 for spec in "${NODES[@]}"; do
   read -r name extra <<<"$spec"
   # shellcheck disable=SC2086
@@ -142,6 +144,10 @@ done
 step "Starting lfleet-agent run on each node, joined to the coordinator"
 for spec in "${NODES[@]}"; do
   read -r name extra <<<"$spec"
+  # The CA and join token where cluster-init puts them on a node (paths are node paths).
+  install -d "$FLEET/$name/etc/lfleet"
+  cp "$FLEET/coordinator/ca.pem" "$FLEET/$name/etc/lfleet/ca.pem"
+  install -m 0600 "$FLEET/join-token" "$FLEET/$name/etc/lfleet/join-token"
   cat >"$FLEET/$name.toml" <<TOML
 generation = 1
 role = "compute"
@@ -149,8 +155,8 @@ role = "compute"
 lustre_version = "2.15.7-33-g79ddf99"
 [coordinator]
 url = "https://$ADDRESS"
-ca_file = "$FLEET/coordinator/ca.pem"
-join_token_file = "$FLEET/join-token"
+ca_file = "/etc/lfleet/ca.pem"
+join_token_file = "/etc/lfleet/join-token"
 node_name = "$name"
 TOML
   # Nodes with an HCA list it: inventory, not discovery (a missing HCA is a failure).
@@ -164,7 +170,7 @@ done
 look "each agent enrolls (join token + CSR), opens its session, gets its desired config,"
 look "installs the client for its kernel, brings LNet up, writes its fstab lines and mounts"
 healthy() { [ "$(lfleet nodes --json | grep -c '"health": "healthy"')" = "$1" ]; }
-wait_for "3 healthy nodes" 60 healthy 3
+wait_for "$N healthy nodes" 90 healthy "$N"
 lfleet nodes | indent
 lfleet fs | indent
 
@@ -180,7 +186,7 @@ mount_point = "/scratch"
 TOML
 lfleet config diff "$FLEET/new.toml" | tail -n 8 | indent
 lfleet config apply "$FLEET/new.toml" | indent
-at_gen2() { [ "$(lfleet nodes --json | grep -c '"mounted": true')" = 6 ] && healthy 3; }
+at_gen2() { [ "$(lfleet nodes --json | grep -c '"mounted": true')" = $((2 * N)) ] && healthy "$N"; }
 wait_for "generation 2 on every node" 20 at_gen2
 lfleet nodes | indent
 look "a bad file is refused whole, with line and field, and nothing changes:"
@@ -227,7 +233,7 @@ for spec in "${NODES[@]}"; do
   read -r name _ <<<"$spec"
   "$BIN/lfleet-sim" heal "$FLEET/$name" | indent
 done
-wait_for "3 healthy nodes" 20 healthy 3
+wait_for "$N healthy nodes" 30 healthy "$N"
 lfleet nodes | indent
 undrained() { sinfo -h -N -n "$1" -o '%T' | grep -qx idle; }
 wait_for "hpc-pg0-2 undrained" 30 undrained hpc-pg0-2

@@ -174,7 +174,8 @@ impl HealthPolicy {
 pub struct CoordinatorPolicy {
     /// `https://HOST:PORT`.
     pub url: String,
-    /// The coordinator's CA certificate (PEM).
+    /// The coordinator's CA certificate (PEM). Like every path here, a path on the node
+    /// (under `--root`).
     #[serde(default = "default_ca_file")]
     pub ca_file: String,
     /// The join token, used to enroll (and re-enroll) for a certificate.

@@ -80,9 +80,9 @@ fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
-fn read_file(path: &str) -> Result<String, SessionError> {
-    HostRoot::new("/")
-        .read_to_string(path)
+/// A file the configuration names: a node path, under the node root like every other.
+fn read_file(host: &HostRoot, path: &str) -> Result<String, SessionError> {
+    host.read_to_string(path)
         .map_err(|e| setup(format!("{path}: {e}")))
 }
 
@@ -112,7 +112,7 @@ async fn identity(
             "certificate past half its life or for another name; enrolling again"
         );
     }
-    let token = read_file(&policy.join_token_file)?.trim().to_owned();
+    let token = read_file(host, &policy.join_token_file)?.trim().to_owned();
     let key = rcgen::KeyPair::generate().map_err(|e| setup(format!("a key: {e}")))?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
         .map_err(|e| setup(format!("CSR parameters: {e}")))?;
@@ -343,7 +343,7 @@ async fn connect_and_serve(
     conditions: &mut Conditions,
 ) -> Result<(), SessionError> {
     let name = node_name(host, policy)?;
-    let ca = read_file(&policy.ca_file)?;
+    let ca = read_file(host, &policy.ca_file)?;
     let identity = identity(host, policy, &name, &ca).await?;
     let channel = channel(&policy.url, &ca, Some(identity)).await?;
     let mut client = AgentServiceClient::new(channel)

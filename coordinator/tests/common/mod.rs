@@ -185,14 +185,17 @@ impl Cluster {
         let root = self.dir.path();
         let spec = NodeSpec::new("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15);
         let sim = SimNode::create(&root.join(name), &spec).unwrap();
+        // The CA and the join token where cluster-init puts them on a node.
+        let etc = sim.root().join("etc/lfleet");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::copy(self.data().join("ca.pem"), etc.join("ca.pem")).unwrap();
+        std::fs::copy(root.join("token"), etc.join("join-token")).unwrap();
         let config = root.join(format!("{name}.toml"));
         std::fs::write(
             &config,
             format!(
-                "generation = 1\nrole = \"compute\"\n[client]\nlustre_version = \"2.15.7-33-g79ddf99\"\n[coordinator]\nurl = \"https://{}\"\nca_file = \"{}\"\njoin_token_file = \"{}\"\nnode_name = \"{name}\"\n",
+                "generation = 1\nrole = \"compute\"\n[client]\nlustre_version = \"2.15.7-33-g79ddf99\"\n[coordinator]\nurl = \"https://{}\"\nca_file = \"/etc/lfleet/ca.pem\"\njoin_token_file = \"/etc/lfleet/join-token\"\nnode_name = \"{name}\"\n",
                 self.address,
-                self.data().join("ca.pem").display(),
-                root.join("token").display()
             ),
         )
         .unwrap();

@@ -1,0 +1,147 @@
+//! The CycleCloud cluster-init script of every node (packaging/cyclecloud), run against a sim
+//! node root with a stand-in `jetpack` that answers `jetpack config KEY [DEFAULT]` from a
+//! JSON file: it writes a valid agent config, the CA and the join token, and the agent it
+//! configured enrolls with a real coordinator and mounts what the coordinator says. A
+//! missing parameter changes nothing.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test runs the cluster-init script, the coordinator and an agent"
+)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Cluster, Owned, agent_binary};
+use lfleet_sim::{LustreVersion, NodeSpec, SimNode};
+
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../packaging/cyclecloud/specs/default/cluster-init/scripts/10-lfleet-agent.sh"
+);
+
+/// `jetpack config KEY [DEFAULT]` from a flat JSON object, one `"key": "value"` a line.
+const JETPACK: &str = r#"#!/bin/bash
+[ "$1" = config ] || { echo "stand-in jetpack: only 'config'" >&2; exit 2; }
+line=$(grep -F "\"$2\":" "$JETPACK_JSON" | head -1)
+if [ -z "$line" ]; then
+  if [ $# -ge 3 ]; then printf '%s\n' "$3"; exit 0; fi
+  exit 1
+fi
+value=${line#*: \"}
+value=${value%\"*}
+printf '%b\n' "$value"
+"#;
+
+fn json_string(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[test]
+fn cluster_init_writes_a_valid_config_and_the_agent_joins_and_mounts() {
+    let cluster = Cluster::start_with(tempfile::tempdir().unwrap(), &[], "");
+    let dir = cluster.dir.path();
+    let node = SimNode::create(
+        &dir.join("cc-node-1"),
+        &NodeSpec::new("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15),
+    )
+    .unwrap();
+    let bin = dir.join("jetpack-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("jetpack"), JETPACK).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("jetpack"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ca = std::fs::read_to_string(dir.join("data/ca.pem")).unwrap();
+    let token = std::fs::read_to_string(dir.join("token")).unwrap();
+    let values = |url: &str| {
+        format!(
+            "{{\n\"lfleet.coordinator_url\": \"{url}\",\n\"lfleet.join_token\": \"{}\",\n\"lfleet.ca_pem\": \"{}\",\n\"cyclecloud.node.name\": \"cc-node-1\",\n\"cyclecloud.node.template\": \"hpc\"\n}}\n",
+            json_string(token.trim()),
+            json_string(ca.trim())
+        )
+    };
+    let path = format!(
+        "{}:{}:{}:/usr/sbin:/usr/bin:/sbin:/bin",
+        bin.display(),
+        agent_binary().parent().unwrap().display(),
+        node.root().join("bin").display()
+    );
+    let run_script = |json: &str| {
+        let file = dir.join("jetpack.json");
+        std::fs::write(&file, json).unwrap();
+        Command::new("bash")
+            .arg(SCRIPT)
+            .env("PATH", &path)
+            .env("JETPACK_JSON", &file)
+            .env("LFLEET_ROOT", node.root())
+            .env("LFLEET_SKIP_INSTALL", "1")
+            .output()
+            .unwrap()
+    };
+
+    // A bad URL: refused, nothing written.
+    let refused = run_script(&values("http://plain"));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("https://HOST:PORT"),
+        "{refused:?}"
+    );
+    assert!(!node.root().join("etc/lfleet/agent.toml").exists());
+
+    let done = run_script(&values(&format!("https://{}", cluster.address)));
+    assert!(done.status.success(), "{done:?}");
+    let config = std::fs::read_to_string(node.root().join("etc/lfleet/agent.toml")).unwrap();
+    assert!(
+        config.contains("node_name = \"cc-node-1\"") && config.contains("nodearray = \"hpc\""),
+        "{config}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(node.root().join("etc/lfleet/ca.pem"))
+            .unwrap()
+            .trim(),
+        ca.trim()
+    );
+    let mode = std::fs::metadata(node.root().join("etc/lfleet/join-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // The agent it configured joins and mounts what the coordinator says.
+    let _agent = Owned(
+        Command::new(agent_binary())
+            .args(["run", "--check-interval", "300ms", "--root"])
+            .arg(node.root())
+            .arg("--config")
+            .arg(node.root().join("etc/lfleet/agent.toml"))
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                    node.root().join("bin").display()
+                ),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    cluster.wait_until(
+        "cc-node-1 healthy with /lustre mounted",
+        Duration::from_secs(30),
+        |nodes| {
+            nodes.iter().any(|n| {
+                n["name"] == "cc-node-1"
+                    && n["health"] == "healthy"
+                    && n["mounts"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|m| m["mount_point"] == "/lustre" && m["mounted"] == true)
+            })
+        },
+    );
+}
