@@ -199,3 +199,84 @@ fn the_coordinator_deb_installs_and_purges_to_nothing() {
     dpkg(r, &["--purge", "lfleet-coordinator"]);
     assert_eq!(lfleet_paths(r), Vec::<String>::new());
 }
+
+/// packaging/image/bake.sh into an image root that a used build VM left identity in: the
+/// package is installed and enabled, the identity and state are gone, and with
+/// --lustre-version the client is installed for the image's kernel (a sim root: its kernel
+/// and package manager are the simulator's).
+#[test]
+fn image_bake_installs_and_leaves_no_identity() {
+    let out = tempfile::tempdir().unwrap();
+    let (agent, _) = build(out.path());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = lfleet_sim::NodeSpec::new(
+        "ubuntu-22.04",
+        "5.15.0-1075-azure",
+        lfleet_sim::LustreVersion::V2_15,
+    );
+    let node = lfleet_sim::SimNode::create(&dir.path().join("image"), &spec).unwrap();
+    let r = node.root();
+    for sub in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/log",
+        "var/lib/lfleet/tls",
+        "etc/lfleet",
+    ] {
+        std::fs::create_dir_all(r.join(sub)).unwrap();
+    }
+    if !r.join("var/lib/dpkg/status").exists() {
+        std::fs::write(r.join("var/lib/dpkg/status"), "").unwrap();
+    }
+    for leftover in [
+        "var/lib/lfleet/tls/node.key",
+        "var/lib/lfleet/desired.json",
+        "var/lib/lfleet/checks.json",
+        "etc/lfleet/join-token",
+    ] {
+        std::fs::write(r.join(leftover), "from the build VM\n").unwrap();
+    }
+    let bindir = Path::new(AGENT).parent().unwrap();
+    let output = Command::new("bash")
+        .arg(repo().join("packaging/image/bake.sh"))
+        .arg(&agent)
+        .args(["--lustre-version", "2.15.7-33-g79ddf99"])
+        .env("IMAGE_ROOT", r)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                bindir.display(),
+                r.join("bin").display()
+            ),
+        )
+        .env("DPKG_FORCE", "depends")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(r.join("usr/bin/lfleet-agent").is_file());
+    assert!(
+        r.join("etc/systemd/system/multi-user.target.wants/lfleet-agent.service")
+            .is_symlink()
+    );
+    for gone in [
+        "var/lib/lfleet/tls",
+        "var/lib/lfleet/desired.json",
+        "var/lib/lfleet/checks.json",
+        "etc/lfleet/join-token",
+    ] {
+        assert!(!r.join(gone).exists(), "{gone} baked into the image");
+    }
+    // The client for the image's kernel is in the image.
+    let modules = r.join("lib/modules/5.15.0-1075-azure");
+    let found = Command::new("find")
+        .arg(&modules)
+        .args(["-name", "lustre.ko*"])
+        .output()
+        .unwrap();
+    assert!(
+        !found.stdout.is_empty(),
+        "no lustre module under {}",
+        modules.display()
+    );
+}
