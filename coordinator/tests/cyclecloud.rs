@@ -8,12 +8,10 @@
     reason = "the test runs the cluster-init script, the coordinator and an agent"
 )]
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Cluster, Owned, agent_binary};
+use lfleet_harness::{Cluster, Owned, agent_binary};
 use lfleet_sim::{LustreVersion, NodeSpec, SimNode};
 
 const SCRIPT: &str = concat!(

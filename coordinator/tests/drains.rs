@@ -5,12 +5,10 @@
     reason = "the test runs Slurm, the coordinator and agents as processes"
 )]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::slurm::Slurm;
-use common::{Cluster, lfleet_json};
+use lfleet_harness::slurm::Slurm;
+use lfleet_harness::{Cluster, lfleet_json};
 use lfleet_sim::Fault;
 
 const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];

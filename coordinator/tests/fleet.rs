@@ -12,11 +12,9 @@
     reason = "the test runs the coordinator, agents and CLI as processes and reads node files"
 )]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, lfleet_json};
+use lfleet_harness::{Cluster, lfleet_json};
 use lfleet_sim::Fault;
 
 const SCRATCH: &str = "\n[[filesystems]]\nname = \"scratch\"\nmgs_nids = \"10.0.1.5@tcp\"\nfsname = \"scratch\"\nmount_point = \"/scratch\"\n";

@@ -10,14 +10,12 @@
     reason = "the test talks raw TCP and TLS to the coordinator and reads its /proc entry"
 )]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{COORDINATOR, Cluster, LFLEET, lfleet_json};
 use lfleet_coordinator::pki::{Pki, node_csr};
+use lfleet_harness::{Cluster, coordinator_binary, lfleet_binary, lfleet_json};
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_service_client::AgentServiceClient;
 use lfleet_proto::v1::fleet_service_client::FleetServiceClient;
@@ -34,7 +32,7 @@ fn now_ms() -> i64 {
 /// with an admin certificate (so the TLS port itself still serves too).
 fn still_served(cluster: &Cluster, admin: &std::path::Path, since: i64) {
     for _ in 0..80 {
-        let output = std::process::Command::new(LFLEET)
+        let output = std::process::Command::new(lfleet_binary())
             .args(["--server", &format!("https://{}", cluster.address)])
             .arg("--cert")
             .arg(admin.join("admin.pem"))
@@ -108,7 +106,7 @@ async fn refusals_leave_a_good_agent_served() {
         |nodes| nodes.len() == 1 && nodes[0]["health"] == "healthy",
     );
     let admin = cluster.dir.path().join("admin");
-    let issued = std::process::Command::new(COORDINATOR)
+    let issued = std::process::Command::new(coordinator_binary())
         .arg("--config")
         .arg(cluster.dir.path().join("coordinator.toml"))
         .args(["admin-cert", "tester", "--out"])
@@ -273,13 +271,9 @@ async fn refusals_leave_a_good_agent_served() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
     let nobody = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            LFLEET,
-            "--socket",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(lfleet_binary())
+        .arg("--socket")
         .arg(cluster.socket())
         .arg("nodes")
         .output()

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use super::Owned;
+use crate::Owned;
 
+#[derive(Debug)]
 pub struct Slurm {
     pub dir: PathBuf,
     pub conf: PathBuf,

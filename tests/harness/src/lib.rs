@@ -1,10 +1,10 @@
-//! A test cluster: the coordinator as a process (its own CA, a scratch data directory, an
-//! admin socket), agents as processes on sim nodes, and the `lfleet` CLI. Every process is
-//! ended by its PID when the cluster is dropped.
+//! lfleet-harness: a cluster for tests and benchmarks: the coordinator as a process (its own
+//! CA, a scratch data directory, an admin socket), agents as processes on sim nodes, the
+//! `lfleet` CLI, and a real Slurm ([`slurm`]). Every process is ended by its PID when
+//! dropped. The binaries are the ones built beside the running test or benchmark.
 #![allow(
-    dead_code,
     clippy::disallowed_methods,
-    reason = "each test binary uses part of this; it runs processes and reads their output"
+    reason = "test infrastructure: it runs processes and reads their output"
 )]
 
 pub mod slurm;
@@ -18,22 +18,39 @@ use lfleet_sim::{LustreVersion, NodeSpec, SimNode};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-pub const COORDINATOR: &str = env!("CARGO_BIN_EXE_lfleet-coordinator");
-pub const LFLEET: &str = env!("CARGO_BIN_EXE_lfleet");
 pub const EXAMPLE: &str = include_str!("../../../packaging/examples/coordinator.toml");
 
-/// The agent binary, built beside this crate's binaries by the workspace build.
+/// A binary of the workspace, built beside the running executable
+/// (target/<profile>/deps/x or target/<profile>/x -> target/<profile>/<name>).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the running executable");
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not built beside {}: build the workspace",
+                exe.display()
+            )
+        })
+}
+
+pub fn coordinator_binary() -> PathBuf {
+    binary("lfleet-coordinator")
+}
+
+pub fn lfleet_binary() -> PathBuf {
+    binary("lfleet")
+}
+
 pub fn agent_binary() -> PathBuf {
-    let path = Path::new(COORDINATOR).with_file_name("lfleet-agent");
-    assert!(
-        path.is_file(),
-        "{} is missing: build the workspace (cargo build --workspace)",
-        path.display()
-    );
-    path
+    binary("lfleet-agent")
 }
 
 /// A child process ended by its PID (SIGTERM, then SIGKILL) when dropped.
+#[derive(Debug)]
 pub struct Owned(pub Child);
 
 impl Owned {
@@ -57,12 +74,14 @@ impl Drop for Owned {
     }
 }
 
+#[derive(Debug)]
 pub struct AgentNode {
     pub name: String,
     pub sim: SimNode,
     pub process: Owned,
 }
 
+#[derive(Debug)]
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// The coordinator.toml the coordinator runs (the example with scratch paths).
@@ -99,7 +118,7 @@ impl Cluster {
     /// Prometheus endpoint.
     pub fn spawn_coordinator(dir: &Path, listen: &str) -> (Owned, String, String) {
         let mut child = Owned(
-            Command::new(COORDINATOR)
+            Command::new(coordinator_binary())
                 .arg("--config")
                 .arg(dir.join("coordinator.toml"))
                 .args(["--listen", listen, "--metrics-listen", "127.0.0.1:0"])
@@ -247,7 +266,7 @@ impl Cluster {
 
     /// Runs `lfleet` on the admin socket.
     pub fn lfleet(&self, args: &[&str]) -> Output {
-        Command::new(LFLEET)
+        Command::new(lfleet_binary())
             .arg("--socket")
             .arg(self.socket())
             .args(args)
