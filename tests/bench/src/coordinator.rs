@@ -1,0 +1,300 @@
+//! Section c: coordinator scale. N simulated agents, each enrolled with its own key and
+//! certificate and holding its own TLS connection and session on loopback, send telemetry
+//! every 10 s and ack every desired config. Measured: the coordinator's RSS and CPU, the
+//! ingest rate, and the time from `lfleet config apply` until each agent acked.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use lfleet_harness::Cluster;
+use lfleet_proto::v1;
+use lfleet_proto::v1::agent_service_client::AgentServiceClient;
+use tokio::sync::{Mutex, mpsc, watch};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::proc_stat::measure;
+use crate::{Options, percentiles};
+
+#[derive(Debug, Default)]
+struct Stats {
+    connected: AtomicUsize,
+    sent: AtomicUsize,
+    acked: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+async fn channel(address: &str, ca: &str, identity: Option<Identity>) -> Result<Channel, String> {
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+    if let Some(identity) = identity {
+        tls = tls.identity(identity);
+    }
+    Endpoint::from_shared(format!("https://{address}"))
+        .map_err(|e| e.to_string())?
+        .tls_config(tls)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn telemetry(seq: u64) -> v1::AgentMessage {
+    let samples = (0..20)
+        .map(|i| v1::Sample {
+            seq,
+            at_unix_ms: 0,
+            metric: format!("osc.write_bytes_per_s.{i}"),
+            labels: vec![v1::Label {
+                key: "subject".into(),
+                value: format!("/lustre OST{i:04x}"),
+            }],
+            value: Some(v1::sample::Value::Gauge(1.0e6)),
+            reset: false,
+            unavailable: false,
+            unavailable_reason: String::new(),
+        })
+        .collect();
+    v1::AgentMessage {
+        seq,
+        body: Some(v1::agent_message::Body::Telemetry(v1::TelemetryBatch {
+            first_seq: seq,
+            dropped_samples: 0,
+            samples,
+        })),
+    }
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one simulated agent's whole context"
+)]
+async fn agent(
+    name: String,
+    address: String,
+    ca: String,
+    identity: Identity,
+    stats: Arc<Stats>,
+    applied_at: watch::Receiver<Option<Instant>>,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Ok(channel) = channel(&address, &ca, Some(identity)).await else {
+        stats.failed.fetch_add(1, Ordering::SeqCst);
+        return;
+    };
+    let (tx, rx) = mpsc::channel(16);
+    let hello = v1::AgentMessage {
+        seq: 1,
+        body: Some(v1::agent_message::Body::Hello(v1::Hello {
+            node_name: name.clone(),
+            role: v1::NodeRole::Compute as i32,
+            ..Default::default()
+        })),
+    };
+    let _ = tx.send(hello).await;
+    let Ok(response) = AgentServiceClient::new(channel)
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    else {
+        stats.failed.fetch_add(1, Ordering::SeqCst);
+        return;
+    };
+    let mut inbound = response.into_inner();
+    stats.connected.fetch_add(1, Ordering::SeqCst);
+    // Spread the telemetry over the interval, as real agents started at different times are.
+    let offset = Duration::from_millis(name.bytes().map(u64::from).sum::<u64>() * 37 % 10_000);
+    let mut every = tokio::time::interval_at(
+        tokio::time::Instant::now() + offset,
+        Duration::from_secs(10),
+    );
+    let mut seq = 2;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            message = inbound.message() => match message {
+                Ok(Some(v1::CoordinatorMessage { body: Some(v1::coordinator_message::Body::Config(config)) })) => {
+                    seq += 1;
+                    let ack = v1::AgentMessage { seq, body: Some(v1::agent_message::Body::Ack(v1::Ack { generation: config.generation, accepted: true, ..Default::default() })) };
+                    if tx.send(ack).await.is_err() { break; }
+                    let applied = *applied_at.borrow();
+                    if config.generation >= 2 && let Some(at) = applied {
+                        latencies.lock().await.push(at.elapsed());
+                        stats.acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            },
+            _ = every.tick() => {
+                seq += 1;
+                if tx.send(telemetry(seq)).await.is_err() { break; }
+                stats.sent.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+fn one(n: usize, quick: bool) -> serde_json::Value {
+    let cluster = Cluster::start_with(tempfile::tempdir().expect("scratch"), &[], "");
+    let ca = std::fs::read_to_string(cluster.dir.path().join("data/ca.pem")).expect("ca");
+    let token = std::fs::read_to_string(cluster.dir.path().join("token"))
+        .expect("token")
+        .trim()
+        .to_owned();
+    let address = cluster.address.clone();
+    let pid = cluster.coordinator_pid();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stats = Arc::new(Stats::default());
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let (applied_tx, applied_rx) = watch::channel(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let started = Instant::now();
+    // Enroll every simulated node (its own key and certificate).
+    let identities: Vec<(String, Identity)> = runtime.block_on(async {
+        let enroll =
+            AgentServiceClient::new(channel(&address, &ca, None).await.expect("enroll channel"));
+        let mut out = Vec::with_capacity(n);
+        let mut pending = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let name = format!("sim-{i:05}");
+            let mut client = enroll.clone();
+            let token = token.clone();
+            pending.spawn(async move {
+                let key = rcgen::KeyPair::generate().expect("key");
+                let mut params =
+                    rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+                params
+                    .distinguished_name
+                    .push(rcgen::DnType::CommonName, name.as_str());
+                let csr = params
+                    .serialize_request(&key)
+                    .and_then(|c| c.pem())
+                    .expect("csr");
+                let cert = client
+                    .enroll(v1::EnrollRequest {
+                        join_token: token,
+                        node_name: name.clone(),
+                        csr_pem: csr,
+                    })
+                    .await
+                    .expect("enroll")
+                    .into_inner()
+                    .certificate_pem;
+                (name, Identity::from_pem(cert, key.serialize_pem()))
+            });
+            if pending.len() >= 64 {
+                out.push(pending.join_next().await.expect("task").expect("join"));
+            }
+        }
+        while let Some(done) = pending.join_next().await {
+            out.push(done.expect("join"));
+        }
+        out
+    });
+    let enrolled = started.elapsed();
+    for (name, identity) in identities {
+        runtime.spawn(agent(
+            name,
+            address.clone(),
+            ca.clone(),
+            identity,
+            stats.clone(),
+            applied_rx.clone(),
+            latencies.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    let connect_started = Instant::now();
+    while stats.connected.load(Ordering::SeqCst) + stats.failed.load(Ordering::SeqCst) < n
+        && connect_started.elapsed() < Duration::from_secs(600)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let connected = stats.connected.load(Ordering::SeqCst);
+    let connect_time = connect_started.elapsed();
+    std::thread::sleep(Duration::from_secs(5));
+    let window = Duration::from_secs(if quick { 20 } else { 60 });
+    let sent_before = stats.sent.load(Ordering::SeqCst);
+    let usage = measure(pid, window);
+    let ingest = (stats.sent.load(Ordering::SeqCst) - sent_before) as f64 / window.as_secs_f64();
+    // A config change, pushed to every node.
+    let file = cluster.dir.path().join("new.toml");
+    std::fs::write(
+        &file,
+        format!("{}\n[[filesystems]]\nname = \"scratch\"\nmgs_nids = \"10.0.1.5@tcp\"\nfsname = \"scratch\"\nmount_point = \"/scratch\"\n", cluster.config_text),
+    )
+    .expect("config");
+    applied_tx.send_replace(Some(Instant::now()));
+    let applied = cluster.lfleet(&["config", "apply", file.to_str().unwrap_or("")]);
+    assert!(applied.status.success(), "{applied:?}");
+    let apply_started = Instant::now();
+    while stats.acked.load(Ordering::SeqCst) < connected
+        && apply_started.elapsed() < Duration::from_secs(300)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let acks = runtime.block_on(async { latencies.lock().await.clone() });
+    let _ = stop_tx.send(true);
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let summary = percentiles(acks.clone());
+    println!(
+        "{:>7} {:>10} {:>12.1} {:>10.1} {:>10.1} {:>12.1} {:>10} {:>10} {:>10}",
+        n,
+        connected,
+        enrolled.as_secs_f64() + connect_time.as_secs_f64(),
+        usage["cpu_percent"].as_f64().unwrap_or(f64::NAN),
+        usage["rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+        ingest,
+        summary["p50_ms"]
+            .as_f64()
+            .map(|v| format!("{v:.0}"))
+            .unwrap_or_else(|| "-".into()),
+        summary["p99_ms"]
+            .as_f64()
+            .map(|v| format!("{v:.0}"))
+            .unwrap_or_else(|| "-".into()),
+        summary["max_ms"]
+            .as_f64()
+            .map(|v| format!("{v:.0}"))
+            .unwrap_or_else(|| "-".into()),
+    );
+    serde_json::json!({
+        "agents": n,
+        "connected": connected,
+        "enroll_s": enrolled.as_secs_f64(),
+        "connect_s": connect_time.as_secs_f64(),
+        "coordinator": usage,
+        "ingest_batches_per_s": ingest,
+        "ingest_samples_per_s": ingest * 20.0,
+        "config_apply_to_ack": summary,
+        "acked": acks.len(),
+    })
+}
+
+pub fn run(options: &Options) -> serde_json::Value {
+    println!("\n== c. Coordinator scale (telemetry every 10 s per agent, 20 samples a batch)");
+    println!(
+        "{:>7} {:>10} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10}",
+        "agents",
+        "connected",
+        "join s",
+        "CPU %",
+        "RSS MiB",
+        "batches/s",
+        "ack p50",
+        "ack p99",
+        "ack max"
+    );
+    serde_json::json!(
+        options
+            .agents
+            .iter()
+            .map(|n| one(*n, options.quick))
+            .collect::<Vec<_>>()
+    )
+}

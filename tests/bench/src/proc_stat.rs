@@ -1,0 +1,66 @@
+//! A process's CPU time and memory from /proc, and the machine's description.
+
+use std::time::Duration;
+
+/// (CPU seconds, RSS KiB, peak RSS KiB) of a process.
+pub fn usage(pid: u32) -> Option<(f64, u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()??
+        .max(1) as f64;
+    let cpu = (fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / ticks;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    Some((cpu, kib("VmRSS:")?, kib("VmHWM:")?))
+}
+
+/// CPU percent and memory of `pid` over `window`.
+pub fn measure(pid: u32, window: Duration) -> serde_json::Value {
+    let Some((cpu_before, _, _)) = usage(pid) else {
+        return serde_json::json!(null);
+    };
+    std::thread::sleep(window);
+    let Some((cpu_after, rss, hwm)) = usage(pid) else {
+        return serde_json::json!(null);
+    };
+    serde_json::json!({
+        "cpu_percent": (cpu_after - cpu_before) / window.as_secs_f64() * 100.0,
+        "rss_kib": rss,
+        "peak_rss_kib": hwm,
+        "window_s": window.as_secs_f64(),
+    })
+}
+
+/// The process's own CPU time (all threads).
+pub fn own_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
+        .unwrap_or_default()
+}
+
+pub fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_owned))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    serde_json::json!({"cpu": cpu, "cores": cores, "memory": memory, "kernel": kernel.trim()})
+}
