@@ -87,7 +87,7 @@ fn default_max_drained_share() -> f64 {
     0.1
 }
 fn default_interval() -> f64 {
-    5.0
+    1.0
 }
 
 impl Default for Policy {
