@@ -271,13 +271,12 @@ impl Drainer {
             }
             coordinator.record(&drain.node, "drained", reason);
         }
-        for (node, id) in &plan.undrains {
+        for (_, id) in &plan.undrains {
             let Some(entry) = ledger.iter().find(|e| &e.drain_id == id) else {
                 continue;
             };
             self.undrain(coordinator, entry, slurm, runner, "undrained", now)
                 .await?;
-            let _ = node;
         }
         Ok(())
     }

@@ -131,10 +131,6 @@ impl Coordinator {
 
     /// Records a fleet event (stored, logged).
     pub fn record(&self, node: &str, kind: &str, detail: impl Into<String>) {
-        self.event(node, kind, detail);
-    }
-
-    fn event(&self, node: &str, kind: &str, detail: impl Into<String>) {
         let event = StoredEvent {
             at_ms: now_ms(),
             node: node.to_owned(),
@@ -175,7 +171,7 @@ impl Coordinator {
             fleet.desired = parsed.desired;
             fleet.generation = generation;
         }
-        self.event(
+        self.record(
             "",
             "config-applied",
             format!("generation {generation} from {source}"),
@@ -245,7 +241,7 @@ impl Coordinator {
                         .filter(|c| c.outcome == v1::Outcome::Fail as i32)
                         .map(|c| format!("{} {} {}", c.check, c.subject, c.code))
                         .collect();
-                    self.event(
+                    self.record(
                         name,
                         "conditions",
                         if failing.is_empty() {
@@ -256,7 +252,7 @@ impl Coordinator {
                     );
                 }
                 for event in events {
-                    self.event(
+                    self.record(
                         name,
                         &event.kind,
                         format!("{} {}", event.subject, event.detail),
@@ -265,7 +261,7 @@ impl Coordinator {
             }
             Some(Body::Ack(ack)) => {
                 drop(fleet);
-                self.event(
+                self.record(
                     name,
                     if ack.accepted {
                         "config-acked"
@@ -342,7 +338,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if self.0.join_token.is_empty() || !same_secret(&request.join_token, &self.0.join_token) {
             self.0
-                .event(node.as_str(), "enroll-refused", "wrong join token");
+                .record(node.as_str(), "enroll-refused", "wrong join token");
             return Err(Status::permission_denied("wrong join token"));
         }
         let (certificate_pem, not_after) = self
@@ -350,7 +346,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
             .pki
             .sign_node(&node, &request.csr_pem, self.0.cert_hours)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        self.0.event(
+        self.0.record(
             node.as_str(),
             "enrolled",
             format!("certificate valid until {not_after}"),
@@ -380,7 +376,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
             Err(_) => return Err(Status::deadline_exceeded("no Hello within 10 s")),
         };
         if hello.node_name != name {
-            self.0.event(
+            self.0.record(
                 &name,
                 "session-refused",
                 format!("Hello names {:?}", hello.node_name),
@@ -409,7 +405,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
         coordinator
             .sessions()
             .insert(name.clone(), (id, tx.clone()));
-        coordinator.event(&name, "connected", "session started");
+        coordinator.record(&name, "connected", "session started");
         let accepted = v1::CoordinatorMessage {
             body: Some(v1::coordinator_message::Body::Accepted(
                 v1::SessionAccepted {
@@ -441,7 +437,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
                 if let Some(node) = coordinator.fleet().nodes.get_mut(&name) {
                     node.connected = false;
                 }
-                coordinator.event(&name, "disconnected", "session ended");
+                coordinator.record(&name, "disconnected", "session ended");
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -88,6 +88,17 @@ fn cluster_init_writes_a_valid_config_and_the_agent_joins_and_mounts() {
         "{refused:?}"
     );
     assert!(!node.root().join("etc/lfleet/agent.toml").exists());
+    // A value that would end its TOML string: refused, nothing written.
+    let injected = run_script(&values(&format!(
+        "https://{}\\\"\\nnode_name = \\\"other",
+        cluster.address
+    )));
+    assert!(!injected.status.success(), "{injected:?}");
+    assert!(
+        String::from_utf8_lossy(&injected.stderr).contains("quote, backslash or newline"),
+        "{injected:?}"
+    );
+    assert!(!node.root().join("etc/lfleet/agent.toml").exists());
 
     let done = run_script(&values(&format!("https://{}", cluster.address)));
     assert!(done.status.success(), "{done:?}");

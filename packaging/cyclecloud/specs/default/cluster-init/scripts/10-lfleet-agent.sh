@@ -32,6 +32,12 @@ for value in "$url" "$token" "$ca" "$node"; do
     exit 1
   fi
 done
+# Values go into TOML strings: refuse anything that could end the string or the line.
+for value in "$url" "$token" "$version" "$node" "$nodearray" "$role"; do
+  case "$value" in
+    *'"'* | *\\* | *$'\n'*) echo "lfleet: a jetpack value holds a quote, backslash or newline: refused" >&2; exit 1 ;;
+  esac
+done
 case "$url" in https://*) ;; *) echo "lfleet: lfleet.coordinator_url must be https://HOST:PORT" >&2; exit 1 ;; esac
 case "$role" in head|compute|login) ;; *) echo "lfleet: lfleet.role must be head, compute or login" >&2; exit 1 ;; esac
 
