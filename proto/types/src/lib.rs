@@ -6,10 +6,12 @@
 //! reason. Serde goes through the same parsing. No prost or tonic here: wire types are
 //! converted to these at the edge (`lfleet-proto`).
 
+pub mod chain;
 pub mod error;
 pub mod mount;
 pub mod node;
 
+pub use chain::{ErrorChain, error_chain};
 pub use error::SpecError;
 pub use mount::{
     FORBIDDEN_MOUNT_ROOTS, FsName, Lnd, MgsNids, MountOption, MountPoint, MountSource, MountSpec,
