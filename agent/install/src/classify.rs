@@ -4,65 +4,7 @@
 //! modprobe's, dkms's), read in the C locale, which the command runner sets. A message no
 //! rule knows is [`FailureClass::Unknown`], never guessed into a class.
 
-use std::fmt;
-
-/// What went wrong, in terms that say what to do about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureClass {
-    /// The repository has this Lustre client, but not yet for this kernel (AMLFS publishes
-    /// kernel-matched packages within about a business day). Retry with backoff.
-    NotYetPublished,
-    /// No package of this Lustre version exists for this kernel's series at all.
-    SeriesUnsupported,
-    /// The repository could not be reached or answered garbage. Retry with backoff.
-    RepositoryUnreachable,
-    /// The package exists but a package it depends on is not published yet. Retry.
-    DependencyNotPublished,
-    /// Another process holds the package database lock past our deadline. Retry.
-    PackageLockHeld,
-    /// A DKMS build of the client failed.
-    DkmsBuildFailed,
-    /// The kernel refused an unsigned or untrusted module (Secure Boot, lockdown).
-    SecureBootRejected,
-    /// No client module exists for the running kernel.
-    ModuleMissing,
-    /// Nothing above matched.
-    Unknown,
-}
-
-impl FailureClass {
-    /// The stable code reported to the coordinator and in `reboot-unsafe` findings.
-    pub fn code(self) -> &'static str {
-        match self {
-            FailureClass::NotYetPublished => "not-yet-published",
-            FailureClass::SeriesUnsupported => "kernel-series-unsupported",
-            FailureClass::RepositoryUnreachable => "repository-unreachable",
-            FailureClass::DependencyNotPublished => "dependency-not-published",
-            FailureClass::PackageLockHeld => "package-lock-held",
-            FailureClass::DkmsBuildFailed => "dkms-build-failed",
-            FailureClass::SecureBootRejected => "secure-boot-rejected",
-            FailureClass::ModuleMissing => "module-missing",
-            FailureClass::Unknown => "unknown",
-        }
-    }
-
-    /// Whether trying again later (with backoff) can succeed without anyone acting.
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            FailureClass::NotYetPublished
-                | FailureClass::RepositoryUnreachable
-                | FailureClass::DependencyNotPublished
-                | FailureClass::PackageLockHeld
-        )
-    }
-}
-
-impl fmt::Display for FailureClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
+pub use lfleet_types::FailureClass;
 
 /// Rules in order: the first whose fragment appears in the output decides.
 const RULES: &[(&str, FailureClass)] = &[

@@ -27,28 +27,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::SpecError;
-
-/// Serde through `Display` and `FromStr`, so a deserialized value passes the same validation
-/// as a parsed one.
-macro_rules! serde_via_string {
-    ($type:ty) => {
-        impl Serialize for $type {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $type {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
 
 /// Directories no Lustre filesystem may be mounted on, under, or above (mounting on `/var`
 /// would hide `/var/lib/lfleet`). The system directories, `/run` (systemd's and the agent's

@@ -258,7 +258,8 @@ pub struct StatusReport {
 pub struct TelemetryBatch {
     #[prost(uint64, tag = "1")]
     pub first_seq: u64,
-    /// Samples the agent had to drop since the previous batch (bounded buffers).
+    /// Samples the agent had to drop since the previous batch (bounded buffers): a count for
+    /// this batch, not a running total.
     #[prost(uint64, tag = "2")]
     pub dropped_samples: u64,
     #[prost(message, repeated, tag = "3")]
@@ -276,7 +277,9 @@ pub struct Ack {
     pub command_id: ::prost::alloc::string::String,
     #[prost(bool, tag = "3")]
     pub accepted: bool,
-    /// Why it was refused, a stable code: "older-generation", "invalid-spec", "unknown-command".
+    /// Why it was refused, a stable code (lfleet-types AckRefusal): "stale-generation",
+    /// "invalid-config", "ledger", "reconcile", "unknown-command". When accepted, the failure
+    /// class of the first item that could not be applied, or empty.
     #[prost(string, tag = "4")]
     pub error_class: ::prost::alloc::string::String,
     /// Free text for people, e.g. the SpecError: `mounts\[1\].mount_point: "/etc/x" is under /etc, ...`.

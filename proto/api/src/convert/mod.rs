@@ -1,6 +1,12 @@
 //! Conversions between wire messages (`v1::*`) and domain types (`lfleet_types`), done at the
 //! edge: a wire value that breaks a domain rule is refused here, naming the field. Logic
-//! crates only ever see the domain side.
+//! crates only ever see the domain side. This module holds mounts, node names and
+//! generations; [`desired`] the rest of a desired config; [`report`] what agents send.
+
+pub mod desired;
+pub mod report;
+
+pub use report::{ReceivedStatus, agent_text, role_from_wire, role_to_wire, status_from_wire};
 
 use lfleet_types::{Generation, MountSpec, NodeName, RawMountSpec, SpecError};
 
