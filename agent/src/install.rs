@@ -353,11 +353,8 @@ pub fn find_module(
                 return Ok(Some(path));
             }
             // `build` and `source` are symlinks into kernel headers, never modules.
-            if depth < 6 && name != "build" && name != "source" {
-                let resolved = host.resolve(&path)?;
-                if resolved.is_dir() {
-                    pending.push((path, depth + 1));
-                }
+            if depth < 6 && name != "build" && name != "source" && host.is_dir(&path)? {
+                pending.push((path, depth + 1));
             }
         }
     }

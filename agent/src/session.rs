@@ -73,11 +73,8 @@ pub fn node_name(host: &HostRoot, policy: &CoordinatorPolicy) -> Result<String, 
     Ok(name)
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+fn now_unix(clock: &dyn Clock) -> i64 {
+    (clock.wall_unix_ms() / 1000) as i64
 }
 
 /// A file the configuration names: a node path, under the node root like every other.
@@ -89,6 +86,7 @@ fn read_file(host: &HostRoot, path: &str) -> Result<String, SessionError> {
 /// The key and certificate, enrolling first when there is none or it is past half its life.
 async fn identity(
     host: &HostRoot,
+    clock: &dyn Clock,
     policy: &CoordinatorPolicy,
     name: &str,
     ca: &str,
@@ -104,7 +102,7 @@ async fn identity(
         let issued = times["issued_unix"].as_i64().unwrap_or(0);
         let expires = times["not_after_unix"].as_i64().unwrap_or(0);
         let same_node = times["node"].as_str() == Some(name);
-        if same_node && now_unix() < issued + (expires - issued) / 2 {
+        if same_node && now_unix(clock) < issued + (expires - issued) / 2 {
             return Ok(Identity::from_pem(cert, key));
         }
         tracing::info!(
@@ -140,7 +138,7 @@ async fn identity(
         .and_then(|_| {
             let meta = serde_json::json!({
                 "node": name,
-                "issued_unix": now_unix(),
+                "issued_unix": now_unix(clock),
                 "not_after_unix": response.not_after_unix,
             });
             host.write_atomic(&meta_path, meta.to_string().as_bytes(), 0o644)
@@ -344,7 +342,7 @@ async fn connect_and_serve(
 ) -> Result<(), SessionError> {
     let name = node_name(host, policy)?;
     let ca = read_file(host, &policy.ca_file)?;
-    let identity = identity(host, policy, &name, &ca).await?;
+    let identity = identity(host, clock, policy, &name, &ca).await?;
     let channel = channel(&policy.url, &ca, Some(identity)).await?;
     let mut client = AgentServiceClient::new(channel)
         .max_decoding_message_size(lfleet_proto::MAX_MESSAGE_BYTES)

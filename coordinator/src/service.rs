@@ -44,10 +44,8 @@ pub struct Coordinator {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    use lfleet_host::Clock;
+    lfleet_host::SystemClock.wall_unix_ms() as i64
 }
 
 /// Why the coordinator could not start.

@@ -201,6 +201,13 @@ impl HostRoot {
         Ok(path.exists())
     }
 
+    /// True if the path is a directory (following symlinks). An unreadable parent counts as
+    /// absent.
+    pub fn is_dir(&self, node_path: impl AsRef<Path>) -> Result<bool, HostError> {
+        let path = self.resolve(node_path)?;
+        Ok(path.is_dir())
+    }
+
     /// The names in a directory, sorted, so callers see a stable order.
     pub fn list_dir(&self, node_path: impl AsRef<Path>) -> Result<Vec<OsString>, HostError> {
         let path = self.resolve(node_path)?;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use lfleet_host::HostRoot;
+use lfleet_host::{Clock, HostRoot, SystemClock};
 use lfleet_proto::v1;
 use lfleet_proto::v1::fleet_service_client::FleetServiceClient;
 use serde_json::json;
@@ -531,11 +531,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             );
         }
         Command::Events { minutes } => {
-            let since = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0)
-                - minutes * 60_000;
+            let since = SystemClock.wall_unix_ms() as i64 - minutes * 60_000;
             let events = client
                 .list_events(v1::ListEventsRequest {
                     since_unix_ms: since,
