@@ -150,7 +150,10 @@ fn each_fault_flips_exactly_the_checks_it_should_and_heal_restores_pass() {
         ),
         (Fault::Lbug, vec!["lustre.lbug"], None),
         (
-            Fault::LnetHealth { value: 0 },
+            Fault::LnetHealth {
+                value: 0,
+                recover_after: None,
+            },
             vec!["lnet"],
             Some("EVENT   lnet-health-dropped 10.0.0.5@tcp health value 0"),
         ),

@@ -18,8 +18,12 @@ pub enum Fault {
     MountLost { mount: Option<String> },
     /// health_check says LBUG.
     Lbug,
-    /// The tcp NI's health value drops.
-    LnetHealth { value: u32 },
+    /// The tcp NI's health value drops; with `recover_after` it is back at 1000 that many
+    /// seconds (of wall-clock time, which the agent's windows use) later.
+    LnetHealth {
+        value: u32,
+        recover_after: Option<u64>,
+    },
     /// An IB port goes down.
     IbPortDown { hca: String },
     /// IB error counters rise.
@@ -30,8 +34,25 @@ pub enum Fault {
     },
     /// An IB counter sits at its saturation value.
     IbSaturate { hca: String, counter: String },
+    /// An IB port trains at fewer lanes than its full width (4X, or the sample's 1X port
+    /// cannot), so it runs at a fraction of its rate.
+    IbDegraded { hca: String, width: u32 },
     /// The accelerated-networking VF disappears.
     VfRemoved,
+    /// The VF is present but down.
+    VfDown,
+    /// The VF is up but carries no traffic: the synthetic NIC's counters move, the VF's not.
+    VfIdle,
+    /// The route to the MGS leaves through the VF instead of the synthetic NIC.
+    MgsViaVf,
+    /// The package repository stops answering (connection refused).
+    RepoUnreachable,
+    /// The repository publishes a kernel's metapackage but not yet its kmod package.
+    RepoDependencyMissing { kernel: String },
+    /// Another package-manager process (pid 4242) holds the package lock.
+    PackageLockHeld,
+    /// DKMS builds of the client fail to compile.
+    DkmsBuildFails,
     /// A new kernel is installed (in /boot and /lib/modules), not running.
     KernelUpgrade { kernel: String },
     /// The repository stops publishing the client for a kernel.
@@ -39,7 +60,7 @@ pub enum Fault {
 }
 
 /// The fault kinds, as the CLI names them.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 18] = [
     "import",
     "mount-lost",
     "lbug",
@@ -47,9 +68,17 @@ pub const KINDS: [&str; 10] = [
     "ib-port-down",
     "ib-errors",
     "ib-saturate",
+    "ib-degraded",
     "vf-removed",
+    "vf-down",
+    "vf-idle",
+    "mgs-via-vf",
     "kernel-upgrade",
     "repo-missing",
+    "repo-unreachable",
+    "repo-dependency-missing",
+    "package-lock-held",
+    "dkms-build-fails",
 ];
 
 fn mount_point(state: &NodeState, mount: &Option<String>) -> Result<String, SimError> {
@@ -64,6 +93,24 @@ fn mount_point(state: &NodeState, mount: &Option<String>) -> Result<String, SimE
             .map(|m| m.mount_point.clone())
             .ok_or_else(|| SimError::Usage("the node has no Lustre mount".into())),
     }
+}
+
+fn require_vf(state: &NodeState) -> Result<(), SimError> {
+    if state.vf_present() {
+        Ok(())
+    } else {
+        Err(SimError::Usage(
+            "the node has no accelerated-networking VF".into(),
+        ))
+    }
+}
+
+/// Wall-clock milliseconds since the epoch.
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn check_hca(state: &NodeState, hca: &str) -> Result<(), SimError> {
@@ -141,14 +188,24 @@ pub fn apply(state: &mut NodeState, fault: &Fault) -> Result<String, SimError> {
             state.faults.lbug = true;
             Ok("health_check says LBUG".into())
         }
-        Fault::LnetHealth { value } => {
+        Fault::LnetHealth {
+            value,
+            recover_after,
+        } => {
             if *value > 1000 {
                 return Err(SimError::Usage(
                     "LNet health values run from 0 to 1000".into(),
                 ));
             }
             state.faults.lnet_health = Some(*value);
-            Ok(format!("LNet NI health value is {value}"))
+            state.faults.lnet_health_recovers_at_ms =
+                recover_after.map(|seconds| wall_ms() + seconds * 1000);
+            Ok(match recover_after {
+                Some(seconds) => {
+                    format!("LNet NI health value is {value}, back at 1000 in {seconds} s")
+                }
+                None => format!("LNet NI health value is {value}"),
+            })
         }
         Fault::IbPortDown { hca } => {
             check_hca(state, hca)?;
@@ -172,14 +229,58 @@ pub fn apply(state: &mut NodeState, fault: &Fault) -> Result<String, SimError> {
                 ib_counter_width(counter)
             ))
         }
-        Fault::VfRemoved => {
-            if !state.accelnet {
-                return Err(SimError::Usage(
-                    "the node has no accelerated-networking VF".into(),
-                ));
+        Fault::IbDegraded { hca, width } => {
+            check_hca(state, hca)?;
+            let full = crate::render::ib_full_width(state.ib_rate_gbps);
+            if !(1..full).contains(width) {
+                return Err(SimError::Usage(format!(
+                    "{hca} runs {full}X at full width: a degraded width is 1 to {}",
+                    full.saturating_sub(1)
+                )));
             }
+            state.faults.ib_width.insert(hca.clone(), *width);
+            Ok(format!("{hca} port 1 trained at {width}X"))
+        }
+        Fault::VfRemoved => {
+            require_vf(state)?;
             state.faults.vf_removed = true;
             Ok(format!("VF {} removed", crate::render::VF))
+        }
+        Fault::VfDown => {
+            require_vf(state)?;
+            state.faults.vf_down = true;
+            Ok(format!("VF {} is down", crate::render::VF))
+        }
+        Fault::VfIdle => {
+            require_vf(state)?;
+            state.faults.vf_idle = Some((state.eth0_rx_bytes, state.eth0_tx_bytes));
+            Ok(format!("VF {} carries no traffic", crate::render::VF))
+        }
+        Fault::MgsViaVf => {
+            require_vf(state)?;
+            state.faults.mgs_via_vf = true;
+            Ok(format!(
+                "the route to the MGS leaves through VF {}",
+                crate::render::VF
+            ))
+        }
+        Fault::RepoUnreachable => {
+            state.faults.repo_unreachable = true;
+            Ok("the package repository refuses connections".into())
+        }
+        Fault::RepoDependencyMissing { kernel } => {
+            state.faults.repo_dependency_missing.insert(kernel.clone());
+            Ok(format!(
+                "the repository publishes the metapackage for {kernel} but not its kmod"
+            ))
+        }
+        Fault::PackageLockHeld => {
+            state.faults.package_lock = true;
+            Ok("process 4242 holds the package manager's lock".into())
+        }
+        Fault::DkmsBuildFails => {
+            state.faults.dkms_build_fails = true;
+            Ok("DKMS builds of the client fail".into())
         }
         Fault::KernelUpgrade { kernel } => {
             if kernel.is_empty()
@@ -225,6 +326,31 @@ pub fn heal(state: &mut NodeState, kind: Option<&str>) -> Result<String, SimErro
     }
     if is("lnet-health") {
         faults.lnet_health = None;
+        faults.lnet_health_recovers_at_ms = None;
+    }
+    if is("ib-degraded") {
+        faults.ib_width.clear();
+    }
+    if is("vf-down") {
+        faults.vf_down = false;
+    }
+    if is("vf-idle") {
+        faults.vf_idle = None;
+    }
+    if is("mgs-via-vf") {
+        faults.mgs_via_vf = false;
+    }
+    if is("repo-unreachable") {
+        faults.repo_unreachable = false;
+    }
+    if is("repo-dependency-missing") {
+        faults.repo_dependency_missing.clear();
+    }
+    if is("package-lock-held") {
+        faults.package_lock = false;
+    }
+    if is("dkms-build-fails") {
+        faults.dkms_build_fails = false;
     }
     if is("ib-port-down") {
         faults.ib_down.clear();

@@ -13,21 +13,27 @@ use lfleet_sim::{Fault, LoadSpec, LustreVersion, NodeSpec, SimError, SimNode};
 
 const USAGE: &str = "usage:
   lfleet-sim node create DIR --distro D --kernel KVER --lustre 2.10|2.12|2.15|2.16|2.17
-                 [--ib N] [--accelnet] [--osts N] [--mdts N] [--hostname NAME] [--real-packages]
+                 [--ib N] [--ib-rate 25|100|200|400] [--accelnet] [--vf-driver mlx4_core|mlx5_core|mana]
+                 [--osts N] [--mdts N] [--hostname NAME] [--real-packages]
                  [--secure-boot on|off]   (absent: a node booted without EFI)
+                 [--confidential-vm]      (Secure Boot on; the firmware lacks AMLFS's kmod certificate)
+                 [--lockdown on|off]      (default: on for azurelinux-3 and with Secure Boot on)
+                 [--repo-kernels K1,K2]   (kernels the repository publishes besides the node's)
       distros: ubuntu-20.04 ubuntu-22.04 ubuntu-24.04 alma-8 alma-9 rocky-9 azurelinux-3
   lfleet-sim node reboot DIR [--kernel KVER]
   lfleet-sim node show DIR
   lfleet-sim fault DIR import --target OST0001|MDT0000 --state DISCONN|EVICTED|CONNECTING [--mount DIR]
   lfleet-sim fault DIR mount-lost [--mount DIR]
   lfleet-sim fault DIR lbug
-  lfleet-sim fault DIR lnet-health --value N
+  lfleet-sim fault DIR lnet-health --value N [--recover-after SECONDS]
   lfleet-sim fault DIR ib-port-down --hca mlx5_0
+  lfleet-sim fault DIR ib-degraded --hca mlx5_0 --width N
   lfleet-sim fault DIR ib-errors --hca mlx5_0 [--counter symbol_error] [--by N]
   lfleet-sim fault DIR ib-saturate --hca mlx5_0 [--counter symbol_error]
-  lfleet-sim fault DIR vf-removed
+  lfleet-sim fault DIR vf-removed|vf-down|vf-idle|mgs-via-vf
   lfleet-sim fault DIR kernel-upgrade --kernel KVER
-  lfleet-sim fault DIR repo-missing --kernel KVER
+  lfleet-sim fault DIR repo-missing|repo-dependency-missing --kernel KVER
+  lfleet-sim fault DIR repo-unreachable|package-lock-held|dkms-build-fails
   lfleet-sim fault DIR heal [KIND]      (also: lfleet-sim heal DIR [KIND])
   lfleet-sim load DIR --read-mbps R --write-mbps W --seconds S [--instant] [--mount DIR]
       MB is 10^6 bytes; --instant advances the node's clock by S at once.
@@ -39,6 +45,16 @@ fn option(args: &[String], name: &str) -> Option<String> {
 
 fn required(args: &[String], name: &str) -> Result<String, SimError> {
     option(args, name).ok_or_else(|| SimError::Usage(format!("{name} is required\n{USAGE}")))
+}
+
+/// An `on|off` option; absent is None.
+fn on_off(args: &[String], name: &str) -> Result<Option<bool>, SimError> {
+    match option(args, name).as_deref() {
+        None => Ok(None),
+        Some("on") => Ok(Some(true)),
+        Some("off") => Ok(Some(false)),
+        Some(other) => Err(SimError::Usage(format!("{name} {other:?}: use on or off"))),
+    }
 }
 
 fn number<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, SimError> {
@@ -62,16 +78,16 @@ fn run(args: &[String]) -> Result<String, SimError> {
             spec.ib_hcas = number(args, "--ib", 0)?;
             spec.accelnet = words.contains(&"--accelnet");
             spec.real_packages = words.contains(&"--real-packages");
-            spec.secure_boot = match option(args, "--secure-boot").as_deref() {
-                None => None,
-                Some("on") => Some(true),
-                Some("off") => Some(false),
-                Some(other) => {
-                    return Err(SimError::Usage(format!(
-                        "--secure-boot {other:?}: use on or off"
-                    )));
-                }
-            };
+            spec.secure_boot = on_off(args, "--secure-boot")?;
+            spec.confidential_vm = words.contains(&"--confidential-vm");
+            spec.lockdown = on_off(args, "--lockdown")?;
+            spec.repo_kernels = option(args, "--repo-kernels")
+                .map(|list| list.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            if let Some(driver) = option(args, "--vf-driver") {
+                spec.vf_driver = driver;
+            }
+            spec.ib_rate_gbps = number(args, "--ib-rate", 25)?;
             spec.osts = number(args, "--osts", 4)?;
             spec.mdts = number(args, "--mdts", 1)?;
             if let Some(hostname) = option(args, "--hostname") {
@@ -111,7 +127,23 @@ fn run(args: &[String]) -> Result<String, SimError> {
                 "lbug" => Fault::Lbug,
                 "lnet-health" => Fault::LnetHealth {
                     value: number(args, "--value", 100)?,
+                    recover_after: option(args, "--recover-after")
+                        .map(|_| number(args, "--recover-after", 0))
+                        .transpose()?,
                 },
+                "ib-degraded" => Fault::IbDegraded {
+                    hca: hca(),
+                    width: number(args, "--width", 2)?,
+                },
+                "vf-down" => Fault::VfDown,
+                "vf-idle" => Fault::VfIdle,
+                "mgs-via-vf" => Fault::MgsViaVf,
+                "repo-unreachable" => Fault::RepoUnreachable,
+                "repo-dependency-missing" => Fault::RepoDependencyMissing {
+                    kernel: required(args, "--kernel")?,
+                },
+                "package-lock-held" => Fault::PackageLockHeld,
+                "dkms-build-fails" => Fault::DkmsBuildFails,
                 "ib-port-down" => Fault::IbPortDown { hca: hca() },
                 "ib-errors" => Fault::IbErrors {
                     hca: hca(),

@@ -28,7 +28,29 @@ pub struct NodeSpec {
     pub real_packages: bool,
     /// None: no EFI; Some(on): an EFI node with Secure Boot on or off.
     pub secure_boot: Option<bool>,
+    /// A Confidential VM: its firmware lacks the certificate AMLFS signs modules with.
+    pub confidential_vm: bool,
+    /// Kernel lockdown in integrity mode; None: the distribution's default (on for Azure
+    /// Linux 3, and with Secure Boot on).
+    pub lockdown: Option<bool>,
+    /// Kernels the repository publishes the client for besides the node's own.
+    pub repo_kernels: Vec<String>,
+    /// The VF's driver: mlx4_core, mlx5_core or mana.
+    pub vf_driver: String,
+    /// The InfiniBand rate in Gb/s: 25, 100, 200 or 400.
+    pub ib_rate_gbps: u32,
 }
+
+/// The VF drivers Azure's accelerated networking uses.
+pub const VF_DRIVERS: [&str; 3] = ["mlx4_core", "mlx5_core", "mana"];
+
+/// The InfiniBand rates a node can train at, with the sysfs rate text at full width.
+pub const IB_RATES: [(u32, &str); 4] = [
+    (25, "25 Gb/sec (1X EDR)"),
+    (100, "100 Gb/sec (4X EDR)"),
+    (200, "200 Gb/sec (4X HDR)"),
+    (400, "400 Gb/sec (4X NDR)"),
+];
 
 impl NodeSpec {
     pub fn new(distro: &str, kernel: &str, lustre: LustreVersion) -> NodeSpec {
@@ -43,6 +65,11 @@ impl NodeSpec {
             hostname: "node1".into(),
             real_packages: false,
             secure_boot: None,
+            confidential_vm: false,
+            lockdown: None,
+            repo_kernels: Vec::new(),
+            vf_driver: "mlx5_core".into(),
+            ib_rate_gbps: 25,
         }
     }
 }
@@ -76,7 +103,7 @@ UUID=7A1B-22C3  /boot/efi       vfat    umask=0077      0       1\n\
 /dev/disk/cloud/azure_resource-part1\t/mnt\tauto\tdefaults,nofail,x-systemd.requires=cloud-init.service,comment=cloudconfig\t0\t2\n\
 10.0.0.4:/sched   /sched nfs  rw,hard,vers=3  0 0\n";
 
-const SHIMS_COMMON: [&str; 9] = [
+const SHIMS_COMMON: [&str; 11] = [
     "mount",
     "umount",
     "mount.lustre",
@@ -86,6 +113,8 @@ const SHIMS_COMMON: [&str; 9] = [
     "lnetctl",
     "lfs",
     "ip",
+    "dkms",
+    "mokutil",
 ];
 
 impl SimNode {
@@ -98,11 +127,28 @@ impl SimNode {
                 DISTROS.join(", ")
             )));
         }
-        if spec.kernel.is_empty() || spec.kernel.contains(['/', ' ']) {
+        for kernel in std::iter::once(&spec.kernel).chain(&spec.repo_kernels) {
+            if kernel.is_empty() || kernel.contains(['/', ' ']) {
+                return Err(SimError::Usage(format!("bad kernel release {kernel:?}")));
+            }
+        }
+        if !VF_DRIVERS.contains(&spec.vf_driver.as_str()) {
             return Err(SimError::Usage(format!(
-                "bad kernel release {:?}",
-                spec.kernel
+                "unknown VF driver {:?}: use one of {}",
+                spec.vf_driver,
+                VF_DRIVERS.join(", ")
             )));
+        }
+        if !IB_RATES.iter().any(|(rate, _)| *rate == spec.ib_rate_gbps) {
+            return Err(SimError::Usage(format!(
+                "InfiniBand rate {} Gb/s: use 25, 100, 200 or 400",
+                spec.ib_rate_gbps
+            )));
+        }
+        if spec.confidential_vm && spec.secure_boot != Some(true) {
+            return Err(SimError::Usage(
+                "a Confidential VM runs with Secure Boot on (--secure-boot on)".into(),
+            ));
         }
         let io = |what: &str, path: &Path| {
             let (what, path) = (what.to_owned(), path.to_path_buf());
@@ -143,6 +189,14 @@ impl SimNode {
             dkms: false,
             headers: BTreeSet::new(),
             secure_boot: spec.secure_boot,
+            kmod_cert_trusted: !spec.confidential_vm,
+            lockdown: spec
+                .lockdown
+                .unwrap_or(family(&spec.distro) == Family::Tdnf || spec.secure_boot == Some(true)),
+            repo_kernels: spec.repo_kernels.iter().cloned().collect(),
+            vf_driver: spec.vf_driver.clone(),
+            ib_rate_gbps: spec.ib_rate_gbps,
+            dkms_half_installed: false,
         };
         for dir_name in ["etc/kernel/postinst.d", "var/lib", "tmp", "usr/sbin", "bin"] {
             fs::create_dir_all(root.join(dir_name))

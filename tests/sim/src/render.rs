@@ -601,6 +601,19 @@ fn dkms_files(state: &NodeState, tree: &mut Tree) {
     }
 }
 
+/// The lockdown LSM's file (security/lockdown/lockdown.c: the active mode bracketed).
+fn lockdown_files(state: &NodeState, tree: &mut Tree) {
+    put(
+        tree,
+        "sys/kernel/security/lockdown",
+        if state.lockdown {
+            "none [integrity] confidentiality\n"
+        } else {
+            "[none] integrity confidentiality\n"
+        },
+    );
+}
+
 fn efi_files(state: &NodeState, tree: &mut Tree) {
     if let Some(on) = state.secure_boot {
         // The EFI variable: 4 attribute bytes, then the value (1 = Secure Boot enforced).
@@ -707,6 +720,27 @@ pub fn ib_counter_width(counter: &str) -> u32 {
     }
 }
 
+/// The lanes of a port at full width: the sample's 25 Gb/s port is 1X, the others 4X.
+pub fn ib_full_width(rate_gbps: u32) -> u32 {
+    if rate_gbps == 25 { 1 } else { 4 }
+}
+
+/// The sysfs `rate` text of an HCA's port 1 (drivers/infiniband/core/sysfs.c, rate_show:
+/// `"%d%s Gb/sec (%dX%s)\n"`), at its trained width.
+fn ib_rate_text(state: &NodeState, hca: &str) -> String {
+    let full = ib_full_width(state.ib_rate_gbps);
+    let width = state.faults.ib_width.get(hca).copied().unwrap_or(full);
+    let speed = match state.ib_rate_gbps {
+        200 => "HDR",
+        400 => "NDR",
+        _ => "EDR",
+    };
+    format!(
+        "{} Gb/sec ({width}X {speed})\n",
+        state.ib_rate_gbps / full * width
+    )
+}
+
 fn ib_files(state: &NodeState, tree: &mut Tree) {
     if state.ib_hcas == 0 {
         return;
@@ -735,6 +769,9 @@ fn ib_files(state: &NodeState, tree: &mut Tree) {
                     (base + state.faults.ib_errors.get(&key).copied().unwrap_or(0)).min(max)
                 };
                 content = format!("{value}\n");
+            }
+            if relative == "ports/1/rate" {
+                content = ib_rate_text(state, &hca);
             }
             if relative == "ports/1/phys_state" {
                 // The mlx5 sample's phys_state reads "4: ACTIVE", a quirk of that test data;
@@ -793,19 +830,32 @@ fn net_files(state: &NodeState, tree: &mut Tree) {
     }
     put(tree, "sys/class/net/lo/operstate", "unknown\n");
     put(tree, "sys/class/net/lo/type", "772\n");
-    let vf_present = state.accelnet && !state.faults.vf_removed;
+    let vf_present = state.vf_present();
+    // With accelerated networking the traffic flows through the VF, unless it is idle.
+    let (vf_rx, vf_tx) = state.faults.vf_idle.unwrap_or((rx, tx));
     if vf_present {
         let vf = format!("sys/class/net/{VF}");
-        put(tree, format!("{vf}/operstate"), "up\n");
+        put(
+            tree,
+            format!("{vf}/operstate"),
+            if state.faults.vf_down {
+                "down\n"
+            } else {
+                "up\n"
+            },
+        );
         put(tree, format!("{vf}/address"), "00:0d:3a:9b:1c:2e\n");
         put(tree, format!("{vf}/type"), "1\n");
-        put(tree, format!("{vf}/device/uevent"), "DRIVER=mlx5_core\n");
-        // With accelerated networking the traffic flows through the VF.
+        put(
+            tree,
+            format!("{vf}/device/uevent"),
+            format!("DRIVER={}\n", state.vf_driver),
+        );
         for (name, value) in [
-            ("rx_bytes", rx),
-            ("tx_bytes", tx),
-            ("rx_packets", rx / 1500),
-            ("tx_packets", tx / 1500),
+            ("rx_bytes", vf_rx),
+            ("tx_bytes", vf_tx),
+            ("rx_packets", vf_rx / 1500),
+            ("tx_packets", vf_tx / 1500),
         ] {
             put(
                 tree,
@@ -831,7 +881,7 @@ fn net_files(state: &NodeState, tree: &mut Tree) {
     dev.push_str(&row("lo", 1_664_039_048, 1_664_039_048));
     dev.push_str(&row("eth0", rx, tx));
     if vf_present {
-        dev.push_str(&row(VF, rx, tx));
+        dev.push_str(&row(VF, vf_rx, vf_tx));
     }
     for index in 0..state.ib_hcas {
         dev.push_str(&row(&format!("ib{index}"), 0, 0));
@@ -866,6 +916,7 @@ pub fn tree(state: &NodeState) -> Tree {
     module_files(state, &mut tree);
     dkms_files(state, &mut tree);
     efi_files(state, &mut tree);
+    lockdown_files(state, &mut tree);
     lustre_files(state, &mut tree);
     lnet_files(state, &mut tree);
     ib_files(state, &mut tree);

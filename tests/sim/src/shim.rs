@@ -61,6 +61,8 @@ pub fn run(node: &SimNode, name: &str, args: &[String]) -> ShimOutput {
         "dpkg-query" => dpkg_query(node, args),
         "dnf" | "tdnf" => dnf(node, name, args),
         "rpm" => rpm(node, args),
+        "mokutil" => mokutil(node, args),
+        "dkms" => dkms(node, args),
         _ => Ok(ShimOutput::fail(
             127,
             format!("lfleet-sim: no shim named {name}\n"),
@@ -320,9 +322,31 @@ fn modprobe(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
             // kmod's message (tools/modprobe.c).
             return Ok(ShimOutput::fail(1, format!("modprobe: FATAL: Module {module} not found in directory /lib/modules/{kernel}\n")));
         }
+        if let Some(errno_text) = signature_refusal(state, &kernel) {
+            // kmod tools/modprobe.c: ERR("could not insert '%s': %s\n", name, strerror(-err)),
+            // ERR printing "modprobe: ERROR: "; the kernel's module_sig_check returns
+            // -EKEYREJECTED when signatures are enforced and the key is unknown, and lockdown's
+            // -EPERM otherwise.
+            return Ok(ShimOutput::fail(1, format!("modprobe: ERROR: could not insert '{module}': {errno_text}\n")));
+        }
         state.loaded_modules.extend(dependencies.into_iter().map(str::to_owned));
         Ok(ShimOutput::ok(""))
     })
+}
+
+/// Why the kernel would refuse the client's modules for `kernel`, as strerror says it: AMLFS's
+/// prebuilt modules are signed with the Azure Services Linux Kmod PCA certificate (trusted by
+/// Trusted Launch firmware, not by a Confidential VM's); DKMS-built ones are unsigned.
+fn signature_refusal(state: &NodeState, kernel: &str) -> Option<&'static str> {
+    let prebuilt = state.clients.contains(kernel) || state.real_packages;
+    let signed_and_trusted = prebuilt && state.kmod_cert_trusted;
+    if state.secure_boot == Some(true) && !signed_and_trusted {
+        return Some("Key was rejected by service");
+    }
+    if state.lockdown && !prebuilt {
+        return Some("Operation not permitted");
+    }
+    None
 }
 
 fn lustre_rmmod(node: &SimNode) -> Result<ShimOutput> {
@@ -344,7 +368,7 @@ fn lustre_rmmod(node: &SimNode) -> Result<ShimOutput> {
 
 fn interface_exists(state: &NodeState, name: &str) -> bool {
     (name == "eth0")
-        || (name == VF && state.accelnet && !state.faults.vf_removed)
+        || (name == VF && state.vf_present())
         || name
             .strip_prefix("ib")
             .and_then(|n| n.parse::<u32>().ok())
@@ -387,7 +411,7 @@ fn net_show(state: &NodeState, verbose: bool) -> String {
             if up { "up" } else { "down" }
         ));
         if verbose {
-            let health = state.faults.lnet_health.unwrap_or(1000);
+            let health = state.lnet_health_at(crate::fault::wall_ms());
             text.push_str(&format!(
                 "            statistics:\n                  send_count: {}\n                  recv_count: {}\n                  drop_count: 0\n            health stats:\n                  fatal_error: 0\n                  health value: {health}\n                  interrupts: 0\n                  dropped: 0\n                  aborted: 0\n                  no route: 0\n                  timeouts: 0\n                  error: 0\n",
                 state.lnet_send_count % (1 << 32),
@@ -744,11 +768,17 @@ fn ip(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
                 ));
             };
             let octets = parsed.octets();
-            // Traffic to the VNet leaves through the synthetic NIC, never the VF.
-            let line = if octets[0..3] == [10, 0, 0] {
-                format!("{address} dev eth0 src 10.0.0.5 uid 0 \n    cache \n")
+            // Traffic to the VNet leaves through the synthetic NIC, unless a misconfiguration
+            // (mgs-via-vf) routes it onto the VF itself.
+            let dev = if state.faults.mgs_via_vf && state.vf_present() {
+                VF
             } else {
-                format!("{address} via 10.0.0.1 dev eth0 src 10.0.0.5 uid 0 \n    cache \n")
+                "eth0"
+            };
+            let line = if octets[0..3] == [10, 0, 0] {
+                format!("{address} dev {dev} src 10.0.0.5 uid 0 \n    cache \n")
+            } else {
+                format!("{address} via 10.0.0.1 dev {dev} src 10.0.0.5 uid 0 \n    cache \n")
             };
             Ok(ShimOutput::ok(line))
         }
@@ -758,8 +788,13 @@ fn ip(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
                 "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000{separator}    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
             );
             text.push_str(&format!("2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc mq state UP mode DEFAULT group default qlen 1000{separator}    link/ether 00:0d:3a:9b:1c:2e brd ff:ff:ff:ff:ff:ff\n"));
-            if state.accelnet && !state.faults.vf_removed {
-                text.push_str(&format!("3: {VF}: <BROADCAST,MULTICAST,SLAVE,UP,LOWER_UP> mtu 1500 qdisc mq master eth0 state UP mode DEFAULT group default qlen 1000{separator}    link/ether 00:0d:3a:9b:1c:2e brd ff:ff:ff:ff:ff:ff\n"));
+            if state.vf_present() {
+                let (flags, link_state) = if state.faults.vf_down {
+                    ("BROADCAST,MULTICAST,SLAVE", "DOWN")
+                } else {
+                    ("BROADCAST,MULTICAST,SLAVE,UP,LOWER_UP", "UP")
+                };
+                text.push_str(&format!("3: {VF}: <{flags}> mtu 1500 qdisc mq master eth0 state {link_state} mode DEFAULT group default qlen 1000{separator}    link/ether 00:0d:3a:9b:1c:2e brd ff:ff:ff:ff:ff:ff\n"));
             }
             for index in 0..state.ib_hcas {
                 let up = !state.faults.ib_down.contains(&format!("mlx5_{index}"));
@@ -789,12 +824,122 @@ fn ip(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     }
 }
 
+// === Secure Boot and DKMS ===
+
+/// `mokutil --sb-state` (mokutil src/mokutil.c: sb_state_internal's lines; without EFI
+/// variables it says so and exits 1).
+fn mokutil(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let state = node.state()?;
+    if !args.iter().any(|a| a == "--sb-state") {
+        return Ok(ShimOutput::fail(
+            1,
+            format!("mokutil: unsimulated command {}\n", args.join(" ")),
+        ));
+    }
+    Ok(match state.secure_boot {
+        None => ShimOutput::fail(1, "EFI variables are not supported on this system\n"),
+        Some(true) => ShimOutput::ok("SecureBoot enabled\n"),
+        Some(false) => ShimOutput::ok("SecureBoot disabled\n"),
+    })
+}
+
+/// DKMS's module name and version for this node's client (the deb packaging calls the
+/// module `lustre-client-modules`, the RPM one `lustre-client`).
+fn dkms_module(state: &NodeState) -> (&'static str, &'static str) {
+    let name = match crate::state::family(&state.distro) {
+        crate::state::Family::Deb => "lustre-client-modules",
+        _ => "lustre-client",
+    };
+    (name, state.lustre.release())
+}
+
+/// What `dkms build` prints for `kernel` and whether it succeeded: dkms.in's
+/// `invoke_command` ("Building module(s)...", then "(bad exit status: N)" and "Failed
+/// command:") and `report_build_problem 10` ("Error! Bad return status for module build on
+/// kernel: K (arch)" and "Consult .../make.log for more information.", on stderr).
+fn dkms_build(state: &NodeState, kernel: &str) -> (bool, String, String) {
+    let (name, version) = dkms_module(state);
+    let mut stdout = format!("Building initial module {name}/{version} for {kernel}\n");
+    if state.faults.dkms_build_fails {
+        stdout.push_str(&format!(
+            "Building module(s)....(bad exit status: 2)\nFailed command:\nmake -j2 KERNELRELEASE={kernel}\n"
+        ));
+        let stderr = format!(
+            "\nError! Bad return status for module build on kernel: {kernel} (x86_64)\nConsult /var/lib/dkms/{name}/{version}/build/make.log for more information.\n"
+        );
+        (false, stdout, stderr)
+    } else {
+        stdout.push_str("Building module(s)..... done.\nInstalling /lib/modules/");
+        stdout.push_str(&format!("{kernel}/updates/dkms/lustre.ko\n"));
+        (true, stdout, String::new())
+    }
+}
+
+/// `dkms status`: one line per kernel the module is installed for (dkms 3's format).
+fn dkms(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let state = node.state()?;
+    match args.first().map(String::as_str) {
+        Some("status") => {
+            let (name, version) = dkms_module(&state);
+            let mut stdout = String::new();
+            if state.dkms {
+                for kernel in state.headers.intersection(&state.all_kernels()) {
+                    stdout.push_str(&format!("{name}/{version}, {kernel}, x86_64: installed\n"));
+                }
+            } else if state.faults.dkms_build_fails && state.dkms_half_installed {
+                stdout.push_str(&format!("{name}/{version}: added\n"));
+            }
+            Ok(ShimOutput::ok(stdout))
+        }
+        _ => Ok(ShimOutput::fail(
+            1,
+            format!("dkms: unsimulated command {}\n", args.join(" ")),
+        )),
+    }
+}
+
 // === package managers ===
 
-const REPO_LINE: &str = "file:/srv/lfleet-sim/amlfs ./ Packages";
+/// The simulated AMLFS repository: a mirror inside the VNet. Messages name it as the real
+/// tools would name any repository.
+const REPO_URL: &str = "http://10.0.0.4:8080/amlfs";
+const REPO_LINE: &str = "http://10.0.0.4:8080/amlfs ./ Packages";
+/// apt's words for a refused connection to it (methods/connect.cc).
+const APT_REFUSED: &str =
+    "Could not connect to 10.0.0.4:8080 (10.0.0.4). - connect (111: Connection refused)";
+/// The process that holds the package lock in the package-lock-held fault.
+const LOCK_HOLDER: &str = "4242 (unattended-upgr)";
 
 fn meta_name(state: &NodeState) -> String {
     format!("amlfs-lustre-client-{}", state.lustre.amlfs_version())
+}
+
+/// AMLFS's kmod package for a kernel (deb: `kmod-lustre-client-<K>-<L>`; rpm:
+/// `kmod-lustre-client-<K transformed>`).
+fn kmod_name(state: &NodeState, kernel: &str) -> String {
+    match crate::state::family(&state.distro) {
+        crate::state::Family::Deb => format!(
+            "kmod-lustre-client-{kernel}-{}",
+            state.lustre.amlfs_version()
+        ),
+        _ => format!("kmod-lustre-client-{}", rpm_kernel_part(kernel)),
+    }
+}
+
+/// The DKMS packages a node's distribution installs: the one asked for, and (deb) the
+/// module package it pulls in, whose postinst runs the build.
+fn dkms_names(state: &NodeState) -> (String, Option<String>) {
+    let version = state.lustre.amlfs_version();
+    match crate::state::family(&state.distro) {
+        crate::state::Family::Deb => (
+            format!("amlfs-lustre-client-dkms-{version}"),
+            Some(format!("lustre-client-modules-dkms-{version}")),
+        ),
+        _ => (
+            format!("lustre-client-dkms-{}", version.replace('-', "_")),
+            None,
+        ),
+    }
 }
 
 fn apt_packages(args: &[String]) -> Vec<&str> {
@@ -817,21 +962,85 @@ enum Pkg {
     Dkms,
 }
 
+/// apt-get's answer while another process holds the dpkg frontend lock. With
+/// `-o DPkg::Lock::Timeout=N` the real apt-get waits N seconds first; the simulation does not
+/// sleep that wait. Words: apt-pkg/contrib/fileutl.cc (GetLock) and apt-pkg/deb/debsystem.cc.
+fn apt_lock_error(lock: &str) -> ShimOutput {
+    let mut stderr = format!("E: Could not get lock {lock}. It is held by process {LOCK_HOLDER}\n");
+    if lock.ends_with("lock-frontend") {
+        stderr.push_str(&format!(
+            "E: Unable to acquire the dpkg frontend lock ({lock}), is another process using it?\n"
+        ));
+    }
+    ShimOutput {
+        code: 100,
+        stdout: String::new(),
+        stderr,
+    }
+}
+
+/// Builds the client with DKMS for every present kernel with headers, as the DKMS package's
+/// postinst does; returns (ok, stdout, stderr).
+fn run_dkms_postinst(state: &mut NodeState) -> (bool, String, String) {
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let kernels: Vec<String> = state
+        .headers
+        .intersection(&state.all_kernels())
+        .cloned()
+        .collect();
+    for kernel in kernels {
+        let (ok, out, err) = dkms_build(state, &kernel);
+        stdout.push_str(&out);
+        stderr.push_str(&err);
+        if !ok {
+            state.dkms = false;
+            state.dkms_half_installed = true;
+            return (false, stdout, stderr);
+        }
+    }
+    state.dkms = true;
+    state.dkms_half_installed = false;
+    (true, stdout, stderr)
+}
+
 fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     let header =
         "Reading package lists...\nBuilding dependency tree...\nReading state information...\n";
-    match args
+    let operation = args
         .iter()
         .find(|a| !a.starts_with('-') && !a.contains('=') && !a.contains("::"))
-        .map(String::as_str)
-    {
-        Some("update") => Ok(ShimOutput::ok("Reading package lists... Done\n")),
+        .map(String::as_str);
+    let state = node.state()?;
+    match operation {
+        Some("update") => {
+            if state.faults.package_lock {
+                return Ok(apt_lock_error("/var/lib/apt/lists/lock"));
+            }
+            if state.faults.repo_unreachable {
+                // apt 2.6 reports an unreachable source as a warning and exits 0 (seen from
+                // the real apt-get against a closed port).
+                return Ok(ShimOutput {
+                    code: 0,
+                    stdout: format!(
+                        "Err:1 {REPO_URL} ./ InRelease\n  {APT_REFUSED}\nReading package lists...\n"
+                    ),
+                    stderr: format!(
+                        "W: Failed to fetch {REPO_URL}/./InRelease  {APT_REFUSED}\nW: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+                    ),
+                });
+            }
+            Ok(ShimOutput::ok("Reading package lists... Done\n"))
+        }
         Some("install") => {
+            if state.faults.package_lock {
+                return Ok(apt_lock_error("/var/lib/dpkg/lock-frontend"));
+            }
             let position = args.iter().position(|a| a == "install").unwrap_or(0);
             let packages = apt_packages(&args[position..]);
             node.change(|state| {
                 let meta = meta_name(state);
-                let dkms_name = format!("amlfs-lustre-client-dkms-{}", state.lustre.amlfs_version());
+                let (dkms_name, _) = dkms_names(state);
                 // Everything is checked before anything is installed, as apt resolves first.
                 let mut to_install = Vec::new();
                 for package in &packages {
@@ -860,9 +1069,32 @@ fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
                             stderr: format!("E: Version '{kernel}' for '{name}' was not found\n"),
                         });
                     }
+                    if state.faults.repo_dependency_missing.contains(&kernel) {
+                        // apt-private/private-output.cc (ShowBroken) and private-install.cc.
+                        return Ok(ShimOutput {
+                            code: 100,
+                            stdout: format!("{header}Some packages could not be installed. This may mean that you have\nrequested an impossible situation or if you are using the unstable\ndistribution that some required packages have not yet been created\nor been moved out of Incoming.\nThe following information may help to resolve the situation:\n\nThe following packages have unmet dependencies:\n {name} : Depends: {} but it is not installable\n", kmod_name(state, &kernel)),
+                            stderr: "E: Unable to correct problems, you have held broken packages.\n".into(),
+                        });
+                    }
                     to_install.push(Pkg::Meta(kernel));
                 }
+                if state.faults.repo_unreachable
+                    && let Some(first) = to_install.iter().find_map(|p| match p {
+                        Pkg::Meta(kernel) => Some(format!("{meta}_{kernel}_amd64.deb")),
+                        Pkg::Dkms => Some(format!("{dkms_name}_1_amd64.deb")),
+                        Pkg::Headers(_) => None,
+                    })
+                {
+                    // apt-pkg/acquire-item.cc and apt-private/private-install.cc.
+                    return Ok(ShimOutput {
+                        code: 100,
+                        stdout: format!("{header}Err:1 {REPO_URL} ./ {first}\n  {APT_REFUSED}\n"),
+                        stderr: format!("E: Failed to fetch {REPO_URL}/./{first}  {APT_REFUSED}\nE: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?\n"),
+                    });
+                }
                 let mut stdout = header.to_owned();
+                let mut build_dkms = false;
                 for package in to_install {
                     match package {
                         Pkg::Meta(kernel) => {
@@ -874,11 +1106,64 @@ fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
                             stdout.push_str(&format!("Setting up linux-headers-{kernel} ({kernel}) ...\n"));
                             state.headers.insert(kernel);
                         }
-                        Pkg::Dkms => {
-                            stdout.push_str(&format!("Setting up {dkms_name} (1) ...\n"));
-                            state.dkms = true;
-                        }
+                        Pkg::Dkms => build_dkms = true,
                     }
+                }
+                if build_dkms {
+                    let (_, module_package) = dkms_names(state);
+                    let module_package = module_package.unwrap_or_default();
+                    stdout.push_str(&format!("Setting up {module_package} ({}-1) ...\n", state.lustre.amlfs_version()));
+                    let (ok, out, err) = run_dkms_postinst(state);
+                    stdout.push_str(&out);
+                    if !ok {
+                        // dpkg's words (src/main/script.c, lib/dpkg/subproc.c; dependency
+                        // handling in src/main/configure.c) and apt's (apt-pkg/deb/dpkgpm.cc).
+                        let stderr = format!("{err}dpkg: error processing package {module_package} (--configure):\n installed {module_package} package post-installation script subprocess returned error exit status 10\ndpkg: dependency problems prevent configuration of {dkms_name}:\n {dkms_name} depends on {module_package}; however:\n  Package {module_package} is not configured yet.\n\ndpkg: error processing package {dkms_name} (--configure):\n dependency problems - leaving unconfigured\nErrors were encountered while processing:\n {module_package}\n {dkms_name}\nE: Sub-process /usr/bin/dpkg returned an error code (1)\n");
+                        return Ok(ShimOutput { code: 100, stdout, stderr });
+                    }
+                    stdout.push_str(&format!("Setting up {dkms_name} (1) ...\n"));
+                }
+                Ok(ShimOutput::ok(stdout))
+            })
+        }
+        Some("purge") | Some("remove") => {
+            if state.faults.package_lock {
+                return Ok(apt_lock_error("/var/lib/dpkg/lock-frontend"));
+            }
+            let purge = operation == Some("purge");
+            let position = args
+                .iter()
+                .position(|a| Some(a.as_str()) == operation)
+                .unwrap_or(0);
+            let packages = apt_packages(&args[position..]);
+            node.change(|state| {
+                let (dkms_name, module_package) = dkms_names(state);
+                let present = state.dkms || state.dkms_half_installed;
+                let mut stdout = header.to_owned();
+                for package in &packages {
+                    let is_dkms =
+                        *package == dkms_name || Some(package.to_string()) == module_package;
+                    if is_dkms && present {
+                        stdout.push_str(&format!("Removing {package} ...\n"));
+                        if purge {
+                            stdout.push_str(&format!(
+                                "Purging configuration files for {package} ...\n"
+                            ));
+                        }
+                    } else {
+                        // apt-private/private-install.cc.
+                        stdout.push_str(&format!(
+                            "Package '{package}' is not installed, so not removed\n"
+                        ));
+                    }
+                }
+                if present
+                    && packages
+                        .iter()
+                        .any(|p| *p == dkms_name || Some(p.to_string()) == module_package)
+                {
+                    state.dkms = false;
+                    state.dkms_half_installed = false;
                 }
                 Ok(ShimOutput::ok(stdout))
             })
@@ -929,19 +1214,34 @@ fn dpkg_query(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
             names.push(arg.clone());
         }
     }
+    let (dkms_name, module_package) = dkms_names(&state);
+    let dkms_version = format!("{}-1", state.lustre.amlfs_version());
     let mut stdout = String::new();
     let mut stderr = String::new();
     for name in names {
-        match (&state.deb_meta_version, name == meta_name(&state)) {
-            (Some(version), true) => {
-                stdout.push_str(
-                    &format
-                        .replace("${Package}", &name)
-                        .replace("${Status}", "install ok installed")
-                        .replace("${Version}", version),
-                );
-            }
-            _ => stderr.push_str(&format!("dpkg-query: no packages found matching {name}\n")),
+        // (status, version) as dpkg's database holds it.
+        let found = if name == meta_name(&state) {
+            state
+                .deb_meta_version
+                .clone()
+                .map(|v| ("install ok installed", v))
+        } else if Some(&name) == module_package.as_ref() && state.dkms_half_installed {
+            Some(("install ok half-configured", dkms_version.clone()))
+        } else if name == dkms_name && state.dkms_half_installed {
+            Some(("install ok unpacked", "1".to_owned()))
+        } else if (Some(&name) == module_package.as_ref() || name == dkms_name) && state.dkms {
+            Some(("install ok installed", dkms_version.clone()))
+        } else {
+            None
+        };
+        match found {
+            Some((status, version)) => stdout.push_str(
+                &format
+                    .replace("${Package}", &name)
+                    .replace("${Status}", status)
+                    .replace("${Version}", &version),
+            ),
+            None => stderr.push_str(&format!("dpkg-query: no packages found matching {name}\n")),
         }
     }
     Ok(ShimOutput {
@@ -972,23 +1272,100 @@ fn rpm_kernel_part(kernel: &str) -> String {
     trimmed.replace(['-', '_'], ".")
 }
 
+/// dnf and tdnf wait for another holder of their lock without a limit of their own, after
+/// saying so on stdout (dnf/lock.py: "Waiting for process with pid %d to finish."; tdnf
+/// common/lock.c: "waiting for %s lock on %s"). Blocks until the fault is healed (or an hour
+/// passes), so the caller's deadline is what ends it, as on a real node.
+fn wait_for_package_lock(node: &SimNode, tdnf: bool) -> Result<()> {
+    use std::io::Write;
+    let line = if tdnf {
+        "waiting for tdnf_instance lock on /var/run/.tdnf-instance-lockfile\n"
+    } else {
+        "Waiting for process with pid 4242 to finish.\n"
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.flush();
+    drop(out);
+    for _ in 0..36_000 {
+        if !node.state()?.faults.package_lock {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// What dnf and tdnf say when the repository refuses connections. dnf 4: seen from the real
+/// dnf against a closed port (with `skip_if_unavailable=False`, RHEL's default). tdnf:
+/// client/repo.c prints `Error(%u) : %s` with curl_easy_strerror's words for curl error 7
+/// (ERROR_TDNF_CURL_BASE 1201 + 7), then TDNFInitRepo "Error: Failed to synchronize cache for
+/// repo '%s'", then the CLI's own `Error(%u) : %s`; the exit status is the code's low byte.
+fn rpm_repo_unreachable(state: &NodeState, tdnf: bool) -> ShimOutput {
+    let major = if state.distro == "alma-8" {
+        "el8"
+    } else if tdnf {
+        "al3"
+    } else {
+        "el9"
+    };
+    if tdnf {
+        ShimOutput {
+            code: 1208 % 256,
+            stdout: "Refreshing metadata for: 'amlfs'\n".into(),
+            stderr: "Error(1208) : Couldn't connect to server\nError: Failed to synchronize cache for repo 'amlfs'\nError(1208) : Couldn't connect to server\n".into(),
+        }
+    } else {
+        ShimOutput {
+            code: 1,
+            stdout:
+                "amlfs                                            0.0  B/s |   0  B     00:00    \n"
+                    .into(),
+            stderr: format!(
+                "Errors during downloading metadata for repository 'amlfs':\n  - Curl error (7): Couldn't connect to server for {REPO_URL}-{major}/repodata/repomd.xml [Failed to connect to 10.0.0.4 port 8080 after 0 ms: Couldn't connect to server]\nError: Failed to download metadata for repo 'amlfs': Cannot download repomd.xml: Cannot download repodata/repomd.xml: All mirrors were tried\n"
+            ),
+        }
+    }
+}
+
 fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
+    let tdnf = program == "tdnf";
     let words: Vec<&str> = args
         .iter()
         .map(String::as_str)
         .filter(|a| !a.starts_with('-'))
         .collect();
+    let state = node.state()?;
+    if matches!(words.first(), Some(&"install") | Some(&"remove")) && state.faults.package_lock {
+        wait_for_package_lock(node, tdnf)?;
+    }
+    if matches!(
+        words.first(),
+        Some(&"install") | Some(&"makecache") | Some(&"list")
+    ) && state.faults.repo_unreachable
+    {
+        return Ok(rpm_repo_unreachable(&state, tdnf));
+    }
     match words.as_slice() {
         ["install", names @ ..] => node.change(|state| {
             let mut kernels = Vec::new();
-            let dkms_name = format!("lustre-client-dkms-{}", state.lustre.amlfs_version().replace('-', "_"));
+            let (dkms_name, _) = dkms_names(state);
             let mut extras = Vec::new();
+            let not_found = |name: &str| {
+                if tdnf {
+                    // tdnf client/resolve.c and the CLI's Error(1011) line; exit 1011 & 255.
+                    ShimOutput::fail(1011 % 256, format!("{name} package not found or not installed\nError(1011) : No matching packages\n"))
+                } else {
+                    // dnf's words and exit code, as the real dnf prints them.
+                    ShimOutput { code: 1, stdout: format!("No match for argument: {name}\n"), stderr: format!("Error: Unable to find a match: {name}\n") }
+                }
+            };
             for name in names {
                 if let Some(devel) = name.strip_prefix("kernel-devel-") {
                     let kernel = state.all_kernels().into_iter().find(|k| k.strip_suffix(".x86_64").unwrap_or(k) == devel);
                     match kernel {
                         Some(kernel) => extras.push(Pkg::Headers(kernel)),
-                        None => return Ok(ShimOutput { code: 1, stdout: format!("No match for argument: {name}\n"), stderr: format!("Error: Unable to find a match: {name}\n") }),
+                        None => return Ok(not_found(name)),
                     }
                     continue;
                 }
@@ -997,26 +1374,33 @@ fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
                     continue;
                 }
                 match rpm_kernel_for(state, name, &state.published()) {
-                    Some(kernel) => kernels.push(kernel),
-                    None if program == "dnf" => {
-                        // dnf's words and exit code, as the real dnf prints them.
-                        return Ok(ShimOutput { code: 1, stdout: format!("No match for argument: {name}\n"), stderr: format!("Error: Unable to find a match: {name}\n") });
+                    Some(kernel) if state.faults.repo_dependency_missing.contains(&kernel) => {
+                        let needed = kmod_name(state, &kernel);
+                        // libsolv's problem text (src/problems.c); dnf 4's layout as the real
+                        // dnf printed it, tdnf's from solv/tdnfpackage.c (SolvReportProblems).
+                        return Ok(if tdnf {
+                            ShimOutput::fail(1301 % 256, format!("1. nothing provides {needed} needed by {name}.x86_64\nFound 1 problem(s) while resolving\nError(1301) : Solv general runtime error\n"))
+                        } else {
+                            ShimOutput {
+                                code: 1,
+                                stdout: "(try to add '--skip-broken' to skip uninstallable packages)\n".into(),
+                                stderr: format!("Error: \n Problem: conflicting requests\n  - nothing provides {needed} needed by {name}.x86_64\n"),
+                            }
+                        });
                     }
-                    // Constructed: tdnf's error line for a package it cannot find.
-                    None => return Ok(ShimOutput::fail(1, format!("Error(1011) : No matching packages\n{name} package not found or not installed\n"))),
+                    Some(kernel) => kernels.push(kernel),
+                    None => return Ok(not_found(name)),
                 }
             }
             let mut stdout = String::from("Installed:\n");
+            let mut build_dkms = false;
             for extra in extras {
                 match extra {
                     Pkg::Headers(kernel) => {
                         stdout.push_str(&format!("  kernel-devel-{kernel}\n"));
                         state.headers.insert(kernel);
                     }
-                    Pkg::Dkms => {
-                        stdout.push_str(&format!("  {dkms_name}.x86_64\n"));
-                        state.dkms = true;
-                    }
+                    Pkg::Dkms => build_dkms = true,
                     Pkg::Meta(_) => {}
                 }
             }
@@ -1025,12 +1409,32 @@ fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
                 state.clients.insert(kernel.clone());
                 stdout.push_str(&format!("  {name}.x86_64\n"));
             }
+            if build_dkms {
+                let (ok, out, err) = run_dkms_postinst(state);
+                stdout.push_str(&format!("  Running scriptlet: {dkms_name}-1.noarch\n{out}{err}"));
+                if !ok {
+                    // rpm lib/rpmscript.c ("%s(%s) scriptlet failed, exit status %d") and
+                    // dnf's transaction display; a %post failure leaves the package
+                    // installed and the transaction complete.
+                    stdout.push_str(&format!("warning: %post({dkms_name}-1.noarch) scriptlet failed, exit status 10\n\nError in POSTIN scriptlet in rpm package {dkms_name}\n"));
+                }
+                stdout.push_str(&format!("  {dkms_name}-1.noarch\n"));
+            }
             stdout.push_str("\nComplete!\n");
             Ok(ShimOutput::ok(stdout))
         }),
+        ["remove", names @ ..] => node.change(|state| {
+            let (dkms_name, _) = dkms_names(state);
+            let present = state.dkms || state.dkms_half_installed;
+            if present && names.contains(&dkms_name.as_str()) {
+                state.dkms = false;
+                state.dkms_half_installed = false;
+                return Ok(ShimOutput::ok(format!("Removed:\n  {dkms_name}-1.noarch\n\nComplete!\n")));
+            }
+            Ok(ShimOutput::ok(format!("No match for argument: {}\nNo packages marked for removal.\nDependencies resolved.\nNothing to do.\nComplete!\n", names.join(" "))))
+        }),
         ["makecache", ..] => Ok(ShimOutput::ok("Metadata cache created.\n")),
         ["list", ..] => {
-            let state = node.state()?;
             let name = format!("amlfs-lustre-client-{}", state.lustre.amlfs_version().replace('-', "_"));
             let mut stdout = String::from("Available Packages\n");
             for kernel in state.published() {

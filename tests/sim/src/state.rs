@@ -158,6 +158,36 @@ pub struct Faults {
     pub repo_missing: BTreeSet<String>,
     /// Kernel log lines the faults printed.
     pub kmsg: Vec<String>,
+    /// The route to the MGS leaves through the VF (a misconfigured accelerated-networking
+    /// node: a VF with an address of its own, or a policy route onto it).
+    #[serde(default)]
+    pub mgs_via_vf: bool,
+    /// The VF is present but down.
+    #[serde(default)]
+    pub vf_down: bool,
+    /// The VF carries no traffic: its byte counters stay at these (rx, tx) values while the
+    /// synthetic NIC's keep moving.
+    #[serde(default)]
+    pub vf_idle: Option<(u64, u64)>,
+    /// HCA -> the width (lanes) its port 1 trained at, below the full 4X (or the sample's 1X).
+    #[serde(default)]
+    pub ib_width: BTreeMap<String, u32>,
+    /// Wall-clock milliseconds at which a dipped LNet health value is back at 1000 (LNet's
+    /// recovery pings raise it as sends succeed); absent: the value stays low.
+    #[serde(default)]
+    pub lnet_health_recovers_at_ms: Option<u64>,
+    /// The package repository cannot be reached.
+    #[serde(default)]
+    pub repo_unreachable: bool,
+    /// Kernels whose metapackage is published but whose kmod package is not yet.
+    #[serde(default)]
+    pub repo_dependency_missing: BTreeSet<String>,
+    /// Another process (pid 4242) holds the package manager's lock.
+    #[serde(default)]
+    pub package_lock: bool,
+    /// A DKMS build of the client fails (the module does not compile for the kernel).
+    #[serde(default)]
+    pub dkms_build_fails: bool,
 }
 
 impl Faults {
@@ -210,6 +240,39 @@ pub struct NodeState {
     /// None: booted without EFI; Some(on): the Secure Boot state in the EFI variable.
     #[serde(default)]
     pub secure_boot: Option<bool>,
+    /// Whether the firmware trusts the certificate AMLFS signs its modules with (the Azure
+    /// Services Linux Kmod PCA): Trusted Launch VMs do, Confidential VMs do not.
+    #[serde(default = "yes")]
+    pub kmod_cert_trusted: bool,
+    /// Kernel lockdown in integrity mode (Azure Linux 3's default; Ubuntu's with Secure Boot).
+    #[serde(default)]
+    pub lockdown: bool,
+    /// Kernels the repository publishes the client for besides the node's own.
+    #[serde(default)]
+    pub repo_kernels: BTreeSet<String>,
+    /// The driver of the accelerated-networking VF: mlx4_core, mlx5_core or mana.
+    #[serde(default = "mlx5")]
+    pub vf_driver: String,
+    /// The InfiniBand rate the HCAs train at in Gb/s: 25 (the sample's 1X EDR), 100 (4X EDR),
+    /// 200 (4X HDR) or 400 (4X NDR).
+    #[serde(default = "sample_ib_rate")]
+    pub ib_rate_gbps: u32,
+    /// The DKMS package whose build failed is left half-configured (dpkg) or installed with
+    /// no module (rpm), until it is removed.
+    #[serde(default)]
+    pub dkms_half_installed: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn mlx5() -> String {
+    "mlx5_core".into()
+}
+
+fn sample_ib_rate() -> u32 {
+    25
 }
 
 impl NodeState {
@@ -222,13 +285,31 @@ impl NodeState {
             .collect()
     }
 
-    /// Kernels the repository publishes the client for: every present kernel, less
-    /// repo-missing faults.
+    /// Kernels the repository publishes the client for: every present kernel and the
+    /// repository's own, less repo-missing faults.
     pub fn published(&self) -> BTreeSet<String> {
         self.all_kernels()
             .into_iter()
+            .chain(self.repo_kernels.iter().cloned())
             .filter(|k| !self.faults.repo_missing.contains(k))
             .collect()
+    }
+
+    /// Whether the accelerated-networking VF exists.
+    pub fn vf_present(&self) -> bool {
+        self.accelnet && !self.faults.vf_removed
+    }
+
+    /// The health value of the tcp NI at wall-clock `now_ms`.
+    pub fn lnet_health_at(&self, now_ms: u64) -> u32 {
+        match (
+            self.faults.lnet_health,
+            self.faults.lnet_health_recovers_at_ms,
+        ) {
+            (Some(_), Some(recovers)) if now_ms >= recovers => 1000,
+            (Some(value), _) => value,
+            (None, _) => 1000,
+        }
     }
 
     /// Mounts that are visible (not lost).

@@ -348,6 +348,10 @@ fn observe(node: &Path) -> BTreeMap<String, String> {
         shim(node, "ip", &["-o", "link", "show"]).stdout,
     );
     seen.insert(
+        "$ ip route get 10.0.1.4".into(),
+        shim(node, "ip", &["route", "get", "10.0.1.4"]).stdout,
+    );
+    seen.insert(
         "$ apt-cache madison".into(),
         shim(
             node,
@@ -375,7 +379,7 @@ fn each_fault_changes_exactly_what_it_claims_and_heal_undoes_it() {
         "ubuntu-22.04",
         JAMMY_KERNEL,
         "2.15",
-        &["--ib", "2", "--accelnet"],
+        &["--ib", "2", "--ib-rate", "200", "--accelnet"],
     );
     assert_eq!(
         shim(
@@ -459,7 +463,34 @@ fn each_fault_changes_exactly_what_it_claims_and_heal_undoes_it() {
             vec!["ib-saturate", "--hca", "mlx5_0"],
             vec![ib_counter.clone()],
         ),
+        (
+            vec!["ib-degraded", "--hca", "mlx5_0", "--width", "2"],
+            vec!["sys/class/infiniband/mlx5_0/ports/1/rate".into()],
+        ),
         (vec!["vf-removed"], vf),
+        (
+            vec!["vf-down"],
+            vec![
+                "$ ip -o link show".into(),
+                "sys/class/net/enP30832s1/operstate".into(),
+            ],
+        ),
+        // Idle shows only when traffic moves (below); a route shows in `ip route get`.
+        (vec!["vf-idle"], vec![]),
+        (vec!["mgs-via-vf"], vec!["$ ip route get 10.0.1.4".into()]),
+        (
+            vec!["lnet-health", "--value", "300", "--recover-after", "3600"],
+            vec!["$ lnetctl net show -v 3".into()],
+        ),
+        // Package faults change what the package managers answer, not the node's files
+        // (package_faults_fail_each_package_manager_in_its_own_words).
+        (vec!["repo-unreachable"], vec![]),
+        (vec!["package-lock-held"], vec![]),
+        (vec!["dkms-build-fails"], vec![]),
+        (
+            vec!["repo-dependency-missing", "--kernel", JAMMY_KERNEL],
+            vec![],
+        ),
         (
             vec!["kernel-upgrade", "--kernel", upgrade],
             vec![
@@ -525,12 +556,68 @@ fn each_fault_changes_exactly_what_it_claims_and_heal_undoes_it() {
             .stdout
             .contains("health value: 0\n")
     );
+    // A dip that recovers: low, then back at 1000 once its time has passed.
+    sim(&[
+        "fault",
+        n,
+        "lnet-health",
+        "--value",
+        "200",
+        "--recover-after",
+        "1",
+    ]);
+    let net_show = || shim(&node, "lnetctl", &["net", "show", "-v", "3"]).stdout;
+    assert!(net_show().contains("health value: 200\n"), "{}", net_show());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(
+        net_show().contains("                  health value: 1000\n                  interrupts"),
+        "{}",
+        net_show()
+    );
+    assert_eq!(
+        read(&node, "sys/class/infiniband/mlx5_1/ports/1/rate"),
+        "200 Gb/sec (4X HDR)\n"
+    );
+    sim(&["fault", n, "ib-degraded", "--hca", "mlx5_1", "--width", "2"]);
+    assert_eq!(
+        read(&node, "sys/class/infiniband/mlx5_1/ports/1/rate"),
+        "100 Gb/sec (2X HDR)\n"
+    );
+    sim(&["fault", n, "mgs-via-vf"]);
+    assert!(
+        shim(&node, "ip", &["route", "get", "10.0.1.4"])
+            .stdout
+            .starts_with("10.0.1.4 via 10.0.0.1 dev enP30832s1 src 10.0.0.5")
+    );
+    // An idle VF: the synthetic NIC's bytes move under load, the VF's do not.
+    sim(&["fault", n, "vf-idle"]);
+    let vf_rx = read(&node, "sys/class/net/enP30832s1/statistics/rx_bytes");
+    let eth_rx = read(&node, "sys/class/net/eth0/statistics/rx_bytes");
+    sim(&[
+        "load",
+        n,
+        "--read-mbps",
+        "100",
+        "--seconds",
+        "2",
+        "--instant",
+    ]);
+    assert_eq!(
+        read(&node, "sys/class/net/enP30832s1/statistics/rx_bytes"),
+        vf_rx
+    );
+    assert_ne!(
+        read(&node, "sys/class/net/eth0/statistics/rx_bytes"),
+        eth_rx
+    );
     // Bad fault arguments change nothing.
     let before = observe(&node);
     for bad in [
         vec!["import", "--target", "OST0009", "--state", "DISCONN"],
         vec!["import", "--target", "OST0001", "--state", "FULL"],
         vec!["ib-port-down", "--hca", "mlx5_7"],
+        vec!["ib-degraded", "--hca", "mlx5_0", "--width", "4"],
+        vec!["lnet-health", "--value", "2000"],
         vec!["nonsense"],
     ] {
         let mut args = vec!["fault", n];
@@ -781,4 +868,256 @@ fn rendered_stats_have_the_shape_of_the_real_samples() {
             }
         }
     }
+}
+
+#[test]
+fn package_faults_fail_each_package_manager_in_its_own_words() {
+    const AZL_KERNEL: &str = "6.6.121.1-1.azl3";
+    let dir = tempfile::tempdir().unwrap();
+    let ubuntu = create(dir.path(), "ubuntu-22.04", JAMMY_KERNEL, "2.15", &[]);
+    let alma = create(dir.path(), "alma-9", ALMA_KERNEL, "2.15", &[]);
+    let azl = create(dir.path(), "azurelinux-3", AZL_KERNEL, "2.17", &[]);
+    let deb = format!("amlfs-lustre-client-2.15.7-33-g79ddf99={JAMMY_KERNEL}");
+    let rpm = "amlfs-lustre-client-2.15.7_33_g79ddf99-5.14.0.427.13.1.el9.4-1";
+    let tdnf = "amlfs-lustre-client-2.17.0_19_gbb5310f-6.6.121.1.1.azl3-1";
+    let install = |node: &Path, program: &str, package: &str| {
+        shim(node, program, &["install", "-y", package])
+    };
+    let fault = |node: &Path, args: &[&str]| {
+        let mut all = vec!["fault", node.to_str().unwrap()];
+        all.extend(args);
+        assert_eq!(sim(&all).code, 0, "{args:?}");
+    };
+    let heal = |node: &Path| assert_eq!(sim(&["heal", node.to_str().unwrap()]).code, 0);
+
+    // (node, program, package, the fault, exit code, words the output must hold)
+    let kernel_of = |node: &Path| -> &str {
+        if node == ubuntu {
+            JAMMY_KERNEL
+        } else if node == alma {
+            ALMA_KERNEL
+        } else {
+            AZL_KERNEL
+        }
+    };
+    let cases: Vec<(&Path, &str, &str, &str, i32, &str)> = vec![
+        (
+            &ubuntu,
+            "apt-get",
+            &deb,
+            "repo-unreachable",
+            100,
+            "E: Failed to fetch http://10.0.0.4:8080/amlfs/./amlfs-lustre-client-2.15.7-33-g79ddf99_5.15.0-1075-azure_amd64.deb  Could not connect to 10.0.0.4:8080 (10.0.0.4). - connect (111: Connection refused)",
+        ),
+        (
+            &alma,
+            "dnf",
+            rpm,
+            "repo-unreachable",
+            1,
+            "Error: Failed to download metadata for repo 'amlfs': Cannot download repomd.xml",
+        ),
+        (
+            &azl,
+            "tdnf",
+            tdnf,
+            "repo-unreachable",
+            184,
+            "Error(1208) : Couldn't connect to server\nError: Failed to synchronize cache for repo 'amlfs'",
+        ),
+        (
+            &ubuntu,
+            "apt-get",
+            &deb,
+            "repo-dependency-missing",
+            100,
+            "amlfs-lustre-client-2.15.7-33-g79ddf99 : Depends: kmod-lustre-client-5.15.0-1075-azure-2.15.7-33-g79ddf99 but it is not installable",
+        ),
+        (
+            &alma,
+            "dnf",
+            rpm,
+            "repo-dependency-missing",
+            1,
+            "nothing provides kmod-lustre-client-5.14.0.427.13.1.el9.4 needed by amlfs-lustre-client-2.15.7_33_g79ddf99-5.14.0.427.13.1.el9.4-1.x86_64",
+        ),
+        (
+            &azl,
+            "tdnf",
+            tdnf,
+            "repo-dependency-missing",
+            21,
+            "1. nothing provides kmod-lustre-client-6.6.121.1.1.azl3 needed by amlfs-lustre-client-2.17.0_19_gbb5310f-6.6.121.1.1.azl3-1.x86_64\nFound 1 problem(s) while resolving\nError(1301) : Solv general runtime error",
+        ),
+        (
+            &ubuntu,
+            "apt-get",
+            &deb,
+            "package-lock-held",
+            100,
+            "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)",
+        ),
+        (
+            &azl,
+            "tdnf",
+            tdnf,
+            "repo-missing",
+            243,
+            "package not found or not installed\nError(1011) : No matching packages",
+        ),
+    ];
+    for (node, program, package, kind, code, words) in cases {
+        let mut args = vec![kind];
+        if kind.starts_with("repo-dependency") || kind == "repo-missing" {
+            args.extend(["--kernel", kernel_of(node)]);
+        }
+        fault(node, &args);
+        let out = install(node, program, package);
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert_eq!(out.code, code, "{program} {kind}: {text}");
+        assert!(text.contains(words), "{program} {kind}: {text}");
+        heal(node);
+        assert!(
+            !node
+                .join(format!("lib/modules/{}/updates", kernel_of(node)))
+                .exists()
+                && !node
+                    .join(format!("lib/modules/{}/extra", kernel_of(node)))
+                    .exists(),
+            "{program} {kind}: nothing installed"
+        );
+    }
+
+    // dnf and tdnf wait for the lock without a limit, saying so first; they go on once it
+    // is released.
+    for (node, program, package, waiting) in [
+        (
+            &alma,
+            "dnf",
+            rpm,
+            "Waiting for process with pid 4242 to finish.\n",
+        ),
+        (
+            &azl,
+            "tdnf",
+            tdnf,
+            "waiting for tdnf_instance lock on /var/run/.tdnf-instance-lockfile\n",
+        ),
+    ] {
+        fault(node, &["package-lock-held"]);
+        let mut child = Command::new(node.join("bin").join(program))
+            .args(["install", "-y", package])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = vec![0u8; waiting.len()];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+        assert_eq!(String::from_utf8_lossy(&first), waiting);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(child.try_wait().unwrap().is_none(), "{program} must wait");
+        heal(node);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{program} goes on after the lock is free");
+    }
+
+    // A DKMS build that fails: DKMS's words, dpkg's, and a half-configured package until it
+    // is purged; with rpm a failed %post leaves the package installed with no module.
+    fault(&ubuntu, &["dkms-build-fails"]);
+    let out = shim(
+        &ubuntu,
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            &format!("linux-headers-{JAMMY_KERNEL}"),
+            "amlfs-lustre-client-dkms-2.15.7-33-g79ddf99",
+        ],
+    );
+    assert_eq!(out.code, 100);
+    assert!(out.stderr.contains(&format!("Error! Bad return status for module build on kernel: {JAMMY_KERNEL} (x86_64)\nConsult /var/lib/dkms/lustre-client-modules/2.15.7/build/make.log for more information.\n")), "{}", out.stderr);
+    assert!(out.stderr.contains(" installed lustre-client-modules-dkms-2.15.7-33-g79ddf99 package post-installation script subprocess returned error exit status 10\n"), "{}", out.stderr);
+    let status = |node: &Path, package: &str| {
+        shim(node, "dpkg-query", &["-W", "-f=${Status}", package]).stdout
+    };
+    assert_eq!(
+        status(&ubuntu, "lustre-client-modules-dkms-2.15.7-33-g79ddf99"),
+        "install ok half-configured"
+    );
+    assert!(
+        !ubuntu
+            .join(format!("lib/modules/{JAMMY_KERNEL}/updates/dkms"))
+            .exists()
+    );
+    assert_eq!(
+        shim(
+            &ubuntu,
+            "apt-get",
+            &[
+                "purge",
+                "-y",
+                "amlfs-lustre-client-dkms-2.15.7-33-g79ddf99",
+                "lustre-client-modules-dkms-2.15.7-33-g79ddf99"
+            ]
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        status(&ubuntu, "lustre-client-modules-dkms-2.15.7-33-g79ddf99"),
+        ""
+    );
+    fault(&azl, &["dkms-build-fails"]);
+    let out = shim(
+        &azl,
+        "tdnf",
+        &[
+            "install",
+            "-y",
+            &format!("kernel-devel-{AZL_KERNEL}"),
+            "lustre-client-dkms-2.17.0_19_gbb5310f",
+        ],
+    );
+    assert_eq!(out.code, 0, "a failed %post does not fail the transaction");
+    assert!(out.stdout.contains("warning: %post(lustre-client-dkms-2.17.0_19_gbb5310f-1.noarch) scriptlet failed, exit status 10"), "{}", out.stdout);
+    assert!(
+        shim(&azl, "dkms", &["status"])
+            .stdout
+            .contains("lustre-client/2.17.0: added")
+    );
+
+    // Secure Boot: mokutil reports it; a Confidential VM's firmware lacks AMLFS's signing
+    // certificate, so the kernel refuses the prebuilt module.
+    let cvm = create(
+        &dir.path().join("cvm"),
+        "ubuntu-22.04",
+        JAMMY_KERNEL,
+        "2.15",
+        &["--secure-boot", "on", "--confidential-vm"],
+    );
+    assert_eq!(
+        shim(&cvm, "mokutil", &["--sb-state"]).stdout,
+        "SecureBoot enabled\n"
+    );
+    assert_eq!(
+        shim(&ubuntu, "mokutil", &["--sb-state"]).stderr,
+        "EFI variables are not supported on this system\n"
+    );
+    assert_eq!(install(&cvm, "apt-get", &deb).code, 0);
+    let out = shim(&cvm, "modprobe", &["lustre"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "modprobe: ERROR: could not insert 'lustre': Key was rejected by service\n"
+        )
+    );
+    assert_eq!(
+        read(&cvm, "sys/kernel/security/lockdown"),
+        "none [integrity] confidentiality\n"
+    );
+    assert_eq!(
+        read(&azl, "sys/kernel/security/lockdown"),
+        "none [integrity] confidentiality\n",
+        "Azure Linux 3 boots with lockdown=integrity"
+    );
 }
