@@ -14,12 +14,18 @@ const RULES: &[(&str, FailureClass)] = &[
         "Unable to acquire the dpkg frontend lock",
         FailureClass::PackageLockHeld,
     ),
-    // dnf: a second dnf waits on the RPM transaction lock.
+    // dnf: a second dnf waits on dnf's own lock (dnf/lock.py), until our deadline kills it.
     (
         "Waiting for process with pid",
         FailureClass::PackageLockHeld,
     ),
-    // The kernel's answers to a module it will not load (EKEYREJECTED, ENOKEY).
+    // tdnf: waits on its instance lock (common/lock.c, tdnflockAcquire), the same way.
+    (
+        "waiting for tdnf_instance lock",
+        FailureClass::PackageLockHeld,
+    ),
+    // The kernel's answers to a module it will not load (EKEYREJECTED, ENOKEY), as kmod's
+    // modprobe prints them (tools/modprobe.c: "could not insert '%s': %s" with strerror).
     (
         "Key was rejected by service",
         FailureClass::SecureBootRejected,
@@ -28,7 +34,8 @@ const RULES: &[(&str, FailureClass)] = &[
         "Required key not available",
         FailureClass::SecureBootRejected,
     ),
-    // dkms: a failed build (dkms's own message), whatever the package manager said after.
+    // dkms: a failed build (dkms.in, report_build_problem 10), whatever the package manager
+    // said after it; and dpkg's report of the DKMS package's postinst exiting with DKMS's 10.
     (
         "Bad return status for module build",
         FailureClass::DkmsBuildFailed,
@@ -40,7 +47,7 @@ const RULES: &[(&str, FailureClass)] = &[
         "but it is not installable",
         FailureClass::DependencyNotPublished,
     ),
-    // dnf/tdnf: the same.
+    // dnf and tdnf: libsolv's problem text (src/problems.c, SOLVER_RULE_PKG_REQUIRES).
     ("nothing provides", FailureClass::DependencyNotPublished),
     // apt: network and mirror failures, including the transient hash mismatch.
     ("Failed to fetch", FailureClass::RepositoryUnreachable),
@@ -49,9 +56,10 @@ const RULES: &[(&str, FailureClass)] = &[
         FailureClass::RepositoryUnreachable,
     ),
     ("Could not resolve", FailureClass::RepositoryUnreachable),
+    ("Could not connect to", FailureClass::RepositoryUnreachable),
     ("Unable to connect to", FailureClass::RepositoryUnreachable),
     ("Hash Sum mismatch", FailureClass::RepositoryUnreachable),
-    // dnf/tdnf: metadata downloads.
+    // dnf: metadata downloads (librepo's and dnf's words).
     (
         "Cannot download repomd.xml",
         FailureClass::RepositoryUnreachable,
@@ -61,6 +69,20 @@ const RULES: &[(&str, FailureClass)] = &[
         FailureClass::RepositoryUnreachable,
     ),
     ("Curl error", FailureClass::RepositoryUnreachable),
+    // tdnf: a repository whose metadata could not be fetched (client/repo.c,
+    // TDNFInitRepo), and curl_easy_strerror's words in its `Error(12xx)` line.
+    (
+        "Failed to synchronize cache for repo",
+        FailureClass::RepositoryUnreachable,
+    ),
+    (
+        "Couldn't connect to server",
+        FailureClass::RepositoryUnreachable,
+    ),
+    (
+        "Couldn't resolve host name",
+        FailureClass::RepositoryUnreachable,
+    ),
     // modprobe: no module for the running kernel.
     (
         "not found in directory /lib/modules",
@@ -93,54 +115,126 @@ pub fn says_package_missing(stdout: &str, stderr: &str) -> bool {
         "Unable to locate package",
         // dnf.
         "No match for argument",
-        // tdnf.
-        "No package",
+        // tdnf (client/resolve.c, TDNFPrepareSinglePkg), before its `Error(1011) : No
+        // matching packages`.
+        "package not found or not installed",
     ];
     [stdout, stderr]
         .iter()
         .any(|text| MISSING.iter().any(|fragment| text.contains(fragment)))
 }
 
-/// The series a kernel release belongs to: the upstream version and the distribution's
-/// flavour or minor-release branch. `5.15.0-1075-azure` is in `5.15.0/azure`;
-/// `5.14.0-611.5.1.el9_7.x86_64` is in `5.14.0-611`; `6.6.57.1-6.azl3` is in `6.6/azl3`.
-pub fn kernel_series(kernel_release: &str) -> String {
-    let (upstream, rest) = kernel_release
-        .split_once('-')
-        .unwrap_or((kernel_release, ""));
-    if let Some(flavour) = rest
-        .rsplit('-')
-        .next()
-        .filter(|f| rest.contains('-') && f.chars().all(|c| c.is_ascii_alphabetic()))
+/// The series a kernel belongs to: the group AMLFS publishes a client version for, and within
+/// which a kernel not published yet will be.
+///
+/// Takes a kernel release (`uname -r`) or the kernel part of an RPM package name (the same
+/// release transformed: `-` and `_` as `.`, no arch), so a node's kernel and a repository's
+/// package compare alike. This is the one place the rule lives:
+///
+/// - Ubuntu: the upstream version and the flavour. `5.15.0-1075-azure` is in `5.15.0/azure`
+///   (AMLFS: "5.15.0-*-azure" for 22.04).
+/// - RHEL-compatible: the upstream version and the first number of the release, which names
+///   the minor release. `5.14.0-611.5.1.el9_7.x86_64` and `5.14.0.611.5.1.el9.7` are in
+///   `5.14.0-611` (AMLFS: "9.7: 5.14.0-611.*").
+/// - Azure Linux: the upstream major.minor and the release tag. `6.6.57.1-6.azl3`,
+///   `6.6.119.3-1.azl3` and `6.6.119.3.1.azl3` are in `6.6/azl3`: Azure Linux 3 ships one
+///   rolling 6.6 series with four-part upstream versions, and AMLFS publishes for every
+///   kernel from a floor on (support matrix: ">= 6.6.119.3"). A later major.minor is
+///   another series.
+pub fn kernel_series(kernel: &str) -> String {
+    if let Some((upstream, rest)) = kernel.split_once('-')
+        && let Some(flavour) = rest
+            .rsplit('-')
+            .next()
+            .filter(|f| rest.contains('-') && f.chars().all(|c| c.is_ascii_alphabetic()))
     {
         // Ubuntu: 5.15.0-1075-azure.
         return format!("{upstream}/{flavour}");
     }
-    if let Some(tag) = rest.rsplit('.').next().filter(|t| t.starts_with("azl")) {
-        // Azure Linux: the upstream major.minor and the release tag.
-        let major_minor: Vec<&str> = upstream.split('.').take(2).collect();
-        return format!("{}/{tag}", major_minor.join("."));
+    let package_form = crate::package::rpm_kernel_part(kernel);
+    let parts: Vec<&str> = package_form.split('.').collect();
+    if let Some(tag) = parts.iter().rev().find(|p| p.starts_with("azl")) {
+        // Azure Linux: 6.6.57.1.6.azl3.
+        return format!("{}/{tag}", parts[..parts.len().min(2)].join("."));
     }
-    // RHEL-compatible: the first component of the release names the minor release.
-    let branch = rest.split('.').next().unwrap_or("");
-    format!("{upstream}-{branch}")
+    if parts.len() >= 4
+        && parts[..4]
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_digit()))
+    {
+        // RHEL-compatible: 5.14.0.611.5.1.el9.7.
+        return format!("{}-{}", parts[..3].join("."), parts[3]);
+    }
+    package_form
+}
+
+/// Orders kernels of one series: the numbers in the release, in order (`el9` and `azl3`
+/// count as 9 and 3). Works on releases and on RPM name parts alike.
+pub fn kernel_order(kernel: &str) -> Vec<u64> {
+    kernel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse().unwrap_or(u64::MAX))
+        .collect()
+}
+
+/// Why a kernel's client package does not exist, from what the repository does publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingPackage {
+    /// [`FailureClass::NotYetPublished`] or [`FailureClass::SeriesUnsupported`].
+    pub class: FailureClass,
+    /// The evidence, in a sentence.
+    pub detail: String,
 }
 
 /// Decides between "not yet published" and "series unsupported" for a missing package,
-/// given the kernel releases the repository publishes this Lustre version for.
-pub fn missing_package_class<'a>(
-    kernel_release: &str,
-    published_kernels: impl IntoIterator<Item = &'a str>,
-) -> FailureClass {
-    let series = kernel_series(kernel_release);
-    if published_kernels
+/// given the kernels (releases or RPM name parts) the repository publishes this Lustre
+/// version for.
+///
+/// Not yet published: the repository serves the kernel's series and a kernel of it no newer
+/// than this one, so this one is due (AMLFS publishes a new maintenance kernel of a served
+/// series within about a business day). Unsupported: the series is not served at all, or
+/// only from a newer kernel on (AMLFS builds forward from a floor and never back).
+pub fn missing_package<'a>(
+    kernel: &str,
+    published: impl IntoIterator<Item = &'a str>,
+) -> MissingPackage {
+    let series = kernel_series(kernel);
+    let order = kernel_order(kernel);
+    let mut in_series: Vec<&str> = published
         .into_iter()
-        .any(|published| kernel_series(published) == series)
-    {
-        FailureClass::NotYetPublished
-    } else {
-        FailureClass::SeriesUnsupported
+        .filter(|published| kernel_series(published) == series)
+        .collect();
+    in_series.sort_by_key(|published| kernel_order(published));
+    match in_series.first() {
+        None => MissingPackage {
+            class: FailureClass::SeriesUnsupported,
+            detail: format!(
+                "the repository publishes this client for no kernel of series {series}"
+            ),
+        },
+        Some(oldest) if kernel_order(oldest) > order => MissingPackage {
+            class: FailureClass::SeriesUnsupported,
+            detail: format!(
+                "the repository publishes series {series} only from {oldest} on; {kernel} is older and will not be published"
+            ),
+        },
+        Some(_) => MissingPackage {
+            class: FailureClass::NotYetPublished,
+            detail: format!(
+                "the repository publishes series {series} up to {}; {kernel} is not published yet",
+                in_series.last().copied().unwrap_or_default()
+            ),
+        },
     }
+}
+
+/// The class [`missing_package`] decides.
+pub fn missing_package_class<'a>(
+    kernel: &str,
+    published: impl IntoIterator<Item = &'a str>,
+) -> FailureClass {
+    missing_package(kernel, published).class
 }
 
 #[cfg(test)]
@@ -182,6 +276,24 @@ mod tests {
                 "modprobe: FATAL: Module lustre not found in directory /lib/modules/6.8.0-1030-azure",
                 FailureClass::ModuleMissing,
             ),
+            // tdnf: its instance lock (stdout, then killed at our deadline), a repository it
+            // cannot reach (curl error 7 as Error(1201 + 7)), a missing dependency (libsolv).
+            (
+                "waiting for tdnf_instance lock on /var/run/.tdnf-instance-lockfile",
+                FailureClass::PackageLockHeld,
+            ),
+            (
+                "Error(1208) : Couldn't connect to server\nError: Failed to synchronize cache for repo 'amlfs'\nError(1208) : Couldn't connect to server",
+                FailureClass::RepositoryUnreachable,
+            ),
+            (
+                "1. nothing provides kmod-lustre-client-6.6.121.1.1.azl3 needed by amlfs-lustre-client-2.16.1_22_g584eedc-6.6.121.1.1.azl3-1.x86_64\nFound 1 problem(s) while resolving\nError(1301) : Solv general runtime error",
+                FailureClass::DependencyNotPublished,
+            ),
+            (
+                "E: Failed to fetch http://127.0.0.1:9/pool/main/a/x.deb  Could not connect to 127.0.0.1:9 (127.0.0.1). - connect (111: Connection refused)",
+                FailureClass::RepositoryUnreachable,
+            ),
             ("E: Something nobody has seen", FailureClass::Unknown),
         ];
         for (stderr, expected) in cases {
@@ -215,6 +327,10 @@ mod tests {
             "No match for argument: amlfs-lustre-client-x\n",
             "Error: Unable to find a match: amlfs-lustre-client-x\n"
         ));
+        assert!(says_package_missing(
+            "",
+            "amlfs-lustre-client-x package not found or not installed\nError(1011) : No matching packages\n"
+        ));
         assert!(!says_package_missing(
             "",
             "E: Could not get lock /var/lib/dpkg/lock"
@@ -229,6 +345,33 @@ mod tests {
         assert_eq!(kernel_series("5.14.0-611.9.1.el9_7.x86_64"), "5.14.0-611");
         assert_eq!(kernel_series("5.14.0-687.1.1.el9_8.x86_64"), "5.14.0-687");
         assert_eq!(kernel_series("6.6.57.1-6.azl3"), "6.6/azl3");
+        // The RPM name parts AMLFS publishes fall in the same series as the releases.
+        assert_eq!(kernel_series("5.14.0.611.5.1.el9.7"), "5.14.0-611");
+        assert_eq!(kernel_series("6.6.119.3.1.azl3"), "6.6/azl3");
+        assert_eq!(kernel_series("6.6.121.1-1.azl3"), "6.6/azl3");
+        assert_eq!(kernel_series("6.12.20.1-1.azl3"), "6.12/azl3");
+    }
+
+    #[test]
+    fn azure_linux_kernels_with_different_third_and_fourth_parts_are_one_series() {
+        // Four version parts would split 6.6.119.3 from 6.6.121.1: the AMLFS al3 repository
+        // publishes both under one series, from a floor on.
+        let published = ["6.6.119.3.1.azl3", "6.6.121.1.1.azl3"];
+        assert_eq!(
+            missing_package_class("6.6.126.1-1.azl3", published),
+            FailureClass::NotYetPublished
+        );
+        let older = missing_package("6.6.57.1-6.azl3", published);
+        assert_eq!(older.class, FailureClass::SeriesUnsupported);
+        assert!(
+            older.detail.contains("only from 6.6.119.3.1.azl3 on"),
+            "{}",
+            older.detail
+        );
+        assert_eq!(
+            missing_package_class("6.12.20.1-1.azl3", published),
+            FailureClass::SeriesUnsupported
+        );
     }
 
     #[test]
