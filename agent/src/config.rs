@@ -32,6 +32,13 @@ pub struct ClientPolicy {
     pub dkms: Dkms,
 }
 
+/// Default seconds one package-manager run may take.
+pub const DEFAULT_INSTALL_TIMEOUT: u32 = 900;
+
+fn default_install_timeout() -> u32 {
+    DEFAULT_INSTALL_TIMEOUT
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LnetPolicy {
@@ -251,6 +258,10 @@ pub struct NodeConfig {
     pub lnet: LnetPolicy,
     #[serde(default = "default_timeout")]
     pub mount_timeout_seconds: u32,
+    /// Seconds one package-manager run may take, its wait for the package lock included
+    /// (dnf and tdnf wait for their lock without a limit of their own). Node-local.
+    #[serde(default = "default_install_timeout")]
+    pub install_timeout_seconds: u32,
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
     /// The package repository to set up; absent when the image already has one.
@@ -290,6 +301,8 @@ struct RawConfig {
     lnet: LnetPolicy,
     #[serde(default = "default_timeout")]
     mount_timeout_seconds: u32,
+    #[serde(default = "default_install_timeout")]
+    install_timeout_seconds: u32,
     #[serde(default)]
     mounts: Vec<RawMountSpec>,
     #[serde(default)]
@@ -370,6 +383,12 @@ impl NodeConfig {
                 ),
             ));
         }
+        if !(1..=7200).contains(&raw.install_timeout_seconds) {
+            return Err(invalid(
+                "install_timeout_seconds",
+                "must be from 1 to 7200".into(),
+            ));
+        }
         if !(1..=3600).contains(&raw.mount_timeout_seconds) {
             return Err(invalid(
                 "mount_timeout_seconds",
@@ -435,6 +454,7 @@ impl NodeConfig {
             client: raw.client,
             lnet: raw.lnet,
             mount_timeout_seconds: raw.mount_timeout_seconds,
+            install_timeout_seconds: raw.install_timeout_seconds,
             mounts,
             repository: raw.repository,
             health: raw.health,

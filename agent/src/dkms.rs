@@ -1,21 +1,24 @@
 //! The DKMS fallback: building the Lustre client for a kernel no prebuilt package serves,
-//! only when policy allows it and Secure Boot is known to be off.
+//! only when [`lfleet_install::dkms_decision`] allows it (policy, Secure Boot, kernel
+//! lockdown, and Azure Linux 3's default lockdown; the rule is stated there).
 //!
-//! AMLFS's prebuilt modules are signed; DKMS builds are not, so with Secure Boot on the
-//! kernel would refuse them (and on Azure Linux 3 lockdown refuses them even with Secure Boot
-//! merely off). The agent therefore never builds while Secure Boot is on or its state cannot
-//! be read, and says so in the kernel's finding.
+//! Packages (AMLFS documentation): apt `linux-headers-<K>` and `amlfs-lustre-client-dkms-<L>`
+//! (which pulls `lustre-client-modules-dkms-<L>`, whose postinst runs the build); dnf and tdnf
+//! `kernel-devel-<K without arch>` and `lustre-client-dkms-<L with _>`. DKMS installs the
+//! module under `/lib/modules/<K>/updates/dkms/`. A build that fails leaves its package
+//! half-configured (dpkg) or installed without a module (rpm), which would break every later
+//! package operation or hide the failure; the DKMS packages are then purged again, so nothing
+//! is left half-installed.
 //!
-//! Packages (AMLFS documentation): apt `linux-headers-<K>` and `amlfs-lustre-client-dkms-<L>`;
-//! dnf and tdnf `kernel-devel-<K without arch>` and `lustre-client-dkms-<L with _>`. DKMS
-//! installs the module under `/lib/modules/<K>/updates/dkms/`.
-//!
-//! Entry points: [`secure_boot`], [`build`].
+//! Entry points: [`decision`], [`secure_boot`], [`lockdown`], [`build`].
 
 use std::time::Duration;
 
 use lfleet_host::{CommandSpec, HostRoot};
-use lfleet_install::{Distro, FailureClass, PackageManager, classify};
+use lfleet_install::{
+    Distro, DkmsDecision, FailureClass, Lockdown, PackageManager, SecureBoot, classify,
+    dkms_decision,
+};
 
 use crate::install::find_module;
 use crate::reconcile::NodeHandle;
@@ -24,16 +27,11 @@ use crate::reconcile::NodeHandle;
 pub const SECURE_BOOT_VAR: &str =
     "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
-/// Whether the kernel enforces module signatures through Secure Boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecureBoot {
-    Enabled,
-    Disabled,
-    /// An EFI system whose variable cannot be read: treated as on.
-    Unknown,
-}
+/// The kernel's lockdown mode.
+pub const LOCKDOWN_PATH: &str = "sys/kernel/security/lockdown";
 
-/// Reads the Secure Boot state. A machine booted without EFI has no Secure Boot.
+/// Reads the Secure Boot state from the EFI variable. A machine booted without EFI has no
+/// Secure Boot.
 pub fn secure_boot(host: &HostRoot) -> SecureBoot {
     match host.exists("sys/firmware/efi") {
         Ok(false) => return SecureBoot::Disabled,
@@ -41,10 +39,30 @@ pub fn secure_boot(host: &HostRoot) -> SecureBoot {
         Err(_) => return SecureBoot::Unknown,
     }
     match host.read_limited(SECURE_BOOT_VAR, 64) {
-        Ok(bytes) if bytes.len() >= 5 && bytes[4] == 1 => SecureBoot::Enabled,
-        Ok(bytes) if bytes.len() >= 5 => SecureBoot::Disabled,
-        _ => SecureBoot::Unknown,
+        Ok(bytes) => SecureBoot::from_efivar(&bytes),
+        Err(_) => SecureBoot::Unknown,
     }
+}
+
+/// Reads the kernel's lockdown mode; `Unknown` when securityfs does not show it.
+pub fn lockdown(host: &HostRoot) -> Lockdown {
+    match host.read_optional(LOCKDOWN_PATH) {
+        Ok(Some(text)) => Lockdown::parse(&text),
+        _ => Lockdown::Unknown,
+    }
+}
+
+/// Whether a DKMS build may be tried on this node. An EFI variable that cannot be read is
+/// asked of `mokutil --sb-state` before it counts as unknown.
+pub async fn decision(node: NodeHandle<'_>, distro: &Distro, policy_allows: bool) -> DkmsDecision {
+    let mut state = secure_boot(node.host);
+    if policy_allows && state == SecureBoot::Unknown {
+        let spec = CommandSpec::new("mokutil", Duration::from_secs(30)).arg("--sb-state");
+        if let Ok(output) = node.runner.run(&spec).await {
+            state = SecureBoot::from_mokutil(&output.stdout);
+        }
+    }
+    dkms_decision(distro, policy_allows, state, lockdown(node.host))
 }
 
 /// The packages a DKMS build of `lustre_version` for `kernel` needs.
@@ -83,26 +101,100 @@ pub async fn build(
             .env("DEBIAN_FRONTEND", "noninteractive");
     }
     let spec = spec.args(packages(manager, lustre_version, kernel));
-    if let Err(error) = node.runner.run(&spec).await {
-        let class = match classify(error.stdout(), error.stderr()) {
-            FailureClass::Unknown => FailureClass::DkmsBuildFailed,
-            other => other,
-        };
-        return Err((class, error.to_string()));
+    let failed = match node.runner.run(&spec).await {
+        Err(error) => {
+            let class = match classify(error.stdout(), error.stderr()) {
+                FailureClass::Unknown => FailureClass::DkmsBuildFailed,
+                other => other,
+            };
+            // DKMS's own two lines first: the package manager's tail is about dpkg.
+            let dkms_said: Vec<&str> = error
+                .stdout()
+                .lines()
+                .chain(error.stderr().lines())
+                .map(str::trim)
+                .filter(|l| l.starts_with("Error! ") || l.starts_with("Consult "))
+                .collect();
+            let mut message = dkms_said.join(" ");
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&lfleet_types::ErrorChain(&error).to_string());
+            (class, message)
+        }
+        Ok(output) => match find_module(node.host, kernel, "lustre") {
+            Ok(Some(_)) => return Ok(()),
+            // rpm keeps a package whose scriptlet failed: the build's words are in the output.
+            Ok(None) => (
+                FailureClass::DkmsBuildFailed,
+                format!(
+                    "DKMS packages installed but no lustre module was built for {kernel}{}",
+                    output
+                        .stdout
+                        .lines()
+                        .chain(output.stderr.lines())
+                        .find(|l| l.contains("Bad return status for module build"))
+                        .map(|l| format!(": {}", l.trim()))
+                        .unwrap_or_default()
+                ),
+            ),
+            Err(error) => return Err((FailureClass::Unknown, error.to_string())),
+        },
+    };
+    if failed.0 == FailureClass::DkmsBuildFailed {
+        purge(node, manager, lustre_version).await;
     }
-    match find_module(node.host, kernel, "lustre") {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err((
-            FailureClass::DkmsBuildFailed,
-            format!("DKMS packages installed but no lustre module was built for {kernel}"),
-        )),
-        Err(error) => Err((FailureClass::Unknown, error.to_string())),
+    Err(failed)
+}
+
+/// The DKMS packages a failed build leaves behind (dpkg: half-configured).
+pub fn leftover_packages(manager: PackageManager, lustre_version: &str) -> Vec<String> {
+    match manager {
+        PackageManager::Apt => vec![
+            format!("amlfs-lustre-client-dkms-{lustre_version}"),
+            format!("lustre-client-modules-dkms-{lustre_version}"),
+        ],
+        PackageManager::Dnf | PackageManager::Tdnf => vec![format!(
+            "lustre-client-dkms-{}",
+            lustre_version.replace('-', "_")
+        )],
+    }
+}
+
+/// Removes what a failed build left, so the package database is consistent again.
+async fn purge(node: NodeHandle<'_>, manager: PackageManager, lustre_version: &str) {
+    let timeout = Duration::from_secs(900);
+    let spec = match manager {
+        PackageManager::Apt => CommandSpec::new("apt-get", timeout)
+            .args(["purge", "-y", "-o", "DPkg::Lock::Timeout=120"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        PackageManager::Dnf | PackageManager::Tdnf => {
+            CommandSpec::new(manager.program(), timeout).args(["remove", "-y"])
+        }
+    }
+    .args(leftover_packages(manager, lustre_version));
+    if let Err(error) = node.runner.run(&spec).await {
+        tracing::error!(
+            error = %lfleet_types::ErrorChain(&error),
+            "removing the packages of a failed DKMS build failed: the package database needs a person"
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lockdown_comes_from_securityfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        assert_eq!(lockdown(&host), Lockdown::Unknown);
+        host.create_dir_all("sys/kernel/security", 0o755).unwrap();
+        host.write_atomic(LOCKDOWN_PATH, b"none [integrity] confidentiality\n", 0o644)
+            .unwrap();
+        assert_eq!(lockdown(&host), Lockdown::Integrity);
+    }
 
     #[test]
     fn secure_boot_comes_from_the_efi_variable() {

@@ -8,10 +8,11 @@
 //!
 //! The package manager's lock is waited for by the package manager itself
 //! (`-o DPkg::Lock::Timeout` for apt-get; dnf and tdnf wait on their own), under the runner's
-//! deadline. Failures a retry can fix soon (lock held, repository unreachable, dependency not
-//! yet published) are retried here with jittered exponential backoff; "not yet published" is
-//! returned at once and retried by the reconcile loop's next pass, since AMLFS publishes
-//! kernel-matched packages within about a business day, not seconds.
+//! deadline. A pass makes one attempt by default (`InstallPolicy::attempts`); what to do
+//! next is [`lfleet_install::follow_up`]'s decision from the class: a retry on that class's
+//! schedule, a DKMS build, or a refusal with a reason. A missing package is sorted into
+//! "not yet published" and "series unsupported" by [`missing_package`] from what the
+//! repository does publish.
 //!
 //! Entry points: [`Installer::ensure_client`], [`find_module`], [`installed_kernels`],
 //! [`running_kernel`].
@@ -19,8 +20,8 @@
 use std::time::Duration;
 
 use lfleet_host::{Clock, CommandError, CommandRunner, CommandSpec, HostError, HostRoot};
-use lfleet_install::classify::{missing_package_class, says_package_missing};
-use lfleet_install::package::{PackageNameError, rpm_kernel_part};
+use lfleet_install::classify::{missing_package, says_package_missing};
+use lfleet_install::package::PackageNameError;
 use lfleet_install::{ClientPackage, Distro, FailureClass, PackageManager, classify};
 
 /// How the installer behaves.
@@ -28,7 +29,8 @@ use lfleet_install::{ClientPackage, Distro, FailureClass, PackageManager, classi
 pub struct InstallPolicy {
     /// The AMLFS Lustre client version, e.g. `2.15.7-33-g79ddf99`.
     pub lustre_version: String,
-    /// Tries for transient failures, the first included.
+    /// Tries for transient failures within one call, the first included (1: the caller's
+    /// follow-up schedules the next try).
     pub attempts: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
@@ -42,7 +44,7 @@ impl InstallPolicy {
     pub fn new(lustre_version: impl Into<String>) -> Self {
         InstallPolicy {
             lustre_version: lustre_version.into(),
-            attempts: 3,
+            attempts: 1,
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(60),
             lock_timeout: Duration::from_secs(120),
@@ -63,11 +65,13 @@ pub enum Ensured {
 /// Why a kernel has no client.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("kernel {kernel}: {class}: {command}")]
+    #[error("kernel {kernel}: {class}{}", detail_suffix(.detail))]
     Failed {
         kernel: String,
         class: FailureClass,
         command: String,
+        /// Why, when the output alone does not say (what the repository publishes).
+        detail: Option<String>,
         #[source]
         source: Box<CommandError>,
     },
@@ -87,6 +91,13 @@ pub enum InstallError {
         #[source]
         source: HostError,
     },
+}
+
+fn detail_suffix(detail: &Option<String>) -> String {
+    detail
+        .as_deref()
+        .map(|detail| format!(" ({detail})"))
+        .unwrap_or_default()
 }
 
 impl InstallError {
@@ -125,27 +136,53 @@ impl Installer<'_> {
                 source,
             })?;
         let mut refreshed = false;
+        let mut refresh_problem = None;
         let mut attempt = 1;
         loop {
             let install = self.install_spec(&package);
             match self.runner.run(&install).await {
                 Ok(_) => break,
                 Err(error) => {
-                    let missing = says_package_missing(error.stdout(), error.stderr());
+                    let said = classify(error.stdout(), error.stderr());
+                    // dnf that skips an unreachable repository then misses the package too:
+                    // the repository is the problem, not the package.
+                    let missing = says_package_missing(error.stdout(), error.stderr())
+                        && !blocks_resolution(said);
                     if missing && !refreshed {
                         // The lists may predate the package: refresh once and try again.
                         refreshed = true;
-                        self.refresh_lists(manager).await;
+                        refresh_problem = self.refresh_lists(manager).await;
                         continue;
                     }
-                    let class = if missing {
-                        let published = self.published_kernels(&package).await;
-                        missing_package_class(
-                            &series_key(manager, kernel),
-                            published.iter().map(String::as_str),
-                        )
-                    } else {
-                        classify(error.stdout(), error.stderr())
+                    let (class, detail) = match (missing, refresh_problem) {
+                        (true, Some(problem)) => (
+                            problem,
+                            Some("the package lists could not be refreshed".to_owned()),
+                        ),
+                        (true, None) => match self.published_kernels(&package).await {
+                            Ok(published) => {
+                                let found =
+                                    missing_package(kernel, published.iter().map(String::as_str));
+                                (found.class, Some(found.detail))
+                            }
+                            Err(problem) => (
+                                problem,
+                                Some(
+                                    "the repository could not be asked what it publishes"
+                                        .to_owned(),
+                                ),
+                            ),
+                        },
+                        // A run killed at its deadline: what it said last is the evidence.
+                        (false, _) if error.is_timeout() => (
+                            said,
+                            [error.stdout(), error.stderr()]
+                                .iter()
+                                .flat_map(|text| text.lines())
+                                .rfind(|line| !line.trim().is_empty())
+                                .map(|line| format!("it said: {}", line.trim())),
+                        ),
+                        (false, _) => (said, None),
                     };
                     let retry_here = class.is_transient()
                         && class != FailureClass::NotYetPublished
@@ -164,6 +201,7 @@ impl Installer<'_> {
                             kernel: kernel.to_owned(),
                             class,
                             command: install.display(),
+                            detail,
                             source: Box::new(error),
                         });
                     }
@@ -213,7 +251,9 @@ impl Installer<'_> {
         }
     }
 
-    async fn refresh_lists(&self, manager: PackageManager) {
+    /// Refreshes the package lists; a repository or lock problem it met (apt-get update
+    /// exits 0 with `W: Failed to fetch`, dnf skips an unreachable repository) is returned.
+    async fn refresh_lists(&self, manager: PackageManager) -> Option<FailureClass> {
         let timeout = self.policy.command_timeout;
         let spec = match manager {
             PackageManager::Apt => CommandSpec::new("apt-get", timeout)
@@ -227,15 +267,23 @@ impl Installer<'_> {
                 CommandSpec::new(manager.program(), timeout).args(["makecache", "--refresh"])
             }
         };
-        if let Err(error) = self.runner.run(&spec).await {
-            // The install that follows reports the real problem with its own words.
-            tracing::warn!(%error, "refreshing the package lists failed");
-        }
+        let class = match self.runner.run(&spec).await {
+            Ok(output) => classify(&output.stdout, &output.stderr),
+            Err(error) => {
+                tracing::warn!(error = %lfleet_types::ErrorChain(&error), "refreshing the package lists failed");
+                classify(error.stdout(), error.stderr())
+            }
+        };
+        blocks_resolution(class).then_some(class)
     }
 
     /// The kernel releases (apt) or kernel parts of names (dnf, tdnf) the repository
-    /// publishes this Lustre version for. Empty when the query fails.
-    async fn published_kernels(&self, package: &ClientPackage) -> Vec<String> {
+    /// publishes this Lustre version for. Empty when the repository has none; the class when
+    /// the repository or the lock stood in the way of asking.
+    async fn published_kernels(
+        &self,
+        package: &ClientPackage,
+    ) -> Result<Vec<String>, FailureClass> {
         let timeout = self.policy.command_timeout;
         match package.manager {
             PackageManager::Apt => {
@@ -244,14 +292,14 @@ impl Installer<'_> {
                     .arg(&package.name);
                 match self.runner.run(&spec).await {
                     // ` name | version | source` per line.
-                    Ok(output) => output
+                    Ok(output) => Ok(output
                         .stdout
                         .lines()
                         .filter_map(|line| line.split('|').nth(1))
                         .map(|version| version.trim().to_owned())
                         .filter(|version| !version.is_empty())
-                        .collect(),
-                    Err(_) => Vec::new(),
+                        .collect()),
+                    Err(error) => query_failure(&error),
                 }
             }
             PackageManager::Dnf | PackageManager::Tdnf => {
@@ -263,8 +311,15 @@ impl Installer<'_> {
                     .args(["list", "--showduplicates"])
                     .arg(&name);
                 match self.runner.run(&spec).await {
-                    Ok(output) => published_rpm_kernels(&output.stdout, &name),
-                    Err(_) => Vec::new(),
+                    Ok(output) => {
+                        let class = classify(&output.stdout, &output.stderr);
+                        if blocks_resolution(class) {
+                            return Err(class);
+                        }
+                        Ok(published_rpm_kernels(&output.stdout, &name))
+                    }
+                    // dnf exits 1 with "No matching Packages to list" for none.
+                    Err(error) => query_failure(&error),
                 }
             }
         }
@@ -288,9 +343,29 @@ impl Installer<'_> {
     }
 }
 
-/// The kernel parts of the versions `dnf list --showduplicates NAME` shows for `name`, as
-/// series keys. dnf prints `<name>.<arch>  <version>-<release>  <repo>` per package (seen
-/// from the real dnf against a local repository); the version is the transformed kernel.
+/// Classes that keep a package manager from knowing what is published at all.
+fn blocks_resolution(class: FailureClass) -> bool {
+    matches!(
+        class,
+        FailureClass::RepositoryUnreachable | FailureClass::PackageLockHeld
+    )
+}
+
+/// A failed query of what is published: nothing, unless the repository or the lock stood
+/// in the way.
+fn query_failure(error: &CommandError) -> Result<Vec<String>, FailureClass> {
+    let class = classify(error.stdout(), error.stderr());
+    if blocks_resolution(class) {
+        Err(class)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// The kernel parts of the versions `dnf list --showduplicates NAME` shows for `name`. dnf
+/// prints `<name>.<arch>  <version>-<release>  <repo>` per package (seen from the real dnf
+/// against a local repository); the version is the transformed kernel, which
+/// [`lfleet_install::classify::kernel_series`] reads as it reads a release.
 fn published_rpm_kernels(listing: &str, name: &str) -> Vec<String> {
     listing
         .lines()
@@ -302,22 +377,9 @@ fn published_rpm_kernels(listing: &str, name: &str) -> Vec<String> {
                 return None;
             }
             let (version, _release) = words.next()?.rsplit_once('-')?;
-            Some(series_key_rpm(version))
+            Some(version.to_owned())
         })
         .collect()
-}
-
-/// For dnf names the kernel part is already transformed; compare series on that form.
-fn series_key_rpm(rpm_kernel: &str) -> String {
-    rpm_kernel.split('.').take(4).collect::<Vec<_>>().join(".")
-}
-
-/// The string [`missing_package_class`] compares for `kernel` under `manager`.
-fn series_key(manager: PackageManager, kernel: &str) -> String {
-    match manager {
-        PackageManager::Apt => kernel.to_owned(),
-        PackageManager::Dnf | PackageManager::Tdnf => series_key_rpm(&rpm_kernel_part(kernel)),
-    }
 }
 
 /// Module file names the kernel loads (`lustre.ko`, `lustre.ko.xz`, ...).
@@ -516,9 +578,11 @@ mod tests {
         );
         let runner = fake_apt(&host, vec![lock.clone(), lock]);
         let started = tokio::time::Instant::now();
-        let result = ensure(&host, &runner, &InstallPolicy::new(L))
-            .await
-            .unwrap();
+        let policy = InstallPolicy {
+            attempts: 3,
+            ..InstallPolicy::new(L)
+        };
+        let result = ensure(&host, &runner, &policy).await.unwrap();
         assert!(matches!(result, Ensured::Installed { .. }));
         assert_eq!(runner.log().len(), 3);
         // Two backoffs: at least half of 4 s and of 8 s.
@@ -543,7 +607,7 @@ mod tests {
         assert_eq!(err.class(), FailureClass::PackageLockHeld);
         assert!(
             err.to_string()
-                .starts_with(&format!("kernel {K}: package-lock-held: apt-get install")),
+                .starts_with(&format!("kernel {K}: package-lock-held")),
             "{err}"
         );
     }
@@ -600,7 +664,7 @@ mod tests {
         let listing = "Available Packages\namlfs-lustre-client-2.15.7_33_g79ddf99.x86_64   5.14.0.427.13.1.el9.4-1    local\namlfs-lustre-client-2.15.7_33_g79ddf99.x86_64   5.14.0.427.20.1.el9.4-1    local\namlfs-lustre-client-2.17.0_19_gbb5310f.x86_64   5.14.0.503.1.1.el9.5-1    local\n";
         assert_eq!(
             published_rpm_kernels(listing, "amlfs-lustre-client-2.15.7_33_g79ddf99"),
-            vec!["5.14.0.427", "5.14.0.427"]
+            vec!["5.14.0.427.13.1.el9.4", "5.14.0.427.20.1.el9.4"]
         );
         assert!(published_rpm_kernels("Error: No matching Packages to list\n", "x").is_empty());
     }

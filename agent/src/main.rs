@@ -500,6 +500,14 @@ fn print(report: &Report, json: bool, mode: Mode) {
             "FAILED {} {}: {} ({})",
             item.kind, item.id, item.message, item.class
         );
+        if let Some(follow_up) = &item.follow_up {
+            let dkms = if follow_up.dkms_tried {
+                "DKMS tried; "
+            } else {
+                ""
+            };
+            println!("       follow-up: {dkms}{}", follow_up.text);
+        }
     }
     for finding in &report.findings {
         println!("{finding}");

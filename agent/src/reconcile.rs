@@ -21,10 +21,9 @@ use lfleet_mount::{Fstab, Knowledge, Observed, Step, parse_mountinfo};
 use serde::Serialize;
 
 use crate::config::{Dkms, NodeConfig};
-use crate::dkms::SecureBoot;
 use crate::install::{InstallPolicy, Installer, find_module, installed_kernels, running_kernel};
 use crate::mount_apply::{FSTAB_PATH, MountExecutor, SLURMD_DROP_IN_PATH, slurmd_drop_in};
-use lfleet_install::FailureClass;
+use lfleet_install::{DkmsDecision, Failure, FailureClass, FollowUp, follow_up};
 
 /// Plan (change nothing) or apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +42,38 @@ pub struct ItemResult {
     /// The failure class, empty when ok.
     pub class: String,
     pub message: String,
+    /// What happens next for a failed item ([`lfleet_install::follow_up`]'s decision).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<FollowUpReport>,
+}
+
+/// A failed item's follow-up, as `apply` reports it and the reconciler acts on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FollowUpReport {
+    /// `retry` or `refused`.
+    pub action: String,
+    /// Seconds until the retry (with jitter), for `retry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+    /// Whether this pass tried a DKMS build for the item.
+    pub dkms_tried: bool,
+    /// The decision in words: when to retry and why DKMS was or was not tried, or the
+    /// refusal's reason.
+    pub text: String,
+}
+
+impl FollowUpReport {
+    fn new(decision: &FollowUp, dkms_tried: bool) -> FollowUpReport {
+        FollowUpReport {
+            action: decision.action().to_owned(),
+            retry_after_seconds: match decision {
+                FollowUp::Retry { after, .. } => Some(after.as_secs()),
+                _ => None,
+            },
+            dkms_tried,
+            text: decision.to_string(),
+        }
+    }
 }
 
 /// What a pass did or would do.
@@ -67,6 +98,7 @@ impl Report {
             ok: true,
             class: String::new(),
             message: message.into(),
+            follow_up: None,
         });
     }
 
@@ -77,7 +109,23 @@ impl Report {
             ok: false,
             class: class.into(),
             message: message.into(),
+            follow_up: None,
         });
+    }
+
+    /// A failed install or module item, with its follow-up.
+    fn fail_classified(
+        &mut self,
+        kind: &str,
+        id: &str,
+        class: FailureClass,
+        message: impl Into<String>,
+        follow_up: FollowUpReport,
+    ) {
+        self.fail(kind, id, class.code(), message);
+        if let Some(item) = self.items.last_mut() {
+            item.follow_up = Some(follow_up);
+        }
     }
 }
 
@@ -164,6 +212,37 @@ async fn change(
     node.runner.run(&spec).await.map(|_| ())
 }
 
+/// The installer's policy from the configuration.
+fn install_policy(config: &NodeConfig) -> InstallPolicy {
+    InstallPolicy {
+        command_timeout: Duration::from_secs(u64::from(config.install_timeout_seconds)),
+        ..InstallPolicy::new(&config.client.lustre_version)
+    }
+}
+
+/// A fraction in [0, 1) for a retry's jitter, from the clock's nanoseconds.
+fn jitter(clock: &dyn Clock) -> f64 {
+    let nanos = clock
+        .wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos % 1_000_000) / 1_000_000.0
+}
+
+/// The follow-up of a failed item other than a kernel's client (no DKMS question there).
+fn follow_up_of(class: FailureClass, clock: &dyn Clock) -> FollowUpReport {
+    let not_applicable = DkmsDecision::Refused("not applicable".into());
+    let decision = follow_up(&Failure {
+        class,
+        attempt: 1,
+        dkms: &not_applicable,
+        dkms_failed: false,
+        jitter: jitter(clock),
+    });
+    FollowUpReport::new(&decision, false)
+}
+
 /// The read-only checks that must pass before the agent writes anything to a node (its
 /// ledger, its lock): the distribution is one lfleet supports.
 pub fn preflight(host: &HostRoot) -> Result<Distro, ReconcileError> {
@@ -214,7 +293,9 @@ pub async fn reconcile(
     let mounts = parse_mountinfo(&mountinfo).map_err(ReconcileError::Mountinfo)?;
 
     let mut report = Report::default();
-    let policy = InstallPolicy::new(&config.client.lustre_version);
+    let policy = install_policy(config);
+    // Decided once per pass, when the first kernel lacks a prebuilt client.
+    let mut dkms: Option<DkmsDecision> = None;
 
     // 0. The package repository, when configured.
     if let Some(repository) = &config.repository {
@@ -258,48 +339,56 @@ pub async fn reconcile(
                 report.ok("package", kernel, "client installed");
             }
             Err(error) => {
-                let mut class = error.class();
-                let mut message = error.to_string();
-                let no_prebuilt = matches!(
-                    class,
-                    FailureClass::NotYetPublished | FailureClass::SeriesUnsupported
-                );
-                if no_prebuilt && config.client.dkms == Dkms::Allowed {
-                    match crate::dkms::secure_boot(host) {
-                        SecureBoot::Disabled => match crate::dkms::build(
-                            node,
-                            &distro,
-                            &config.client.lustre_version,
-                            kernel,
-                        )
+                let prebuilt = error.class();
+                let mut class = prebuilt;
+                let mut message = lfleet_types::ErrorChain(&error).to_string();
+                if dkms.is_none() {
+                    dkms = Some(
+                        crate::dkms::decision(node, &distro, config.client.dkms == Dkms::Allowed)
+                            .await,
+                    );
+                }
+                let dkms = dkms.as_ref().unwrap_or(&DkmsDecision::Build);
+                let mut failure = Failure {
+                    class: prebuilt,
+                    attempt: 1,
+                    dkms,
+                    dkms_failed: false,
+                    jitter: jitter(node.clock),
+                };
+                let mut decision = follow_up(&failure);
+                let dkms_tried = decision == FollowUp::BuildWithDkms;
+                if dkms_tried {
+                    match crate::dkms::build(node, &distro, &config.client.lustre_version, kernel)
                         .await
-                        {
-                            Ok(()) => {
-                                report.changes.push(format!(
-                                    "built the Lustre client for kernel {kernel} with DKMS"
-                                ));
-                                report.ok("package", kernel, "client built with DKMS");
-                                continue;
+                    {
+                        Ok(()) => {
+                            report.changes.push(format!(
+                                "built the Lustre client for kernel {kernel} with DKMS"
+                            ));
+                            report.ok("package", kernel, "client built with DKMS");
+                            continue;
+                        }
+                        Err((dkms_class, dkms_message)) => {
+                            class = dkms_class;
+                            message = format!("{message}; DKMS fallback failed: {dkms_message}");
+                            if dkms_class.is_transient() {
+                                // The build never ran (a lock, the repository): try it again.
+                                failure.class = dkms_class;
+                            } else {
+                                failure.dkms_failed = true;
                             }
-                            Err((dkms_class, dkms_message)) => {
-                                class = dkms_class;
-                                message =
-                                    format!("{message}; DKMS fallback failed: {dkms_message}");
-                            }
-                        },
-                        state => {
-                            message = format!(
-                                "{message}; DKMS not tried: Secure Boot is {} and would reject an unsigned module",
-                                if state == SecureBoot::Enabled {
-                                    "on"
-                                } else {
-                                    "in an unknown state"
-                                }
-                            )
+                            decision = follow_up(&failure);
                         }
                     }
                 }
-                report.fail("package", kernel, class.code(), message);
+                report.fail_classified(
+                    "package",
+                    kernel,
+                    class,
+                    message,
+                    FollowUpReport::new(&decision, dkms_tried),
+                );
                 if *kernel == running {
                     running_ok = false;
                 } else {
@@ -345,11 +434,12 @@ pub async fn reconcile(
             true
         }
         None if !running_ok => {
+            // A consequence of the package item's failure, which names the cause.
             report.fail(
                 "module",
                 "lustre",
-                "module-missing",
-                format!("no client for the running kernel {running}"),
+                "not-ready",
+                format!("not loaded: no client for the running kernel {running}"),
             );
             false
         }
@@ -367,7 +457,13 @@ pub async fn reconcile(
             }
             Err(error) => {
                 let class = lfleet_install::classify(error.stdout(), error.stderr());
-                report.fail("module", "lustre", class.code(), error.to_string());
+                report.fail_classified(
+                    "module",
+                    "lustre",
+                    class,
+                    lfleet_types::ErrorChain(&error).to_string(),
+                    follow_up_of(class, node.clock),
+                );
                 false
             }
         },
@@ -519,7 +615,7 @@ pub async fn ensure_kernel_client(
 ) -> Result<Report, ReconcileError> {
     let distro = preflight(node.host)?;
     let _lock = lock_node(node.host, APPLY_LOCK_WAIT).await?;
-    let policy = InstallPolicy::new(&config.client.lustre_version);
+    let policy = install_policy(config);
     let installer = Installer {
         host: node.host,
         runner: node.runner,
@@ -538,7 +634,13 @@ pub async fn ensure_kernel_client(
         }
         Err(error) => {
             let class = error.class();
-            report.fail("package", kernel, class.code(), error.to_string());
+            report.fail_classified(
+                "package",
+                kernel,
+                class,
+                lfleet_types::ErrorChain(&error).to_string(),
+                follow_up_of(class, node.clock),
+            );
             report.findings.push(format!(
                 "reboot-unsafe: kernel {kernel} has no Lustre client ({class})"
             ));
