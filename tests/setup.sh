@@ -6,7 +6,8 @@ set -euo pipefail
 # Debian packages: real components the tests run (Slurm and munge for drains, bindfs and
 # FUSE for a truly hung mount, systemd for systemd-fstab-generator and systemd-analyze,
 # dpkg-dev and apt-utils for a local apt repository, dnf, createrepo-c and rpm (rpmbuild)
-# for a local dnf repository, iproute2 for network namespaces).
+# for a local dnf repository, iproute2 for network namespaces, mmdebstrap and
+# systemd-container to build and boot real Debian nodes, lintian to judge the .debs).
 PACKAGES=(
   build-essential pkg-config ca-certificates git
   iproute2 procps psmisc
@@ -15,6 +16,7 @@ PACKAGES=(
   munge slurmctld slurmd slurm-client
   dpkg-dev apt-utils
   dnf createrepo-c rpm
+  mmdebstrap systemd-container lintian
 )
 
 missing=()

@@ -1,7 +1,8 @@
 //! The .debs (packaging/deb/build.sh over the built binaries) installed into a scratch root
 //! with the real dpkg (`--root`, maintainer scripts run chrootless with DPKG_ROOT) and purged:
-//! the expected files, the conffile, the units enabled, the state directory; after purge
-//! nothing of lfleet is left, while the node's other fstab lines and repository files are.
+//! the expected files, the conffiles (everything in /etc), the units enabled through
+//! deb-systemd-helper, the state directory; after purge nothing of lfleet is left, while
+//! the node's other fstab lines and repository files are.
 //! `--force-depends`: the scratch root's dpkg database has no systemd package.
 #![allow(
     clippy::disallowed_methods,
@@ -71,25 +72,7 @@ fn scratch_root() -> tempfile::TempDir {
 
 /// Every path under `root` that names lfleet, but dpkg's own records.
 fn lfleet_paths(root: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let relative = path.strip_prefix(root).unwrap().display().to_string();
-            if relative.starts_with("var/lib/dpkg") || relative == "var/log/dpkg.log" {
-                continue;
-            }
-            if relative.contains("lfleet") {
-                found.push(relative.clone());
-            }
-            if entry.file_type().unwrap().is_dir() {
-                pending.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
+    lfleet_node::paths_named(root, "lfleet", &["var/lib/dpkg", "var/log/dpkg.log"])
 }
 
 #[test]
@@ -110,23 +93,33 @@ fn the_agent_deb_installs_enables_and_purges_to_nothing() {
         "usr/bin/lfleet-agent",
         "lib/systemd/system/lfleet-agent.service",
         "lib/systemd/system/lfleet-lnet.service",
-        "usr/lib/tmpfiles.d/lfleet.conf",
+        "usr/lib/tmpfiles.d/lfleet-agent.conf",
         "etc/kernel/postinst.d/zz-lfleet-agent",
-        "usr/lib/kernel/install.d/90-lfleet-agent.install",
         "etc/lfleet/agent.toml",
+        "usr/share/doc/lfleet-agent/copyright",
+        "usr/share/doc/lfleet-agent/changelog.gz",
+        "usr/share/doc/lfleet-agent/examples/agent.toml",
     ] {
         assert!(r.join(file).is_file(), "{file} missing");
     }
     let conffiles =
         std::fs::read_to_string(r.join("var/lib/dpkg/info/lfleet-agent.conffiles")).unwrap();
-    assert_eq!(conffiles.trim(), "/etc/lfleet/agent.toml");
+    assert_eq!(
+        conffiles.trim(),
+        "/etc/kernel/postinst.d/zz-lfleet-agent\n/etc/lfleet/agent.toml"
+    );
+    // The kernel-install plugin is the RPM's; Debian and Ubuntu kernels run postinst.d.
+    assert!(
+        !r.join("usr/lib/kernel/install.d/90-lfleet-agent.install")
+            .exists()
+    );
     for (link, target) in [
         (
             "etc/systemd/system/multi-user.target.wants/lfleet-agent.service",
             "/lib/systemd/system/lfleet-agent.service",
         ),
         (
-            "etc/systemd/system/remote-fs.target.wants/lfleet-lnet.service",
+            "etc/systemd/system/multi-user.target.wants/lfleet-lnet.service",
             "/lib/systemd/system/lfleet-lnet.service",
         ),
     ] {

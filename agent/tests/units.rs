@@ -56,17 +56,18 @@ fn coordinator() -> String {
 #[test]
 fn tmpfiles_make_lfleets_directories_with_their_modes() {
     use std::os::unix::fs::PermissionsExt;
-    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/tmpfiles.d/lfleet.conf");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/tmpfiles.d");
     let root = tempfile::tempdir().unwrap();
-    let output = Command::new("systemd-tmpfiles")
-        .arg("--create")
-        .arg(format!("--root={}", root.path().display()))
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    for conf in ["lfleet-agent.conf", "lfleet-coordinator.conf"] {
+        let output = Command::new("systemd-tmpfiles")
+            .arg("--create")
+            .arg(format!("--root={}", root.path().display()))
+            .arg(dir.join(conf))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{conf}: {output:?}");
+    }
     for (dir, mode) in [
-        ("etc/lfleet", 0o755),
         ("var/lib/lfleet", 0o700),
         ("var/lib/lfleet-coordinator", 0o700),
         ("run/lfleet", 0o755),

@@ -3,6 +3,8 @@
 //! - `lfleet-coordinator [--config FILE] [--listen ADDR] [--data-dir DIR] [--admin-socket PATH]`:
 //!   serve until SIGTERM. Prints `listening on ADDR` (and `metrics on ADDR`) once bound.
 //! - `lfleet-coordinator admin-cert NAME --out DIR`: an operator's certificate and key.
+//! - `lfleet-coordinator [--config FILE] check-config`: check the file and exit (0 valid, 2
+//!   with every error); nothing is made or changed. Cluster-init checks what it wrote.
 //!
 //! On first start it makes its CA in the data directory and a join token in the token file
 //! (when absent); a bad config file is refused whole and nothing starts.
@@ -56,6 +58,8 @@ enum Command {
         #[arg(long, default_value_t = 24 * 30)]
         hours: u32,
     },
+    /// Check the configuration file and exit: 0 valid, 2 with every error. Changes nothing.
+    CheckConfig,
 }
 
 fn load(cli: &Cli) -> Result<config::CoordinatorFile, String> {
@@ -122,6 +126,10 @@ fn join_token(path: &std::path::Path) -> Result<String, String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let file = load(&cli)?;
+    if let Some(Command::CheckConfig) = &cli.command {
+        println!("{}: valid", cli.config.display());
+        return Ok(());
+    }
     let server = file.server.clone();
     let pki =
         Pki::load_or_create(&server.data_dir, &server.server_names).map_err(|e| e.to_string())?;

@@ -288,3 +288,41 @@ async fn refusals_leave_a_good_agent_served() {
     let nodes = lfleet_json(&cluster.lfleet(&["nodes", "--json"]));
     assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes:#}");
 }
+
+/// `check-config` judges a file and changes nothing: the shipped (inert) configuration is
+/// valid; a broken one is refused with its field, exit 2, and no CA or token is made.
+#[test]
+fn check_config_judges_a_file_and_makes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../packaging/common/coordinator.toml"
+    );
+    let check = |file: &std::path::Path| {
+        std::process::Command::new(coordinator_binary())
+            .arg("--config")
+            .arg(file)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--join-token-file")
+            .arg(dir.path().join("token"))
+            .arg("check-config")
+            .output()
+            .unwrap()
+    };
+    let valid = check(&std::fs::canonicalize(shipped).unwrap());
+    assert!(valid.status.success(), "{valid:?}");
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "[server]\nlisten = \"0.0.0.0:7443\"\n[client]\nlustre_version = \"2.15.7\"\n[[filesystems]]\nname = \"a\"\nmgs_nids = \"10.0.1.4@tcp\"\nfsname = \"lustrefs\"\nmount_point = \"relative\"\n",
+    )
+    .unwrap();
+    let refused = check(&broken);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("filesystems[0].mount_point"),
+        "{refused:?}"
+    );
+    assert!(!dir.path().join("data").exists() && !dir.path().join("token").exists());
+}
