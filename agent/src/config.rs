@@ -239,7 +239,7 @@ impl Default for LnetPolicy {
 }
 
 fn default_role() -> String {
-    "compute".into()
+    lfleet_types::Role::default().to_string()
 }
 
 fn default_timeout() -> u32 {
@@ -329,10 +329,10 @@ impl NodeConfig {
         if raw.generation == 0 {
             return Err(invalid("generation", "must be 1 or more".into()));
         }
-        if !["head", "compute", "login"].contains(&raw.role.as_str()) {
+        if let Err(error) = raw.role.parse::<lfleet_types::Role>() {
             return Err(invalid(
                 "role",
-                format!("{:?} is not head, compute or login", raw.role),
+                format!("{:?} {}", error.value, error.reason),
             ));
         }
         let version_ok = !raw.client.lustre_version.is_empty()

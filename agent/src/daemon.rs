@@ -4,8 +4,8 @@
 //! endpoint serves what they last found. Nothing here waits on a Lustre path on the async
 //! runtime, so the agent keeps answering whatever the mounts do.
 //!
-//! The coordinator session (issue 5) plugs in here; until then results and events go to the
-//! log and the endpoint.
+//! Results and events also go to the log and the endpoint, and, with `[coordinator]`
+//! configured, to the coordinator session (`session`), which reads them from a watch channel.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

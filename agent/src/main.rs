@@ -300,11 +300,7 @@ fn hello(
     v1::Hello {
         node_name: String::new(),
         slurm_node_name: String::new(),
-        role: match config.role.as_str() {
-            "head" => v1::NodeRole::Head,
-            "login" => v1::NodeRole::Login,
-            _ => v1::NodeRole::Compute,
-        } as i32,
+        role: lfleet_proto::convert::role_to_wire(config.role.parse().ok()),
         nodearray: policy.nodearray.clone(),
         distro,
         kernel_release: read("proc/sys/kernel/osrelease"),

@@ -8,7 +8,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use lfleet_types::{MountSpec, RawMountSpec};
+use lfleet_types::{
+    ClientPolicy, DkmsPolicy, LnetPolicy, MountSpec, RawMountSpec, Role, SpecError,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -95,25 +97,27 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+/// `[client]` as written, checked into a [`ClientPolicy`] with its span.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    pub lustre_version: String,
+struct RawClient {
+    lustre_version: String,
     #[serde(default = "default_dkms")]
-    pub dkms: String,
+    dkms: String,
 }
 
 fn default_dkms() -> String {
     "forbidden".into()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+/// `[lnet]` as written, checked into an [`LnetPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LnetConfig {
+struct RawLnet {
     #[serde(default = "default_network")]
-    pub network: String,
+    network: String,
     #[serde(default = "default_interface")]
-    pub interface: String,
+    interface: String,
 }
 
 fn default_network() -> String {
@@ -123,9 +127,9 @@ fn default_interface() -> String {
     "auto".into()
 }
 
-impl Default for LnetConfig {
+impl Default for RawLnet {
     fn default() -> Self {
-        LnetConfig {
+        RawLnet {
             network: default_network(),
             interface: default_interface(),
         }
@@ -192,9 +196,9 @@ struct RawFile {
     slurm: Option<SlurmConfig>,
     #[serde(default)]
     policy: Option<Spanned<crate::policy::Policy>>,
-    client: Spanned<ClientConfig>,
+    client: Spanned<RawClient>,
     #[serde(default)]
-    lnet: Option<Spanned<LnetConfig>>,
+    lnet: Option<Spanned<RawLnet>>,
     #[serde(default)]
     filesystems: Vec<RawFilesystem>,
 }
@@ -204,19 +208,20 @@ struct RawFile {
 pub struct Filesystem {
     pub name: String,
     pub spec: MountSpec,
-    /// head, compute, login; empty: every role.
-    pub roles: Vec<String>,
+    /// Empty: every role.
+    pub roles: Vec<Role>,
     /// Host lists; empty: every node.
     pub nodes: Vec<HostPattern>,
     /// CycleCloud nodearrays; empty: every nodearray.
     pub nodearrays: Vec<String>,
 }
 
-/// Who a node is, for choosing its filesystems.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Who a node is, for choosing its filesystems: the coordinator's facts, never an agent's
+/// claims.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
 pub struct NodeIdentity {
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub nodearray: String,
 }
 
@@ -232,8 +237,8 @@ impl Filesystem {
 /// The desired state of the fleet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
-    pub client: ClientConfig,
-    pub lnet: LnetConfig,
+    pub client: ClientPolicy,
+    pub lnet: LnetPolicy,
     pub filesystems: Vec<Filesystem>,
     /// The text it was read from (stored with its generation, shown by `config show`).
     pub text: String,
@@ -288,64 +293,39 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
             message,
         });
     };
-    let client = raw.client.get_ref().clone();
-    let version_ok = client
+    let raw_client = raw.client.get_ref().clone();
+    let client_span = raw.client.span();
+    let mut spec_error = |span: std::ops::Range<usize>, parent: &str, e: SpecError| {
+        let e = e.within(parent);
+        error(span, e.field, format!("{:?} {}", e.value, e.reason));
+    };
+    let lustre_version = raw_client
         .lustre_version
-        .starts_with(|c: char| c.is_ascii_digit())
-        && client
-            .lustre_version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
-        && client.lustre_version.len() <= 64;
-    if !version_ok {
-        error(
-            raw.client.span(),
-            "client.lustre_version".into(),
-            format!(
-                "{:?} is not a client version such as 2.15.7-33-g79ddf99",
-                client.lustre_version
-            ),
-        );
-    }
-    if !["forbidden", "allowed"].contains(&client.dkms.as_str()) {
-        error(
-            raw.client.span(),
-            "client.dkms".into(),
-            format!("{:?} is not forbidden or allowed", client.dkms),
-        );
-    }
-    let lnet = raw
+        .parse()
+        .map_err(|e| spec_error(client_span.clone(), "client", e))
+        .ok();
+    let dkms = raw_client
+        .dkms
+        .parse::<DkmsPolicy>()
+        .map_err(|e| spec_error(client_span.clone(), "client", e))
+        .unwrap_or_default();
+    let raw_lnet = raw
         .lnet
         .as_ref()
         .map(|l| l.get_ref().clone())
         .unwrap_or_default();
     let lnet_span = raw.lnet.as_ref().map(|l| l.span()).unwrap_or(0..0);
-    let network_ok = ["tcp", "o2ib"].iter().any(|lnd| {
-        lnet.network
-            .strip_prefix(lnd)
-            .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
-    });
-    if !network_ok {
-        error(
-            lnet_span.clone(),
-            "lnet.network".into(),
-            format!("{:?} is not tcp[N] or o2ib[N]", lnet.network),
-        );
-    }
-    let interface_ok = lnet.interface == "auto"
-        || (!lnet.interface.is_empty()
-            && lnet.interface.len() <= 15
-            && lnet
-                .interface
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
-    if !interface_ok {
-        error(
-            lnet_span,
-            "lnet.interface".into(),
-            format!("{:?} is not \"auto\" or an interface name", lnet.interface),
-        );
-    }
+    let network = raw_lnet
+        .network
+        .parse()
+        .map_err(|e| spec_error(lnet_span.clone(), "lnet", e))
+        .unwrap_or_default();
+    let interface = raw_lnet
+        .interface
+        .parse()
+        .map_err(|e| spec_error(lnet_span.clone(), "lnet", e))
+        .unwrap_or_default();
+    let lnet = LnetPolicy { network, interface };
     let mut filesystems = Vec::new();
     let mut names = BTreeSet::new();
     for (index, fs) in raw.filesystems.into_iter().enumerate() {
@@ -432,20 +412,21 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
         } else {
             None
         };
-        let roles = fs
+        let mut roles = Vec::new();
+        for role in fs
             .roles
             .as_ref()
             .map(|r| r.get_ref().clone())
-            .unwrap_or_default();
-        if let Some(bad) = roles
-            .iter()
-            .find(|r| !["head", "compute", "login"].contains(&r.as_str()))
+            .unwrap_or_default()
         {
-            error(
-                fs.roles.as_ref().map(|r| r.span()).unwrap_or(0..0),
-                field("roles"),
-                format!("{bad:?} is not head, compute or login"),
-            );
+            match role.parse::<Role>() {
+                Ok(role) => roles.push(role),
+                Err(spec_error) => error(
+                    fs.roles.as_ref().map(|r| r.span()).unwrap_or(0..0),
+                    field("roles"),
+                    format!("{:?} {}", spec_error.value, spec_error.reason),
+                ),
+            }
         }
         let mut patterns = Vec::new();
         for pattern in fs
@@ -519,15 +500,18 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
         }
         None => crate::policy::Policy::default(),
     };
-    if !errors.is_empty() {
+    let Some(lustre_version) = lustre_version.filter(|_| errors.is_empty()) else {
         return Err(ConfigErrors(errors));
-    }
+    };
     Ok(CoordinatorFile {
         server: raw.server.unwrap_or_default(),
         slurm: raw.slurm.unwrap_or_default(),
         policy,
         desired: Desired {
-            client,
+            client: ClientPolicy {
+                lustre_version,
+                dkms,
+            },
             lnet,
             filesystems: filesystems.into_iter().map(|(_, _, f)| f).collect(),
             text: text.to_owned(),
@@ -548,7 +532,7 @@ mod tests {
         assert_eq!(file.desired.filesystems.len(), 1);
         let node = NodeIdentity {
             name: "hpc-pg0-7".into(),
-            role: "compute".into(),
+            role: Role::Compute,
             nodearray: "hpc".into(),
         };
         assert_eq!(file.desired.mounts_for(&node).len(), 1);
@@ -603,7 +587,7 @@ mod tests {
         let desired = parse(&text).unwrap().desired;
         let node = |name: &str, role: &str| NodeIdentity {
             name: name.into(),
-            role: role.into(),
+            role: role.parse().unwrap(),
             nodearray: String::new(),
         };
         assert_eq!(desired.mounts_for(&node("hpc-pg0-3", "compute")).len(), 2);

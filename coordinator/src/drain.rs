@@ -1,5 +1,5 @@
-//! The drain executor: runs the planner over the fleet every interval and applies its plan to
-//! Slurm with read-before-write and read-back, keeping the ledger in the store.
+//! The drain executor: applies the planner's plan to Slurm with read-before-write and
+//! read-back, keeping the ledger in the store; and the operator's policy switches (dry-run).
 //!
 //! Before a drain it reads the node: a node that is out (DRAIN, DOWN, FAIL) with a reason
 //! lfleet did not write, or in a power, reboot or maintenance state, is left alone. After it
@@ -8,92 +8,194 @@
 //! ledger (else someone else owns the node now: the entry is closed, nothing is written),
 //! with UNDRAIN, so a DOWN that Slurm set stays. An unreachable slurmctld stops the pass and
 //! is retried on the next one; it is a control-plane condition and never a node's fault.
+//!
+//! Intent before effect: a drain or undrain intent is committed (fsync'd) before scontrol
+//! runs and removed with the ledger write that follows it. [`Drainer::recover`], at start,
+//! settles every intent left by a crash against Slurm: a drain whose reason and id Slurm
+//! shows becomes an active ledger entry; one Slurm does not show is dropped; an undrain
+//! whose drain Slurm no longer shows closes its entry.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
-use lfleet_host::CommandRunner;
-use lfleet_proto::v1;
+use lfleet_host::Clock;
+use lfleet_types::{CheckId, ErrorChain};
+use serde::{Deserialize, Serialize};
 
-use crate::policy::{self, DrainEntry, NodeFacts, Policy};
-use crate::service::{Coordinator, now_ms};
-use crate::slurm::{Scontrol, SlurmError};
+use crate::events::{CoordinatorKind, EventLog, Source};
+use crate::policy::{self, DrainEntry, Incident, NodeFacts, Policy};
+use crate::slurm::{Scontrol, SlurmError, SlurmNode};
+use crate::store::{Store, StoreError, Table, Write, put};
 
-/// The executor's memory between passes: what it already said, so events are not repeated.
-#[derive(Debug, Default)]
+/// What lfleet was about to do to Slurm when it wrote the intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum Intent {
+    Drain {
+        drain_id: String,
+        node: String,
+        slurm_name: String,
+        check: CheckId,
+        code: String,
+        reason: String,
+        at_ms: i64,
+    },
+    Undrain {
+        drain_id: String,
+        /// The ledger's `end` to record: `undrained` or `manual-undrain`.
+        end: String,
+        at_ms: i64,
+    },
+}
+
+impl Intent {
+    fn key(&self) -> String {
+        match self {
+            Intent::Drain { drain_id, .. } => format!("drain-{drain_id}"),
+            Intent::Undrain { drain_id, .. } => format!("undrain-{drain_id}"),
+        }
+    }
+}
+
+/// Why a drain step could not be finished.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("Slurm")]
+    Slurm(#[from] SlurmError),
+    #[error("the store")]
+    Store(#[from] StoreError),
+}
+
+impl DrainError {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, DrainError::Slurm(SlurmError::Unreachable(_)))
+    }
+}
+
+/// The operator's switches over the configured policy, kept in the store.
+#[derive(Debug)]
+pub struct PolicySwitches {
+    base: Policy,
+    store: Arc<Store>,
+    state: Mutex<(Option<bool>, Option<Vec<CheckId>>)>,
+}
+
+impl PolicySwitches {
+    /// The configured policy with the switches stored from earlier runs.
+    pub fn load(base: Policy, store: Arc<Store>) -> Result<PolicySwitches, StoreError> {
+        let dry_run = store.meta("dry_run")?.map(|v| v == "on");
+        let checks = store
+            .meta("dry_run_checks")?
+            .and_then(|v| serde_json::from_str::<Vec<CheckId>>(&v).ok());
+        Ok(PolicySwitches {
+            base,
+            store,
+            state: Mutex::new((dry_run, checks)),
+        })
+    }
+
+    /// The policy in force.
+    pub fn effective(&self) -> Policy {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut policy = self.base.clone();
+        if let Some(dry_run) = state.0 {
+            policy.dry_run = dry_run;
+        }
+        if let Some(checks) = &state.1 {
+            policy.dry_run_checks = checks.clone();
+        }
+        policy
+    }
+
+    /// Dry-run on or off, for every check (`None`) or one; stored before it takes effect.
+    pub async fn set_dry_run(
+        &self,
+        check: Option<&CheckId>,
+        on: bool,
+    ) -> Result<Policy, StoreError> {
+        let write = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match check {
+                None => (Some(on), state.1.clone()),
+                Some(check) => {
+                    let mut checks = state
+                        .1
+                        .clone()
+                        .unwrap_or_else(|| self.base.dry_run_checks.clone());
+                    checks.retain(|c| c != check);
+                    if on {
+                        checks.push(check.clone());
+                    }
+                    (state.0, Some(checks))
+                }
+            }
+        };
+        let mut writes = Vec::new();
+        if let Some(dry_run) = write.0 {
+            writes.push(Write::Meta {
+                key: "dry_run".into(),
+                value: if dry_run { "on" } else { "off" }.into(),
+            });
+        }
+        if let Some(checks) = &write.1 {
+            writes.push(Write::Meta {
+                key: "dry_run_checks".into(),
+                value: serde_json::to_string(checks).expect("check names serialize"),
+            });
+        }
+        self.store.commit(writes).await?;
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = write;
+        Ok(self.effective())
+    }
+}
+
+/// The executor, with what it already said, so events are not repeated.
+#[derive(Debug)]
 pub struct Drainer {
+    slurm: Scontrol,
+    store: Arc<Store>,
+    events: Arc<EventLog>,
+    clock: Arc<dyn Clock>,
     said: BTreeMap<String, String>,
     unreachable: bool,
 }
 
-impl Coordinator {
-    /// Every node as the planner sees it.
-    pub fn facts(&self) -> Vec<NodeFacts> {
-        let fleet = self.fleet();
-        fleet
-            .nodes
-            .iter()
-            .map(|(name, node)| {
-                let identity = node.identity();
-                NodeFacts {
-                    name: name.clone(),
-                    slurm_name: if node.hello.slurm_node_name.is_empty() {
-                        name.clone()
-                    } else {
-                        node.hello.slurm_node_name.clone()
-                    },
-                    role: identity.role.clone(),
-                    connected: node.connected,
-                    facts: node
-                        .status
-                        .conditions
-                        .iter()
-                        .map(|c| policy::Fact {
-                            check: c.check.clone(),
-                            subject: c.subject.clone(),
-                            outcome: match v1::Outcome::try_from(c.outcome).unwrap_or_default() {
-                                v1::Outcome::Pass => "pass",
-                                v1::Outcome::Fail => "fail",
-                                _ => "unknown",
-                            }
-                            .to_owned(),
-                            code: c.code.clone(),
-                            detail: c.detail.clone(),
-                            since_ms: c.since_unix_ms,
-                        })
-                        .collect(),
-                    mounts: fleet
-                        .desired
-                        .mounts_for(&identity)
-                        .iter()
-                        .map(|m| m.mount_point.as_str().to_owned())
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-
-    /// The policy with the operator's dry-run switches (kept in the store) applied.
-    pub fn effective_policy(&self, base: &Policy) -> Policy {
-        let mut policy = base.clone();
-        if let Ok(Some(value)) = self.store.meta("dry_run") {
-            policy.dry_run = value == "on";
-        }
-        if let Ok(Some(value)) = self.store.meta("dry_run_checks")
-            && let Ok(checks) = serde_json::from_str::<Vec<String>>(&value)
-        {
-            policy.dry_run_checks = checks;
-        }
-        policy
-    }
-}
-
 impl Drainer {
+    pub fn new(
+        slurm: Scontrol,
+        store: Arc<Store>,
+        events: Arc<EventLog>,
+        clock: Arc<dyn Clock>,
+    ) -> Drainer {
+        Drainer {
+            slurm,
+            store,
+            events,
+            clock,
+            said: BTreeMap::new(),
+            unreachable: false,
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.wall_unix_ms() as i64
+    }
+
+    /// Slurm's view of every node.
+    pub async fn slurm_nodes(&self) -> Result<Vec<SlurmNode>, SlurmError> {
+        self.slurm.nodes().await
+    }
+
+    fn record(&self, node: &str, kind: CoordinatorKind, detail: impl Into<String>) {
+        self.events.record(Source::Coordinator, node, kind, detail);
+    }
+
     /// Records an event once per (key, text) change.
-    fn say(&mut self, coordinator: &Coordinator, node: &str, key: &str, kind: &str, text: String) {
+    fn say(&mut self, node: &str, key: &str, kind: CoordinatorKind, text: String) {
         let key = format!("{node}|{key}");
         if self.said.get(&key) != Some(&text) {
             self.said.insert(key, text.clone());
-            coordinator.record(node, kind, text);
+            self.record(node, kind, text);
         }
     }
 
@@ -101,45 +203,156 @@ impl Drainer {
         self.said.remove(&format!("{node}|{key}"));
     }
 
-    /// One planning pass, applied.
-    pub async fn pass(
-        &mut self,
-        coordinator: &Coordinator,
-        base: &Policy,
-        slurm: &Scontrol,
-        runner: &dyn CommandRunner,
-    ) -> Result<(), SlurmError> {
-        let now = now_ms();
-        let policy = coordinator.effective_policy(base);
-        let ledger = coordinator.store.drains().unwrap_or_default();
-        let incidents = coordinator.store.incidents().unwrap_or_default();
-        let plan = policy::plan(&policy, &coordinator.facts(), &ledger, &incidents, now);
-
-        for incident in &plan.open {
-            if coordinator.store.put_incident(incident).is_ok() {
-                coordinator.record(
-                    "",
-                    "incident-opened",
-                    format!(
-                        "{} on {}: {} nodes ({}); nobody is drained for it",
-                        incident.check,
-                        incident.subject,
-                        incident.nodes.len(),
-                        incident.nodes.join(", ")
-                    ),
-                );
+    /// Settles intents a crash left behind (see the module doc). Slurm must be reachable;
+    /// otherwise the intents stay for the next try.
+    pub async fn recover(&mut self) -> Result<(), DrainError> {
+        let intents: Vec<(String, Intent)> = self.store.records(Table::Intents)?;
+        if intents.is_empty() {
+            return Ok(());
+        }
+        let ledger = self.store.drains()?;
+        for (key, intent) in intents {
+            let remove = Write::Delete {
+                table: Table::Intents,
+                key: key.clone(),
+            };
+            match intent {
+                Intent::Drain {
+                    drain_id,
+                    node,
+                    slurm_name,
+                    check,
+                    code,
+                    reason,
+                    at_ms,
+                } => {
+                    let seen = self.slurm.node(&slurm_name).await?;
+                    if seen.is_out() && seen.reason == reason {
+                        let entry = DrainEntry {
+                            drain_id: drain_id.clone(),
+                            node: node.clone(),
+                            slurm_name,
+                            check,
+                            code,
+                            reason: seen.reason.clone(),
+                            reason_user: seen.reason_user.clone(),
+                            reason_time: seen.reason_time.clone(),
+                            drained_ms: at_ms,
+                            ended_ms: None,
+                            end: String::new(),
+                        };
+                        self.store.commit(vec![Write::Drain(entry), remove]).await?;
+                        self.record(
+                            &node,
+                            CoordinatorKind::DrainRecovered,
+                            format!("drain {drain_id} was written to Slurm before a crash; it is in the ledger now"),
+                        );
+                    } else {
+                        self.store.commit(vec![remove]).await?;
+                        tracing::info!(
+                            node,
+                            drain_id,
+                            "a drain intent never reached Slurm; dropped"
+                        );
+                    }
+                }
+                Intent::Undrain { drain_id, end, .. } => {
+                    let Some(entry) = ledger
+                        .iter()
+                        .find(|e| e.drain_id == drain_id && e.ended_ms.is_none())
+                    else {
+                        self.store.commit(vec![remove]).await?;
+                        continue;
+                    };
+                    let seen = self.slurm.node(&entry.slurm_name).await?;
+                    let still_ours = seen.is_out() && seen.reason == entry.reason;
+                    if still_ours {
+                        // The undrain never ran; the planner decides again.
+                        self.store.commit(vec![remove]).await?;
+                    } else {
+                        let mut ended = entry.clone();
+                        ended.ended_ms = Some(self.now_ms());
+                        ended.end = end;
+                        self.store.commit(vec![Write::Drain(ended), remove]).await?;
+                        self.record(
+                            &entry.node,
+                            CoordinatorKind::DrainRecovered,
+                            format!(
+                                "drain {drain_id} was lifted before a crash; the ledger says so now"
+                            ),
+                        );
+                    }
+                }
             }
         }
+        Ok(())
+    }
+
+    /// One planning pass over `facts`, applied.
+    pub async fn pass(&mut self, policy: &Policy, facts: &[NodeFacts]) -> Result<(), DrainError> {
+        let result = self.pass_inner(policy, facts).await;
+        match &result {
+            Err(error) if error.is_unreachable() && !self.unreachable => {
+                self.unreachable = true;
+                self.record(
+                    "",
+                    CoordinatorKind::SlurmctldUnreachable,
+                    format!("{}; retrying, no node is blamed", ErrorChain(error)),
+                );
+            }
+            Ok(()) if self.unreachable => {
+                self.unreachable = false;
+                self.record(
+                    "",
+                    CoordinatorKind::SlurmctldReachable,
+                    "drains and undrains resume",
+                );
+            }
+            _ => {}
+        }
+        result
+    }
+
+    async fn pass_inner(&mut self, policy: &Policy, facts: &[NodeFacts]) -> Result<(), DrainError> {
+        // Settle what a crash (or an unreachable Slurm) left first.
+        self.recover().await?;
+        let now = self.now_ms();
+        let ledger = self.store.drains()?;
+        let incidents = self.store.incidents()?;
+        let open: Vec<Incident> = incidents
+            .iter()
+            .filter(|i| i.closed_ms.is_none())
+            .cloned()
+            .collect();
+        let plan = policy::plan(policy, facts, &ledger, &open, now);
+
+        for incident in &plan.open {
+            self.store
+                .commit(vec![Write::Incident(incident.clone())])
+                .await?;
+            self.record(
+                "",
+                CoordinatorKind::IncidentOpened,
+                format!(
+                    "{} on {}: {} nodes ({}); nobody is drained for it",
+                    incident.check,
+                    incident.subject,
+                    incident.nodes.len(),
+                    incident.nodes.join(", ")
+                ),
+            );
+        }
         for id in &plan.close {
-            if let Some(mut incident) = incidents.iter().find(|i| &i.id == id).cloned() {
+            if let Some(mut incident) = open.iter().find(|i| &i.id == id).cloned() {
                 incident.closed_ms = Some(now);
-                if coordinator.store.put_incident(&incident).is_ok() {
-                    coordinator.record(
-                        "",
-                        "incident-closed",
-                        format!("{} on {}", incident.check, incident.subject),
-                    );
-                }
+                self.store
+                    .commit(vec![Write::Incident(incident.clone())])
+                    .await?;
+                self.record(
+                    "",
+                    CoordinatorKind::IncidentClosed,
+                    format!("{} on {}", incident.check, incident.subject),
+                );
             }
         }
         let failing: BTreeSet<&str> = plan
@@ -149,23 +362,21 @@ impl Drainer {
             .chain(plan.would_drain.iter().map(|d| d.node.as_str()))
             .collect();
         for (node, why) in &plan.held {
-            self.say(coordinator, node, "held", "drain-held", why.clone());
+            self.say(node, "held", CoordinatorKind::DrainHeld, why.clone());
         }
         for drain in &plan.would_drain {
             self.say(
-                coordinator,
                 &drain.node,
                 "would",
-                "would-drain",
+                CoordinatorKind::WouldDrain,
                 format!("dry-run: {}", policy::reason(drain, "-")),
             );
         }
         for (node, id) in &plan.would_undrain {
             self.say(
-                coordinator,
                 node,
                 "would-undrain",
-                "would-undrain",
+                CoordinatorKind::WouldUndrain,
                 format!("dry-run: undrain {id}"),
             );
         }
@@ -180,130 +391,107 @@ impl Drainer {
             self.said.remove(&key);
         }
 
-        let reachable = self
-            .apply(coordinator, &plan, &ledger, slurm, runner, now)
-            .await;
-        match &reachable {
-            Err(SlurmError::Unreachable(message)) if !self.unreachable => {
-                self.unreachable = true;
-                coordinator.record(
-                    "",
-                    "slurmctld-unreachable",
-                    format!("{message}; retrying, no node is blamed"),
-                );
-            }
-            Ok(()) if self.unreachable => {
-                self.unreachable = false;
-                coordinator.record(
-                    "",
-                    "slurmctld-reachable",
-                    "drains and undrains resume".to_owned(),
-                );
-            }
-            _ => {}
-        }
-        reachable
-    }
-
-    async fn apply(
-        &mut self,
-        coordinator: &Coordinator,
-        plan: &policy::Plan,
-        ledger: &[DrainEntry],
-        slurm: &Scontrol,
-        runner: &dyn CommandRunner,
-        now: i64,
-    ) -> Result<(), SlurmError> {
         for drain in &plan.drains {
-            let node = slurm.node(runner, &drain.slurm_name).await?;
-            if node.is_managed_elsewhere() || (node.is_out() && !node.reason.starts_with("lfleet:"))
-            {
-                self.say(
-                    coordinator,
-                    &drain.node,
-                    "left-alone",
-                    "left-alone",
-                    format!(
-                        "not drained: Slurm shows {} with reason {:?} by {}",
-                        node.state.join("+"),
-                        node.reason,
-                        if node.reason_user.is_empty() {
-                            "-"
-                        } else {
-                            &node.reason_user
-                        }
-                    ),
-                );
-                continue;
-            }
-            self.forget(&drain.node, "left-alone");
-            let id = format!("{:08x}", rand::random::<u32>());
-            let reason = policy::reason(drain, &id);
-            slurm.drain(runner, &drain.slurm_name, &reason).await?;
-            let back = slurm.node(runner, &drain.slurm_name).await?;
-            if back.reason != reason || !back.is_out() {
-                coordinator.record(
-                    &drain.node,
-                    "drain-not-confirmed",
-                    format!(
-                        "wrote {reason:?} but Slurm shows {} {:?}",
-                        back.state.join("+"),
-                        back.reason
-                    ),
-                );
-                continue;
-            }
-            let entry = DrainEntry {
-                drain_id: id,
-                node: drain.node.clone(),
-                slurm_name: drain.slurm_name.clone(),
-                check: drain.check.clone(),
-                code: drain.code.clone(),
-                reason: back.reason.clone(),
-                reason_user: back.reason_user.clone(),
-                reason_time: back.reason_time.clone(),
-                drained_ms: now,
-                ended_ms: None,
-                end: String::new(),
-            };
-            if let Err(error) = coordinator.store.put_drain(&entry) {
-                tracing::error!(%error, "cannot record a drain in the ledger");
-            }
-            coordinator.record(&drain.node, "drained", reason);
+            self.drain(drain, now).await?;
         }
         for (_, id) in &plan.undrains {
             let Some(entry) = ledger.iter().find(|e| &e.drain_id == id) else {
                 continue;
             };
-            self.undrain(coordinator, entry, slurm, runner, "undrained", now)
-                .await?;
+            self.undrain(entry, "undrained").await?;
         }
         Ok(())
     }
 
+    async fn drain(&mut self, drain: &policy::Drain, now: i64) -> Result<(), DrainError> {
+        let node = self.slurm.node(&drain.slurm_name).await?;
+        if node.is_managed_elsewhere() || (node.is_out() && !node.reason.starts_with("lfleet:")) {
+            self.say(
+                &drain.node,
+                "left-alone",
+                CoordinatorKind::LeftAlone,
+                format!(
+                    "not drained: Slurm shows {} with reason {:?} by {}",
+                    node.state.join("+"),
+                    node.reason,
+                    if node.reason_user.is_empty() {
+                        "-"
+                    } else {
+                        &node.reason_user
+                    }
+                ),
+            );
+            return Ok(());
+        }
+        self.forget(&drain.node, "left-alone");
+        let id = format!("{:08x}", rand::random::<u32>());
+        let reason = policy::reason(drain, &id);
+        let intent = Intent::Drain {
+            drain_id: id.clone(),
+            node: drain.node.clone(),
+            slurm_name: drain.slurm_name.clone(),
+            check: drain.check.clone(),
+            code: drain.code.clone(),
+            reason: reason.clone(),
+            at_ms: now,
+        };
+        let intent_key = intent.key();
+        self.store
+            .commit(vec![put(Table::Intents, &intent_key, &intent)])
+            .await?;
+        self.slurm.drain(&drain.slurm_name, &reason).await?;
+        let back = self.slurm.node(&drain.slurm_name).await?;
+        let remove = Write::Delete {
+            table: Table::Intents,
+            key: intent_key,
+        };
+        if back.reason != reason || !back.is_out() {
+            self.store.commit(vec![remove]).await?;
+            self.record(
+                &drain.node,
+                CoordinatorKind::DrainNotConfirmed,
+                format!(
+                    "wrote {reason:?} but Slurm shows {} {:?}",
+                    back.state.join("+"),
+                    back.reason
+                ),
+            );
+            return Ok(());
+        }
+        let entry = DrainEntry {
+            drain_id: id,
+            node: drain.node.clone(),
+            slurm_name: drain.slurm_name.clone(),
+            check: drain.check.clone(),
+            code: drain.code.clone(),
+            reason: back.reason.clone(),
+            reason_user: back.reason_user.clone(),
+            reason_time: back.reason_time.clone(),
+            drained_ms: now,
+            ended_ms: None,
+            end: String::new(),
+        };
+        self.store.commit(vec![Write::Drain(entry), remove]).await?;
+        self.record(&drain.node, CoordinatorKind::Drained, reason);
+        Ok(())
+    }
+
     /// Undrains what the ledger says lfleet drained, if Slurm still shows exactly that.
-    pub async fn undrain(
-        &mut self,
-        coordinator: &Coordinator,
-        entry: &DrainEntry,
-        slurm: &Scontrol,
-        runner: &dyn CommandRunner,
-        end: &str,
-        now: i64,
-    ) -> Result<bool, SlurmError> {
-        let node = slurm.node(runner, &entry.slurm_name).await?;
+    /// `end` is what the ledger records: `undrained` or `manual-undrain`.
+    pub async fn undrain(&mut self, entry: &DrainEntry, end: &str) -> Result<bool, DrainError> {
+        let node = self.slurm.node(&entry.slurm_name).await?;
         let mut ended = entry.clone();
-        ended.ended_ms = Some(now);
+        ended.ended_ms = Some(self.now_ms());
         let ours = node.is_out()
             && node.reason == entry.reason
             && node.reason_user == entry.reason_user
             && node.reason_time == entry.reason_time;
         if !ours {
             ended.end = "taken-over".into();
-            let _ = coordinator.store.put_drain(&ended);
-            coordinator.record(
+            self.store.commit(vec![Write::Drain(ended)]).await?;
+            self.record(
                 &entry.node,
-                "left-alone",
+                CoordinatorKind::LeftAlone,
                 format!(
                     "drain {} is no longer lfleet's (Slurm shows {} {:?} by {}); nothing written",
                     entry.drain_id,
@@ -314,10 +502,33 @@ impl Drainer {
             );
             return Ok(false);
         }
-        slurm.undrain(runner, &entry.slurm_name).await?;
+        let intent = Intent::Undrain {
+            drain_id: entry.drain_id.clone(),
+            end: end.to_owned(),
+            at_ms: self.now_ms(),
+        };
+        let intent_key = intent.key();
+        self.store
+            .commit(vec![put(Table::Intents, &intent_key, &intent)])
+            .await?;
+        self.slurm.undrain(&entry.slurm_name).await?;
         ended.end = end.to_owned();
-        let _ = coordinator.store.put_drain(&ended);
-        coordinator.record(&entry.node, end, format!("drain {} lifted", entry.drain_id));
+        self.store
+            .commit(vec![
+                Write::Drain(ended),
+                Write::Delete {
+                    table: Table::Intents,
+                    key: intent_key,
+                },
+            ])
+            .await?;
+        if end == "undrained" {
+            self.record(
+                &entry.node,
+                CoordinatorKind::Undrained,
+                format!("drain {} lifted", entry.drain_id),
+            );
+        }
         Ok(true)
     }
 }

@@ -1,106 +1,223 @@
-//! The fleet as the coordinator sees it: the desired state with its generation, every node's
-//! last Hello, status and throughput, which nodes have a live session, and what each node
-//! should get. Pure state and rules; the services hold it behind a lock.
+//! The fleet as the coordinator sees it: the desired state with its generation, and every
+//! node's identity (the coordinator's facts), last Hello, status and throughput, in domain
+//! types only. Pure state and rules (health, what a node should mount, the operator views
+//! and the planner's facts); time is always passed in.
+//!
+//! Two rules worth knowing:
+//! - A condition's `since` is when the coordinator first *received* its current outcome and
+//!   code, never the time the agent claims: an agent cannot backdate a failure into a drain.
+//! - A node is SILENT when nothing arrived from it for the silence limit, whatever its TCP
+//!   connection says; a silent node's throughput is unknown and it is not counted mounted.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use lfleet_proto::v1;
+use lfleet_types::fleet::{
+    FilesystemSummary, Health, MountState, NodeDetail, NodeSummary, TargetState,
+};
+use lfleet_types::{
+    AgentHello, CheckId, Condition, DesiredConfig, Generation, KnownCheck, Outcome, Role,
+    SampleValue, StatusReport, TelemetryBatch, metric,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Desired, NodeIdentity};
+use crate::policy::{Fact, NodeFacts};
 
-/// A node silent this long (no session, no message) is SILENT, not healthy.
+/// A node silent this long (nothing received, whatever TCP says) is SILENT.
 pub const SILENT_AFTER_MS: i64 = 30_000;
 
-/// Samples of throughput kept per node: one hour at one a second.
+/// Throughput samples kept per node: one hour at one a second.
 pub const HISTORY: usize = 3600;
 
+/// Mounts whose throughput is kept per node; samples for more are dropped and counted.
+pub const MAX_MOUNTS_PER_NODE: usize = 64;
+
 /// What a node's mount is doing.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MountView {
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MountRates {
     pub read_bytes_per_second: f64,
     pub write_bytes_per_second: f64,
 }
 
+/// A node's throughput: per mount now, and summed over the last hour.
 #[derive(Debug, Clone, Default)]
-pub struct NodeState {
-    pub hello: v1::Hello,
-    pub last_seen_ms: i64,
-    pub applied_generation: u64,
-    pub status: v1::StatusReport,
-    pub connected: bool,
-    pub mounts: BTreeMap<String, MountView>,
+pub struct NodeTelemetry {
+    pub mounts: BTreeMap<String, MountRates>,
     /// (unix ms, read B/s, write B/s) summed over the node's mounts, oldest first.
     pub history: VecDeque<(i64, f64, f64)>,
+    /// Samples refused by the caps.
+    pub dropped: u64,
+}
+
+/// What the coordinator knows of a node, persisted so a restart forgets nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeState {
+    pub identity: NodeIdentity,
+    /// The node's name in Slurm (the coordinator's mapping).
+    pub slurm_name: String,
+    pub hello: Option<AgentHello>,
+    pub status: StatusReport,
+    /// Per (check, subject): when the coordinator first received the current outcome and code.
+    pub since: Vec<((CheckId, String), i64)>,
+    /// When the coordinator last received anything from it (its own clock).
+    pub last_seen_ms: i64,
+    pub applied_generation: Generation,
+    #[serde(skip)]
+    pub connected: bool,
+    #[serde(skip)]
+    pub telemetry: NodeTelemetry,
 }
 
 impl NodeState {
-    pub fn identity(&self) -> NodeIdentity {
-        NodeIdentity {
-            name: self.hello.node_name.clone(),
-            role: match v1::NodeRole::try_from(self.hello.role).unwrap_or_default() {
-                v1::NodeRole::Head => "head",
-                v1::NodeRole::Login => "login",
-                _ => "compute",
-            }
-            .to_owned(),
-            nodearray: self.hello.nodearray.clone(),
+    pub fn new(identity: NodeIdentity, slurm_name: String) -> NodeState {
+        NodeState {
+            identity,
+            slurm_name,
+            hello: None,
+            status: StatusReport::default(),
+            since: Vec::new(),
+            last_seen_ms: 0,
+            applied_generation: Generation::ZERO,
+            connected: false,
+            telemetry: NodeTelemetry::default(),
         }
     }
 
-    /// HEALTHY, UNHEALTHY (a condition fails), UNKNOWN (one is unknown), SILENT.
-    pub fn health(&self, now_ms: i64) -> v1::Health {
-        if !self.connected && now_ms - self.last_seen_ms > SILENT_AFTER_MS {
-            return v1::Health::Silent;
+    /// Whether anything arrived within the silence limit.
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        now_ms - self.last_seen_ms <= SILENT_AFTER_MS
+    }
+
+    /// HEALTHY, UNHEALTHY (a condition fails), UNKNOWN (one is unknown, or none yet), SILENT.
+    pub fn health(&self, now_ms: i64) -> Health {
+        if !self.is_live(now_ms) {
+            return Health::Silent;
         }
-        let outcomes: Vec<v1::Outcome> = self
+        let outcomes = self.status.conditions.iter().map(|c| c.outcome);
+        if outcomes.clone().any(|o| o == Outcome::Fail) {
+            Health::Unhealthy
+        } else if self.status.conditions.is_empty()
+            || outcomes.clone().any(|o| o == Outcome::Unknown)
+        {
+            Health::Unknown
+        } else {
+            Health::Healthy
+        }
+    }
+
+    /// When the coordinator first received `condition`'s current outcome and code.
+    pub fn received_since(&self, condition: &Condition) -> Option<i64> {
+        self.since
+            .iter()
+            .find(|((check, subject), _)| {
+                *check == condition.check && *subject == condition.subject
+            })
+            .map(|(_, at)| *at)
+    }
+
+    /// Takes a status report received at `now_ms`. Returns whether any condition's shape
+    /// (check, subject, outcome, code) changed.
+    pub fn take_status(&mut self, report: StatusReport, now_ms: i64) -> bool {
+        let changed = self
             .status
             .conditions
             .iter()
-            .map(|c| v1::Outcome::try_from(c.outcome).unwrap_or_default())
-            .collect();
-        if outcomes.contains(&v1::Outcome::Fail) {
-            v1::Health::Unhealthy
-        } else if outcomes.contains(&v1::Outcome::Unknown) || self.status.conditions.is_empty() {
-            v1::Health::Unknown
-        } else {
-            v1::Health::Healthy
+            .map(Condition::shape)
+            .ne(report.conditions.iter().map(Condition::shape));
+        let mut since = Vec::with_capacity(report.conditions.len());
+        for condition in &report.conditions {
+            let same = self
+                .status
+                .conditions
+                .iter()
+                .find(|old| old.check == condition.check && old.subject == condition.subject);
+            let kept = match same {
+                Some(old) if old.outcome == condition.outcome && old.code == condition.code => {
+                    self.received_since(old)
+                }
+                _ => None,
+            };
+            since.push((
+                (condition.check.clone(), condition.subject.clone()),
+                kept.unwrap_or(now_ms),
+            ));
         }
+        self.since = since;
+        self.applied_generation = report.applied_generation;
+        self.status = report;
+        self.last_seen_ms = now_ms;
+        changed
     }
 
     /// Takes the llite rates of a telemetry batch as the node's per-mount throughput.
-    pub fn take_telemetry(&mut self, batch: &v1::TelemetryBatch, now_ms: i64) {
+    pub fn take_telemetry(&mut self, batch: &TelemetryBatch, now_ms: i64) {
+        self.last_seen_ms = now_ms;
+        let telemetry = &mut self.telemetry;
         let mut touched = false;
         for sample in &batch.samples {
-            let subject = sample
-                .labels
-                .iter()
-                .find(|l| l.key == "subject")
-                .map(|l| l.value.clone())
-                .unwrap_or_default();
-            let Some(v1::sample::Value::Gauge(value)) = sample.value else {
-                continue;
-            };
-            let view = match sample.metric.as_str() {
-                "llite.read_bytes_per_s" | "llite.write_bytes_per_s" => {
-                    self.mounts.entry(subject).or_default()
-                }
+            let read = match sample.metric.as_str() {
+                metric::LLITE_READ_BYTES_PER_S => true,
+                metric::LLITE_WRITE_BYTES_PER_S => false,
                 _ => continue,
             };
-            if sample.metric.ends_with("read_bytes_per_s") {
-                view.read_bytes_per_second = value;
+            let Some(SampleValue::Gauge(value)) = sample.value else {
+                continue;
+            };
+            let subject = sample.label("subject").unwrap_or_default();
+            if !telemetry.mounts.contains_key(subject)
+                && telemetry.mounts.len() >= MAX_MOUNTS_PER_NODE
+            {
+                telemetry.dropped += 1;
+                continue;
+            }
+            let rates = telemetry.mounts.entry(subject.to_owned()).or_default();
+            if read {
+                rates.read_bytes_per_second = value;
             } else {
-                view.write_bytes_per_second = value;
+                rates.write_bytes_per_second = value;
             }
             touched = true;
         }
         if touched {
-            let read = self.mounts.values().map(|m| m.read_bytes_per_second).sum();
-            let write = self.mounts.values().map(|m| m.write_bytes_per_second).sum();
-            self.history.push_back((now_ms, read, write));
-            while self.history.len() > HISTORY {
-                self.history.pop_front();
+            let read = telemetry
+                .mounts
+                .values()
+                .map(|m| m.read_bytes_per_second)
+                .sum();
+            let write = telemetry
+                .mounts
+                .values()
+                .map(|m| m.write_bytes_per_second)
+                .sum();
+            telemetry.history.push_back((now_ms, read, write));
+            while telemetry.history.len() > HISTORY {
+                telemetry.history.pop_front();
             }
         }
+    }
+
+    /// A mount's rates now: `None` when the node is silent (unknown, not its last value).
+    pub fn rates(&self, mount_point: &str, now_ms: i64) -> Option<MountRates> {
+        if !self.is_live(now_ms) {
+            return None;
+        }
+        Some(
+            self.telemetry
+                .mounts
+                .get(mount_point)
+                .copied()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Mount points with a passing `mount.present`, while the node is live.
+    fn mounted(&self, mount_point: &str, now_ms: i64) -> bool {
+        self.is_live(now_ms)
+            && self.status.conditions.iter().any(|c| {
+                c.check == KnownCheck::MountPresent
+                    && c.outcome == Outcome::Pass
+                    && c.subject == mount_point
+            })
     }
 }
 
@@ -108,135 +225,313 @@ impl NodeState {
 #[derive(Debug)]
 pub struct Fleet {
     pub desired: Desired,
-    pub generation: u64,
+    pub generation: Generation,
     pub nodes: BTreeMap<String, NodeState>,
 }
 
 impl Fleet {
-    /// What `node` should run now.
-    pub fn desired_for(&self, node: &NodeIdentity) -> v1::DesiredConfig {
-        v1::DesiredConfig {
+    /// What a node should run now.
+    pub fn desired_for(&self, node: &NodeIdentity) -> DesiredConfig {
+        DesiredConfig {
             generation: self.generation,
-            mounts: self
-                .desired
-                .mounts_for(node)
-                .iter()
-                .map(v1::MountSpec::from)
-                .collect(),
-            client: Some(v1::ClientPolicy {
-                lustre_version: self.desired.client.lustre_version.clone(),
-                dkms: if self.desired.client.dkms == "allowed" {
-                    v1::DkmsPolicy::Allowed as i32
-                } else {
-                    v1::DkmsPolicy::Forbidden as i32
-                },
-            }),
-            lnet: Some(v1::LnetConfig {
-                network: self.desired.lnet.network.clone(),
-                interface: self.desired.lnet.interface.clone(),
-            }),
+            mounts: self.desired.mounts_for(node),
+            client: self.desired.client.clone(),
+            lnet: self.desired.lnet.clone(),
         }
     }
 
     /// The summary of one node.
-    pub fn summary(&self, name: &str, now_ms: i64) -> Option<v1::NodeSummary> {
+    pub fn summary(&self, name: &str, now_ms: i64) -> Option<NodeSummary> {
         let node = self.nodes.get(name)?;
-        let desired = self.desired.mounts_for(&node.identity());
-        let mounted: Vec<String> = node
-            .status
-            .conditions
-            .iter()
-            .filter(|c| c.check == "mount.present" && c.outcome == v1::Outcome::Pass as i32)
-            .map(|c| c.subject.clone())
-            .collect();
-        Some(v1::NodeSummary {
-            node_name: name.to_owned(),
+        let hello = node.hello.as_ref();
+        Some(NodeSummary {
+            name: name.to_owned(),
+            health: node.health(now_ms),
+            connected: node.connected,
             last_seen_unix_ms: node.last_seen_ms,
-            agent_version: node.hello.agent_version.clone(),
-            kernel_release: node.hello.kernel_release.clone(),
-            applied_generation: node.applied_generation,
-            desired_generation: self.generation,
-            health: node.health(now_ms) as i32,
+            agent_version: hello.map(|h| h.agent_version.clone()).unwrap_or_default(),
+            kernel_release: hello.map(|h| h.kernel_release.clone()).unwrap_or_default(),
+            applied_generation: node.applied_generation.get(),
+            desired_generation: self.generation.get(),
             conditions: node.status.conditions.clone(),
-            mounts: desired
+            mounts: self
+                .desired
+                .mounts_for(&node.identity)
                 .iter()
                 .map(|spec| {
-                    let point = spec.mount_point.as_str().to_owned();
-                    let view = node.mounts.get(&point).cloned().unwrap_or_default();
-                    v1::MountState {
+                    let point = spec.mount_point.as_str();
+                    let rates = node.rates(point, now_ms);
+                    MountState {
+                        mount_point: point.to_owned(),
                         source: spec.source().to_string(),
-                        mounted: mounted.contains(&point),
-                        read_bytes_per_second: view.read_bytes_per_second,
-                        write_bytes_per_second: view.write_bytes_per_second,
-                        mount_point: point,
+                        mounted: node.mounted(point, now_ms),
+                        read_bytes_per_second: rates.map(|r| r.read_bytes_per_second),
+                        write_bytes_per_second: rates.map(|r| r.write_bytes_per_second),
                     }
                 })
                 .collect(),
-            connected: node.connected,
-            role: node.hello.role,
+            role: Some(node.identity.role),
+            slurm_node_name: node.slurm_name.clone(),
+            nodearray: node.identity.nodearray.clone(),
+        })
+    }
+
+    /// One node in detail, with the events the caller read for it.
+    pub fn detail(
+        &self,
+        name: &str,
+        now_ms: i64,
+        events: Vec<lfleet_types::fleet::FleetEvent>,
+    ) -> Option<NodeDetail> {
+        let summary = self.summary(name, now_ms)?;
+        let node = &self.nodes[name];
+        let hello = node.hello.as_ref();
+        Some(NodeDetail {
+            summary,
+            distro: hello.map(|h| h.distro.clone()).unwrap_or_default(),
+            lustre_client_version: hello
+                .map(|h| h.lustre_client_version.clone())
+                .unwrap_or_default(),
+            items: node.status.items.clone(),
+            events,
         })
     }
 
     /// Per filesystem: clients expected and mounted, target states, throughput.
-    pub fn filesystems(&self, now_ms: i64) -> Vec<v1::FilesystemSummary> {
+    pub fn filesystems(&self, now_ms: i64) -> Vec<FilesystemSummary> {
         self.desired
             .filesystems
             .iter()
             .map(|fs| {
                 let point = fs.spec.mount_point.as_str();
-                let mut expected = 0;
-                let mut mounted = 0;
+                let (mut expected, mut mounted) = (0, 0);
                 let (mut read, mut write) = (0.0, 0.0);
-                let mut targets: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
-                for (name, node) in &self.nodes {
-                    if !fs.applies_to(&node.identity()) {
-                        continue;
-                    }
+                let mut states: BTreeMap<String, u32> = BTreeMap::new();
+                for node in self.nodes.values().filter(|n| fs.applies_to(&n.identity)) {
                     expected += 1;
-                    let summary = self.summary(name, now_ms);
-                    if summary
-                        .iter()
-                        .flat_map(|s| &s.mounts)
-                        .any(|m| m.mount_point == point && m.mounted)
-                    {
+                    if node.mounted(point, now_ms) {
                         mounted += 1;
                     }
-                    if let Some(view) = node.mounts.get(point) {
-                        read += view.read_bytes_per_second;
-                        write += view.write_bytes_per_second;
+                    if let Some(rates) = node.rates(point, now_ms) {
+                        read += rates.read_bytes_per_second;
+                        write += rates.write_bytes_per_second;
+                    }
+                    if !node.is_live(now_ms) {
+                        continue;
                     }
                     for condition in &node.status.conditions {
-                        if condition.check == "lustre.imports" && condition.subject == point {
-                            let state = if condition.outcome == v1::Outcome::Pass as i32 {
+                        if condition.check == KnownCheck::LustreImports
+                            && condition.subject == point
+                        {
+                            let state = if condition.outcome == Outcome::Pass {
                                 "FULL".to_owned()
                             } else {
                                 condition.code.clone()
                             };
-                            *targets
-                                .entry("all".into())
-                                .or_default()
-                                .entry(state)
-                                .or_default() += 1;
+                            *states.entry(state).or_default() += 1;
                         }
                     }
                 }
-                v1::FilesystemSummary {
+                FilesystemSummary {
                     name: fs.name.clone(),
                     source: fs.spec.source().to_string(),
                     mount_point: point.to_owned(),
                     clients_expected: expected,
                     clients_mounted: mounted,
-                    targets: targets
-                        .into_iter()
-                        .map(|(target, nodes_by_state)| v1::TargetState {
-                            target,
-                            nodes_by_state: nodes_by_state.into_iter().collect(),
-                        })
-                        .collect(),
+                    targets: if states.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![TargetState {
+                            target: "all".into(),
+                            nodes_by_state: states,
+                        }]
+                    },
                     read_bytes_per_second: read,
                     write_bytes_per_second: write,
                 }
             })
             .collect()
+    }
+
+    /// Every node as the drain planner sees it: outcomes with the coordinator's receive
+    /// times, live or not.
+    pub fn facts(&self, now_ms: i64) -> Vec<NodeFacts> {
+        self.nodes
+            .iter()
+            .map(|(name, node)| NodeFacts {
+                name: name.clone(),
+                slurm_name: node.slurm_name.clone(),
+                role: node.identity.role,
+                connected: node.is_live(now_ms),
+                facts: node
+                    .status
+                    .conditions
+                    .iter()
+                    .map(|c| Fact {
+                        check: c.check.clone(),
+                        subject: c.subject.clone(),
+                        outcome: c.outcome,
+                        code: c.code.clone(),
+                        detail: c.detail.clone(),
+                        since_ms: node.received_since(c).unwrap_or(now_ms),
+                    })
+                    .collect(),
+                mounts: self
+                    .desired
+                    .mounts_for(&node.identity)
+                    .iter()
+                    .map(|m| m.mount_point.as_str().to_owned())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Nodes whose desired state differs between the running config and `candidate`.
+    pub fn affected_by(&self, candidate: &Desired) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, node)| {
+                self.desired.mounts_for(&node.identity) != candidate.mounts_for(&node.identity)
+                    || self.desired.client != candidate.client
+                    || self.desired.lnet != candidate.lnet
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+/// A role claimed in a Hello, or compute when none was (the agent's default).
+pub fn claimed_role(hello: &AgentHello) -> Role {
+    hello.claims.role.unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(check: KnownCheck, outcome: Outcome, code: &str, agent_since: i64) -> Condition {
+        Condition {
+            check: check.into(),
+            subject: "/lustre".into(),
+            outcome,
+            code: code.into(),
+            detail: String::new(),
+            since_unix_ms: agent_since,
+            observed_unix_ms: agent_since,
+        }
+    }
+
+    fn report(conditions: Vec<Condition>) -> StatusReport {
+        StatusReport {
+            conditions,
+            ..StatusReport::default()
+        }
+    }
+
+    #[test]
+    fn since_is_the_coordinators_receive_time_never_the_agents_claim() {
+        let mut node = NodeState::new(NodeIdentity::default(), "n1".into());
+        // The agent claims the failure began at the epoch.
+        node.take_status(
+            report(vec![condition(
+                KnownCheck::LustreImports,
+                Outcome::Fail,
+                "evicted",
+                0,
+            )]),
+            5_000,
+        );
+        let c = &node.status.conditions[0];
+        assert_eq!(node.received_since(c), Some(5_000));
+        // Unchanged outcome: since stays.
+        node.take_status(
+            report(vec![condition(
+                KnownCheck::LustreImports,
+                Outcome::Fail,
+                "evicted",
+                0,
+            )]),
+            9_000,
+        );
+        assert_eq!(node.received_since(&node.status.conditions[0]), Some(5_000));
+        // A new code restarts it.
+        node.take_status(
+            report(vec![condition(
+                KnownCheck::LustreImports,
+                Outcome::Fail,
+                "disconn",
+                0,
+            )]),
+            12_000,
+        );
+        assert_eq!(
+            node.received_since(&node.status.conditions[0]),
+            Some(12_000)
+        );
+    }
+
+    #[test]
+    fn a_node_silent_past_the_limit_is_silent_with_unknown_throughput() {
+        let mut node = NodeState::new(NodeIdentity::default(), "n1".into());
+        node.connected = true;
+        node.take_status(
+            report(vec![condition(
+                KnownCheck::MountPresent,
+                Outcome::Pass,
+                "",
+                0,
+            )]),
+            1_000,
+        );
+        node.take_telemetry(
+            &TelemetryBatch {
+                samples: vec![lfleet_types::TelemetrySample {
+                    seq: 1,
+                    at_unix_ms: 1_000,
+                    metric: metric::LLITE_WRITE_BYTES_PER_S.into(),
+                    labels: vec![("subject".into(), "/lustre".into())],
+                    value: Some(SampleValue::Gauge(3e8)),
+                    reset: false,
+                    unavailable: None,
+                }],
+                ..TelemetryBatch::default()
+            },
+            1_000,
+        );
+        assert_eq!(node.health(2_000), Health::Healthy);
+        assert!(node.mounted("/lustre", 2_000));
+        assert_eq!(
+            node.rates("/lustre", 2_000).unwrap().write_bytes_per_second,
+            3e8
+        );
+        let later = 1_000 + SILENT_AFTER_MS + 1;
+        assert_eq!(node.health(later), Health::Silent, "connected or not");
+        assert!(!node.mounted("/lustre", later));
+        assert_eq!(node.rates("/lustre", later), None);
+    }
+
+    #[test]
+    fn telemetry_subjects_are_capped_per_node() {
+        let mut node = NodeState::new(NodeIdentity::default(), "n1".into());
+        let samples = (0..1000)
+            .map(|i| lfleet_types::TelemetrySample {
+                seq: i,
+                at_unix_ms: 0,
+                metric: metric::LLITE_READ_BYTES_PER_S.into(),
+                labels: vec![("subject".into(), format!("/m{i}"))],
+                value: Some(SampleValue::Gauge(1.0)),
+                reset: false,
+                unavailable: None,
+            })
+            .collect();
+        node.take_telemetry(
+            &TelemetryBatch {
+                samples,
+                ..TelemetryBatch::default()
+            },
+            0,
+        );
+        assert_eq!(node.telemetry.mounts.len(), MAX_MOUNTS_PER_NODE);
+        assert_eq!(node.telemetry.dropped, 1000 - MAX_MOUNTS_PER_NODE as u64);
     }
 }

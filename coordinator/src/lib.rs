@@ -1,18 +1,25 @@
 //! lfleet-coordinator: the cluster's one place to see and steer every node's Lustre.
 //!
-//! Modules: [`config`] reads coordinator.toml (the server's settings and the fleet's desired
-//! state); [`hostlist`] matches Slurm host lists; [`pki`] is the CA and reads peer identities;
-//! [`store`] is the SQLite store; [`fleet`] the in-memory fleet view; [`service`] the gRPC
-//! services; [`server`] the listeners.
+//! Layers, each using only those below it:
+//! - [`events`] (the fleet's event log) over [`store`] (SQLite, one writer thread);
+//! - state and rules: [`config`] (coordinator.toml: the server's settings and the fleet's
+//!   desired state), [`hostlist`], [`fleet`] (every node, in domain types), [`policy`] (the
+//!   pure drain planner), [`pki`] (the CA, peer identities), [`sessions`] (live agent
+//!   queues), [`slurm`] (scontrol) and [`drain`] (the executor and its intents);
+//! - [`app`]: the coordinator, one domain function per request;
+//! - [`api`] (thin gRPC handlers), [`metrics`] (Prometheus) and [`server`] (listeners).
 
+pub mod api;
+pub mod app;
 pub mod config;
 pub mod drain;
+pub mod events;
 pub mod fleet;
 pub mod hostlist;
 pub mod metrics;
 pub mod pki;
 pub mod policy;
 pub mod server;
-pub mod service;
+pub mod sessions;
 pub mod slurm;
 pub mod store;

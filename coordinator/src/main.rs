@@ -14,8 +14,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use lfleet_coordinator::{config, pki::Pki, server, service::Coordinator, store::Store};
-use lfleet_host::HostRoot;
+use lfleet_coordinator::app::{Coordinator, Enrollment};
+use lfleet_coordinator::{config, pki::Pki, server, store::Store};
+use lfleet_host::{HostRoot, SystemClock, SystemCommandRunner};
+use lfleet_types::ErrorChain;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,7 +70,7 @@ fn load(cli: &Cli) -> Result<config::CoordinatorFile, String> {
         std::path::absolute(&cli.config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
     let text = HostRoot::new("/")
         .read_optional(&path)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| lfleet_types::error_chain(&e))?
         .ok_or_else(|| format!("{} does not exist", cli.config.display()))?;
     let mut file = config::parse(&text).map_err(|errors| {
         errors
@@ -100,7 +102,10 @@ fn load(cli: &Cli) -> Result<config::CoordinatorFile, String> {
 /// The join token: read, or made (32 random hex bytes, mode 0600) when the file is absent.
 fn join_token(path: &std::path::Path) -> Result<String, String> {
     let files = HostRoot::new("/");
-    if let Some(text) = files.read_optional(path).map_err(|e| e.to_string())? {
+    if let Some(text) = files
+        .read_optional(path)
+        .map_err(|e| lfleet_types::error_chain(&e))?
+    {
         let token = text.trim().to_owned();
         if token.len() < 16 {
             return Err(format!(
@@ -116,11 +121,11 @@ fn join_token(path: &std::path::Path) -> Result<String, String> {
     if let Some(parent) = path.parent() {
         files
             .create_dir_all(parent, 0o755)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| lfleet_types::error_chain(&e))?;
     }
     files
         .write_atomic(path, format!("{token}\n").as_bytes(), 0o600)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| lfleet_types::error_chain(&e))?;
     Ok(token)
 }
 
@@ -131,14 +136,16 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     let server = file.server.clone();
-    let pki =
-        Pki::load_or_create(&server.data_dir, &server.server_names).map_err(|e| e.to_string())?;
+    let pki = Pki::load_or_create(&server.data_dir, &server.server_names)
+        .map_err(|e| lfleet_types::error_chain(&e))?;
     if let Some(Command::AdminCert { name, out, hours }) = &cli.command {
-        let (cert, key) = pki.issue_admin(name, *hours).map_err(|e| e.to_string())?;
+        let (cert, key) = pki
+            .issue_admin(name, *hours)
+            .map_err(|e| lfleet_types::error_chain(&e))?;
         let files = HostRoot::new("/");
         files
             .create_dir_all(out, 0o700)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| lfleet_types::error_chain(&e))?;
         for (file, text, mode) in [
             ("admin.pem", &cert, 0o644),
             ("admin.key", &key, 0o600),
@@ -146,36 +153,33 @@ async fn run(cli: Cli) -> Result<(), String> {
         ] {
             files
                 .write_atomic(out.join(file), text.as_bytes(), mode)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| lfleet_types::error_chain(&e))?;
         }
         println!("wrote {}/admin.pem, admin.key and ca.pem", out.display());
         return Ok(());
     }
     let token = join_token(&server.join_token_file)?;
-    let store = Store::open(&server.data_dir.join("coordinator.db")).map_err(|e| e.to_string())?;
-    let coordinator =
-        Arc::new(Coordinator::start(file, store, pki, token).map_err(|e| e.to_string())?);
-    if let Some(slurm) = coordinator.slurm.clone() {
-        let coordinator = coordinator.clone();
-        tokio::spawn(async move {
-            let runner = lfleet_host::SystemCommandRunner::from_env();
-            let mut every = tokio::time::interval(std::time::Duration::from_secs_f64(
-                coordinator.policy.interval_seconds,
-            ));
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                let mut drainer = coordinator.drainer.lock().await;
-                if let Err(error) = drainer
-                    .pass(&coordinator, &coordinator.policy, &slurm, &runner)
-                    .await
-                {
-                    tracing::warn!(%error, "drain pass stopped; retrying next interval");
-                }
-            }
-        });
-    }
-    let shutdown = async {
+    let store = Arc::new(
+        Store::open(&server.data_dir.join("coordinator.db"))
+            .map_err(|e| ErrorChain(&e).to_string())?,
+    );
+    let coordinator = Arc::new(
+        Coordinator::start(
+            file,
+            store.clone(),
+            pki,
+            Enrollment {
+                join_token: token,
+                cert_hours: server.agent_certificate_hours,
+            },
+            Arc::new(SystemClock),
+            Arc::new(SystemCommandRunner::from_env()),
+        )
+        .map_err(|e| ErrorChain(&e).to_string())?,
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let drains = tokio::spawn(coordinator.clone().run_drains(stop_rx));
+    let shutdown = async move {
         let terminate = async {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(mut signal) => {
@@ -188,9 +192,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             _ = terminate => {}
             _ = tokio::signal::ctrl_c() => {}
         }
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
     };
-    server::serve(
-        coordinator,
+    let served = server::serve(
+        coordinator.clone(),
         &server,
         |bound| {
             println!("listening on {}", bound.grpc);
@@ -201,7 +207,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         },
         shutdown,
     )
-    .await
+    .await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drains).await;
+    coordinator.shut_down();
+    store.close().map_err(|e| ErrorChain(&e).to_string())?;
+    served
 }
 
 fn main() -> ExitCode {

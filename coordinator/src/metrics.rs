@@ -1,12 +1,13 @@
 //! The coordinator's Prometheus endpoint: nodes by health, mounts by state, per-filesystem
 //! throughput and clients, config lag (nodes behind the desired generation).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use lfleet_proto::v1;
+use lfleet_types::fleet::Health;
 
-use crate::service::{Coordinator, now_ms};
+use crate::app::Coordinator;
 
 fn label(value: &str) -> String {
     value
@@ -17,25 +18,13 @@ fn label(value: &str) -> String {
 
 /// The exposition text.
 pub fn render(coordinator: &Coordinator) -> String {
-    let now = now_ms();
-    let fleet = coordinator.fleet();
+    let nodes = coordinator.list_nodes(false);
     let mut out = String::new();
-    let mut by_health = std::collections::BTreeMap::new();
-    let mut mounts = std::collections::BTreeMap::new();
+    let mut by_health: BTreeMap<Health, usize> = BTreeMap::new();
+    let mut mounts: BTreeMap<&str, usize> = BTreeMap::new();
     let mut behind = 0;
-    for name in fleet.nodes.keys() {
-        let Some(summary) = fleet.summary(name, now) else {
-            continue;
-        };
-        let health = v1::Health::try_from(summary.health).unwrap_or_default();
-        *by_health
-            .entry(
-                health
-                    .as_str_name()
-                    .trim_start_matches("HEALTH_")
-                    .to_lowercase(),
-            )
-            .or_insert(0) += 1;
+    for summary in &nodes {
+        *by_health.entry(summary.health).or_insert(0) += 1;
         for mount in &summary.mounts {
             *mounts
                 .entry(if mount.mounted {
@@ -50,11 +39,11 @@ pub fn render(coordinator: &Coordinator) -> String {
         }
     }
     out.push_str("# TYPE lfleet_nodes gauge\n");
-    for health in ["healthy", "unhealthy", "unknown", "silent"] {
+    for health in Health::ALL {
         let _ = writeln!(
             out,
             "lfleet_nodes{{health=\"{health}\"}} {}",
-            by_health.get(health).copied().unwrap_or(0)
+            by_health.get(&health).copied().unwrap_or(0)
         );
     }
     out.push_str("# TYPE lfleet_mounts gauge\n");
@@ -65,18 +54,17 @@ pub fn render(coordinator: &Coordinator) -> String {
             mounts.get(state).copied().unwrap_or(0)
         );
     }
+    let (generation, _) = coordinator.config();
     let _ = writeln!(
         out,
-        "# TYPE lfleet_config_generation gauge\nlfleet_config_generation {}",
-        fleet.generation
+        "# TYPE lfleet_config_generation gauge\nlfleet_config_generation {generation}"
     );
     let _ = writeln!(
         out,
         "# TYPE lfleet_nodes_behind_config gauge\nlfleet_nodes_behind_config {behind}"
     );
-    drop(fleet);
-    let drains = coordinator.store.drains().unwrap_or_default();
-    let incidents = coordinator.store.incidents().unwrap_or_default();
+    let drains = coordinator.store().drains().unwrap_or_default();
+    let incidents = coordinator.incidents(true).unwrap_or_default();
     let _ = writeln!(
         out,
         "# TYPE lfleet_drains_active gauge\nlfleet_drains_active {}",
@@ -90,13 +78,16 @@ pub fn render(coordinator: &Coordinator) -> String {
     let _ = writeln!(
         out,
         "# TYPE lfleet_incidents_open gauge\nlfleet_incidents_open {}",
-        incidents.iter().filter(|i| i.closed_ms.is_none()).count()
+        incidents.len()
     );
-    let fleet = coordinator.fleet();
-    out.push_str(
-        "# TYPE lfleet_filesystem_clients gauge\n# TYPE lfleet_filesystem_bytes_per_second gauge\n",
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_agent_events_dropped_total counter\nlfleet_agent_events_dropped_total {}",
+        coordinator.events().dropped()
     );
-    for fs in fleet.filesystems(now) {
+    let filesystems = coordinator.filesystems(None);
+    out.push_str("# TYPE lfleet_filesystem_clients gauge\n");
+    for fs in &filesystems {
         let name = label(&fs.name);
         let _ = writeln!(
             out,
@@ -108,6 +99,10 @@ pub fn render(coordinator: &Coordinator) -> String {
             "lfleet_filesystem_clients{{filesystem=\"{name}\",state=\"mounted\"}} {}",
             fs.clients_mounted
         );
+    }
+    out.push_str("# TYPE lfleet_filesystem_bytes_per_second gauge\n");
+    for fs in &filesystems {
+        let name = label(&fs.name);
         let _ = writeln!(
             out,
             "lfleet_filesystem_bytes_per_second{{filesystem=\"{name}\",direction=\"read\"}} {}",

@@ -54,13 +54,13 @@ fn files() -> lfleet_host::HostRoot {
 fn write_private(path: &Path, text: &str, mode: u32) -> Result<(), PkiError> {
     files()
         .write_atomic(path, text.as_bytes(), mode)
-        .map_err(|e| PkiError::Host(e.to_string()))
+        .map_err(|e| PkiError::Host(lfleet_types::error_chain(&e)))
 }
 
 fn read(path: &Path) -> Result<Option<String>, PkiError> {
     files()
         .read_optional(path)
-        .map_err(|e| PkiError::Host(e.to_string()))
+        .map_err(|e| PkiError::Host(lfleet_types::error_chain(&e)))
 }
 
 fn validity(params: &mut CertificateParams, hours: i64) {
@@ -75,7 +75,7 @@ impl Pki {
     pub fn load_or_create(dir: &Path, server_names: &[String]) -> Result<Pki, PkiError> {
         files()
             .create_dir_all(dir, 0o700)
-            .map_err(|e| PkiError::Host(e.to_string()))?;
+            .map_err(|e| PkiError::Host(lfleet_types::error_chain(&e)))?;
         let (ca_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key"));
         let (ca_pem, ca_key) = match (read(&ca_path)?, read(&key_path)?) {
             (Some(pem), Some(key)) => (

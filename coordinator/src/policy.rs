@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use lfleet_types::{CheckId, KnownCheck, Outcome, Role};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,10 +26,10 @@ pub struct Policy {
     pub dry_run: bool,
     /// Checks in shadow mode: their drains are only recorded.
     #[serde(default)]
-    pub dry_run_checks: Vec<String>,
+    pub dry_run_checks: Vec<CheckId>,
     /// Role -> the checks that drain it.
     #[serde(default = "default_required")]
-    pub required: BTreeMap<String, Vec<String>>,
+    pub required: BTreeMap<Role, Vec<CheckId>>,
     /// Failure codes that never drain (a finding to fix, not a sick node).
     #[serde(default = "default_ignore_codes")]
     pub ignore_codes: Vec<String>,
@@ -51,16 +52,16 @@ pub struct Policy {
     pub interval_seconds: f64,
 }
 
-fn default_required() -> BTreeMap<String, Vec<String>> {
-    let node_checks: Vec<String> = [
-        "mount.present",
-        "mount.responsive",
-        "lustre.imports",
-        "lustre.lbug",
+fn default_required() -> BTreeMap<Role, Vec<CheckId>> {
+    let node_checks: Vec<CheckId> = [
+        KnownCheck::MountPresent,
+        KnownCheck::MountResponsive,
+        KnownCheck::LustreImports,
+        KnownCheck::LustreLbug,
     ]
-    .map(String::from)
+    .map(CheckId::from)
     .to_vec();
-    BTreeMap::from([("compute".to_owned(), node_checks)])
+    BTreeMap::from([(Role::Compute, node_checks)])
 }
 fn default_ignore_codes() -> Vec<String> {
     vec!["reboot-unsafe".into()]
@@ -106,32 +107,23 @@ impl Policy {
         if !(0.1..=3600.0).contains(&self.interval_seconds) {
             return Err("interval_seconds is from 0.1 to 3600".into());
         }
-        if let Some(role) = self
-            .required
-            .keys()
-            .find(|r| !["head", "compute", "login"].contains(&r.as_str()))
-        {
-            return Err(format!(
-                "required.{role}: roles are head, compute and login"
-            ));
-        }
         Ok(())
     }
 
-    fn shadowed(&self, check: &str) -> bool {
-        self.dry_run || self.dry_run_checks.iter().any(|c| c == check)
+    fn shadowed(&self, check: &CheckId) -> bool {
+        self.dry_run || self.dry_run_checks.contains(check)
     }
 }
 
 /// One condition as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fact {
-    pub check: String,
+    pub check: CheckId,
     pub subject: String,
-    /// "pass", "fail" or "unknown".
-    pub outcome: String,
+    pub outcome: Outcome,
     pub code: String,
     pub detail: String,
+    /// When the coordinator first received this outcome (never the agent's own time).
     pub since_ms: i64,
 }
 
@@ -140,7 +132,8 @@ pub struct Fact {
 pub struct NodeFacts {
     pub name: String,
     pub slurm_name: String,
-    pub role: String,
+    pub role: Role,
+    /// Reporting within the silence limit.
     pub connected: bool,
     pub facts: Vec<Fact>,
     /// The mount points it should have.
@@ -153,7 +146,7 @@ pub struct DrainEntry {
     pub drain_id: String,
     pub node: String,
     pub slurm_name: String,
-    pub check: String,
+    pub check: CheckId,
     pub code: String,
     pub reason: String,
     pub reason_user: String,
@@ -169,7 +162,7 @@ pub struct DrainEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,
-    pub check: String,
+    pub check: CheckId,
     pub subject: String,
     pub opened_ms: i64,
     pub closed_ms: Option<i64>,
@@ -181,7 +174,7 @@ pub struct Incident {
 pub struct Drain {
     pub node: String,
     pub slurm_name: String,
-    pub check: String,
+    pub check: CheckId,
     pub subject: String,
     pub code: String,
     pub detail: String,
@@ -229,14 +222,12 @@ pub fn plan(
     now_ms: i64,
 ) -> Plan {
     let mut out = Plan::default();
-    let required = |node: &NodeFacts| -> Vec<&String> {
+    let is_required = |node: &NodeFacts, check: &CheckId| {
         policy
             .required
             .get(&node.role)
-            .map(|c| c.iter().collect())
-            .unwrap_or_default()
+            .is_some_and(|checks| checks.contains(check))
     };
-    let is_required = |node: &NodeFacts, check: &str| required(node).iter().any(|c| *c == check);
     let active: BTreeMap<&str, &DrainEntry> = ledger
         .iter()
         .filter(|e| e.ended_ms.is_none())
@@ -244,10 +235,10 @@ pub fn plan(
         .collect();
 
     // Failing now, per (check, subject), among connected nodes, for incidents.
-    let mut failing_now: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut failing_now: BTreeMap<(CheckId, String), BTreeSet<String>> = BTreeMap::new();
     for node in nodes.iter().filter(|n| n.connected) {
         for fact in &node.facts {
-            if fact.outcome == "fail"
+            if fact.outcome == Outcome::Fail
                 && is_required(node, &fact.check)
                 && !policy.ignore_codes.contains(&fact.code)
             {
@@ -258,14 +249,14 @@ pub fn plan(
             }
         }
     }
-    let population = |check: &str, subject: &str| -> usize {
+    let population = |check: &CheckId, subject: &str| -> usize {
         nodes
             .iter()
             .filter(|n| n.connected && is_required(n, check))
             .filter(|n| !subject.starts_with('/') || n.mounts.iter().any(|m| m == subject))
             .count()
     };
-    let mut incident_keys: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut incident_keys: BTreeSet<(CheckId, String)> = BTreeSet::new();
     for incident in incidents.iter().filter(|i| i.closed_ms.is_none()) {
         let key = (incident.check.clone(), incident.subject.clone());
         if failing_now.get(&key).is_none_or(|n| n.is_empty()) {
@@ -307,7 +298,7 @@ pub fn plan(
             continue;
         }
         let Some(fact) = node.facts.iter().find(|f| {
-            f.outcome == "fail"
+            f.outcome == Outcome::Fail
                 && is_required(node, &f.check)
                 && !policy.ignore_codes.contains(&f.code)
                 && f.since_ms <= now_ms - grace_ms
@@ -386,7 +377,7 @@ pub fn plan(
             .filter(|f| is_required(node, &f.check))
             .collect();
         let healthy_since = required_facts.iter().try_fold(i64::MIN, |latest, f| {
-            (f.outcome == "pass").then_some(latest.max(f.since_ms))
+            (f.outcome == Outcome::Pass).then_some(latest.max(f.since_ms))
         });
         if let Some(since) = healthy_since
             && !required_facts.is_empty()
@@ -408,18 +399,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn node(name: &str, facts: &[(&str, &str, &str, i64)]) -> NodeFacts {
+    fn node(name: &str, facts: &[(&str, Outcome, &str, i64)]) -> NodeFacts {
         NodeFacts {
             name: name.into(),
             slurm_name: name.into(),
-            role: "compute".into(),
+            role: Role::Compute,
             connected: true,
             facts: facts
                 .iter()
                 .map(|(check, outcome, code, since)| Fact {
-                    check: (*check).into(),
+                    check: check.parse().unwrap(),
                     subject: "/lustre".into(),
-                    outcome: (*outcome).into(),
+                    outcome: *outcome,
                     code: (*code).into(),
                     detail: String::new(),
                     since_ms: *since,
@@ -433,8 +424,8 @@ mod tests {
         node(
             name,
             &[
-                ("lustre.imports", "pass", "", since),
-                ("mount.present", "pass", "", since),
+                ("lustre.imports", Outcome::Pass, "", since),
+                ("mount.present", Outcome::Pass, "", since),
             ],
         )
     }
@@ -443,8 +434,8 @@ mod tests {
         node(
             name,
             &[
-                ("lustre.imports", "fail", "import-not-full", since),
-                ("mount.present", "pass", "", 0),
+                ("lustre.imports", Outcome::Fail, "import-not-full", since),
+                ("mount.present", Outcome::Pass, "", 0),
             ],
         )
     }
@@ -487,7 +478,7 @@ mod tests {
                 .starts_with("lfleet: import-not-full lustre.imports /lustre")
         );
         let unknown = vec![
-            node("n1", &[("lustre.imports", "unknown", "", 0)]),
+            node("n1", &[("lustre.imports", Outcome::Unknown, "", 0)]),
             healthy("n2", 0),
         ];
         assert_eq!(plan(&policy(), &unknown, &[], &[], now), Plan::default());
@@ -552,7 +543,7 @@ mod tests {
             drain_id: "d1".into(),
             node: "n1".into(),
             slurm_name: "n1".into(),
-            check: "lustre.imports".into(),
+            check: KnownCheck::LustreImports.into(),
             code: "import-not-full".into(),
             reason: "lfleet: x id=d1".into(),
             reason_user: "root".into(),
@@ -612,7 +603,7 @@ mod tests {
         assert_eq!(p.would_drain.len(), 1);
         let p = plan(
             &Policy {
-                dry_run_checks: vec!["lustre.imports".into()],
+                dry_run_checks: vec![KnownCheck::LustreImports.into()],
                 ..policy()
             },
             &fleet,
@@ -632,7 +623,7 @@ mod tests {
             let now = 10_000_000;
             let fleet: Vec<NodeFacts> = outcomes.iter().enumerate().map(|(i, o)| {
                 let name = format!("n{i}");
-                match o { 0 => healthy(&name, 0), 1 => sick(&name, 0), _ => node(&name, &[("lustre.imports", "unknown", "", 0)]) }
+                match o { 0 => healthy(&name, 0), 1 => sick(&name, 0), _ => node(&name, &[("lustre.imports", Outcome::Unknown, "", 0)]) }
             }).collect();
             let p = plan(&Policy { budget_drains_per_window: budget, incident_share: 1.0, ..policy() }, &fleet, &[], &[], now);
             prop_assert!(p.drains.len() <= budget as usize);

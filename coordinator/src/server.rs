@@ -12,8 +12,9 @@ use lfleet_proto::v1::agent_service_server::AgentServiceServer;
 use lfleet_proto::v1::fleet_service_server::FleetServiceServer;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::api::{AgentApi, FleetApi};
+use crate::app::Coordinator;
 use crate::config::ServerConfig;
-use crate::service::{AgentApi, Coordinator, FleetApi};
 
 /// Where the coordinator listens, once it does.
 #[derive(Debug, Clone)]
@@ -32,10 +33,10 @@ pub async fn serve(
 ) -> Result<(), String> {
     let tls = ServerTlsConfig::new()
         .identity(Identity::from_pem(
-            &coordinator.pki.server_cert_pem,
-            &coordinator.pki.server_key_pem,
+            &coordinator.pki().server_cert_pem,
+            &coordinator.pki().server_key_pem,
         ))
-        .client_ca_root(Certificate::from_pem(&coordinator.pki.ca_pem))
+        .client_ca_root(Certificate::from_pem(&coordinator.pki().ca_pem))
         .client_auth_optional(true);
     let listener = tokio::net::TcpListener::bind(&server.listen)
         .await
@@ -63,7 +64,7 @@ pub async fn serve(
             let state = coordinator.clone();
             tokio::spawn(async move {
                 if let Err(error) = crate::metrics::serve(listener, state).await {
-                    tracing::error!(%error, "the Prometheus endpoint stopped");
+                    tracing::error!(error = %lfleet_types::ErrorChain(&error), "the Prometheus endpoint stopped");
                 }
             });
             bound

@@ -4,6 +4,7 @@
 //! controller is a control-plane condition and never a node's fault. A slurmrestd backend
 //! (Slurm 23.02+) can implement the same three calls later.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lfleet_host::{CommandRunner, CommandSpec};
@@ -147,12 +148,13 @@ pub fn parse_show_node(text: &str) -> Vec<SlurmNode> {
         .collect()
 }
 
-/// The scontrol backend.
+/// The scontrol backend, with the command runner it runs through.
 #[derive(Debug, Clone)]
 pub struct Scontrol {
     pub program: String,
     pub slurm_conf: Option<String>,
     pub timeout: Duration,
+    pub runner: Arc<dyn CommandRunner>,
 }
 
 impl Scontrol {
@@ -164,9 +166,9 @@ impl Scontrol {
         spec
     }
 
-    async fn call(&self, runner: &dyn CommandRunner, args: &[&str]) -> Result<String, SlurmError> {
+    async fn call(&self, args: &[&str]) -> Result<String, SlurmError> {
         let spec = self.spec().args(args.iter().copied());
-        match runner.run(&spec).await {
+        match self.runner.run(&spec).await {
             Ok(output) => Ok(output.stdout),
             Err(error) if error.is_timeout() => Err(SlurmError::Unreachable(format!(
                 "scontrol did not answer within {:?}",
@@ -176,41 +178,30 @@ impl Scontrol {
         }
     }
 
-    pub async fn node(
-        &self,
-        runner: &dyn CommandRunner,
-        name: &str,
-    ) -> Result<SlurmNode, SlurmError> {
-        let text = self.call(runner, &["-o", "show", "node", name]).await?;
+    pub async fn node(&self, name: &str) -> Result<SlurmNode, SlurmError> {
+        let text = self.call(&["-o", "show", "node", name]).await?;
         parse_show_node(&text)
             .into_iter()
             .find(|n| n.name == name)
             .ok_or_else(|| SlurmError::NoSuchNode(name.to_owned()))
     }
 
-    pub async fn nodes(&self, runner: &dyn CommandRunner) -> Result<Vec<SlurmNode>, SlurmError> {
-        Ok(parse_show_node(
-            &self.call(runner, &["-o", "show", "node"]).await?,
-        ))
+    pub async fn nodes(&self) -> Result<Vec<SlurmNode>, SlurmError> {
+        Ok(parse_show_node(&self.call(&["-o", "show", "node"]).await?))
     }
 
-    pub async fn drain(
-        &self,
-        runner: &dyn CommandRunner,
-        name: &str,
-        reason: &str,
-    ) -> Result<(), SlurmError> {
+    pub async fn drain(&self, name: &str, reason: &str) -> Result<(), SlurmError> {
         let node = format!("NodeName={name}");
         let reason = format!("Reason={reason}");
-        self.call(runner, &["update", &node, "State=DRAIN", &reason])
+        self.call(&["update", &node, "State=DRAIN", &reason])
             .await
             .map(|_| ())
     }
 
     /// UNDRAIN, not RESUME: a DOWN that Slurm set stays.
-    pub async fn undrain(&self, runner: &dyn CommandRunner, name: &str) -> Result<(), SlurmError> {
+    pub async fn undrain(&self, name: &str) -> Result<(), SlurmError> {
         let node = format!("NodeName={name}");
-        self.call(runner, &["update", &node, "State=UNDRAIN"])
+        self.call(&["update", &node, "State=UNDRAIN"])
             .await
             .map(|_| ())
     }

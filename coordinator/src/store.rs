@@ -1,36 +1,38 @@
 //! The coordinator's store: one SQLite file in the data directory (WAL, synchronous=FULL, so
-//! a crash loses no acknowledged write). Configs with their generations, the node registry
-//! with each node's last Hello and status, and events. After a restart the coordinator knows
-//! everything it knew. SQLite because it is embedded, crash-safe, and an operator can open
-//! the file with the sqlite3 tool at 3 a.m.
+//! a crash loses no committed write), which an operator can open with the sqlite3 tool at
+//! 3 a.m. Configs with their generations, node records, node identities, the drain ledger,
+//! drain intents, incidents, events and small settings.
+//!
+//! Writes go through one writer thread that commits whatever is queued in one transaction
+//! (group commit), off the async runtime: [`Store::submit`] queues and returns (node
+//! snapshots and ordinary events; past [`MAX_QUEUED`] they are dropped and counted), and
+//! [`Store::commit`] waits until its rows are durable (drain intents, the ledger, configs,
+//! identities). Reads use their own connection. Retention: ordinary events keep the newest
+//! [`MAX_EVENTS`]; audit events, ended drains and closed incidents are kept by age
+//! ([`AUDIT_DAYS`]), never trimmed by other rows' volume.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Serialize, de::DeserializeOwned};
 
-#[derive(Debug, thiserror::Error)]
-#[error("store {what}: {source}")]
+use crate::policy::{DrainEntry, Incident};
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store {what}: {message}")]
 pub struct StoreError {
     what: &'static str,
-    #[source]
-    source: rusqlite::Error,
+    /// The SQLite error as text (a committed batch reports one error to all its writers).
+    message: String,
 }
 
 fn err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |source| StoreError { what, source }
-}
-
-/// A stored node.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredNode {
-    pub name: String,
-    /// The last Hello, protobuf-encoded.
-    pub hello: Vec<u8>,
-    pub last_seen_ms: i64,
-    pub applied_generation: u64,
-    /// The last status report, protobuf-encoded.
-    pub status: Vec<u8>,
+    move |source| StoreError {
+        what,
+        message: source.to_string(),
+    }
 }
 
 /// A stored event.
@@ -38,61 +40,289 @@ pub struct StoredNode {
 pub struct StoredEvent {
     pub at_ms: i64,
     pub node: String,
+    pub source: String,
     pub kind: String,
     pub detail: String,
+    /// Kept by age, not trimmed by the volume of other events.
+    pub audit: bool,
+}
+
+/// The most ordinary (non-audit) events kept; older ones are deleted.
+pub const MAX_EVENTS: i64 = 100_000;
+/// Days audit events, ended drains and closed incidents are kept.
+pub const AUDIT_DAYS: i64 = 400;
+/// Fire-and-forget writes queued at most; more are dropped and counted.
+pub const MAX_QUEUED: usize = 200_000;
+
+/// One write.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A JSON record keyed by name in a keyed table.
+    Put {
+        table: Table,
+        key: String,
+        json: String,
+    },
+    Delete {
+        table: Table,
+        key: String,
+    },
+    Event(StoredEvent),
+    Drain(DrainEntry),
+    Incident(Incident),
+    Meta {
+        key: String,
+        value: String,
+    },
+    Config {
+        generation: u64,
+        text: String,
+        source: String,
+        at_ms: i64,
+    },
+}
+
+/// Tables of `(key, JSON record)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// What the coordinator last knew of each node (hello, status, last seen).
+    Nodes,
+    /// Which key (and VM) each node name is bound to; revocations.
+    Identities,
+    /// Drain and undrain intents not yet reconciled with Slurm.
+    Intents,
+    /// Operator certificates and their revocation.
+    Admins,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Nodes => "node_records",
+            Table::Identities => "identities",
+            Table::Intents => "intents",
+            Table::Admins => "admins",
+        }
+    }
+}
+
+type Reply = std::sync::mpsc::SyncSender<Result<(), StoreError>>;
+
+struct Job {
+    writes: Vec<Write>,
+    /// Counted against [`MAX_QUEUED`] (fire and forget).
+    queued: bool,
+    reply: Option<Reply>,
+    async_reply: Option<tokio::sync::oneshot::Sender<Result<(), StoreError>>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Job({} writes)", self.writes.len())
+    }
 }
 
 #[derive(Debug)]
 pub struct Store {
-    connection: Mutex<Connection>,
+    read: Mutex<Connection>,
+    sender: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    queued: Arc<AtomicUsize>,
+    dropped: AtomicU64,
 }
 
-/// The most events kept; older ones are deleted as new ones come.
-pub const MAX_EVENTS: i64 = 100_000;
+const SCHEMA: &str = "
+    PRAGMA journal_mode=WAL;
+    PRAGMA synchronous=FULL;
+    CREATE TABLE IF NOT EXISTS configs (
+        generation INTEGER PRIMARY KEY,
+        text TEXT NOT NULL,
+        source TEXT NOT NULL,
+        at_ms INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS node_records (key TEXT PRIMARY KEY, record TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, record TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, record TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS admins (key TEXT PRIMARY KEY, record TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS drains (
+        drain_id TEXT PRIMARY KEY,
+        drained_ms INTEGER NOT NULL,
+        entry TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS incidents (
+        id TEXT PRIMARY KEY,
+        opened_ms INTEGER NOT NULL,
+        entry TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL);
+";
+
+/// Columns added after the first release, for stores made by it.
+const MIGRATIONS: &[(&str, &str, &str)] = &[
+    ("events", "source", "TEXT NOT NULL DEFAULT 'coordinator'"),
+    ("events", "audit", "INTEGER NOT NULL DEFAULT 0"),
+    ("drains", "ended_ms", "INTEGER"),
+    ("incidents", "closed_ms", "INTEGER"),
+];
+
+const INDEXES: &str = "
+    CREATE INDEX IF NOT EXISTS events_by_time ON events (at_ms);
+    CREATE INDEX IF NOT EXISTS events_by_node ON events (node, id);
+    CREATE INDEX IF NOT EXISTS events_by_audit ON events (audit, id);
+    CREATE INDEX IF NOT EXISTS drains_by_end ON drains (ended_ms);
+    CREATE INDEX IF NOT EXISTS incidents_by_close ON incidents (closed_ms);
+";
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(err("open"))?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(err("set the busy timeout"))?;
+    Ok(connection)
+}
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let connection = Connection::open(path).map_err(err("open"))?;
+        let connection = open_connection(path)?;
         connection
-            .execute_batch(
-                "PRAGMA journal_mode=WAL;
-                 PRAGMA synchronous=FULL;
-                 CREATE TABLE IF NOT EXISTS configs (
-                     generation INTEGER PRIMARY KEY,
-                     text TEXT NOT NULL,
-                     source TEXT NOT NULL,
-                     at_ms INTEGER NOT NULL);
-                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS nodes (
-                     name TEXT PRIMARY KEY,
-                     hello BLOB NOT NULL,
-                     last_seen_ms INTEGER NOT NULL,
-                     applied_generation INTEGER NOT NULL,
-                     status BLOB NOT NULL);
-                 CREATE TABLE IF NOT EXISTS drains (
-                     drain_id TEXT PRIMARY KEY,
-                     drained_ms INTEGER NOT NULL,
-                     entry TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS incidents (
-                     id TEXT PRIMARY KEY,
-                     opened_ms INTEGER NOT NULL,
-                     entry TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS events (
-                     id INTEGER PRIMARY KEY AUTOINCREMENT,
-                     at_ms INTEGER NOT NULL,
-                     node TEXT NOT NULL,
-                     kind TEXT NOT NULL,
-                     detail TEXT NOT NULL);",
-            )
+            .execute_batch(SCHEMA)
             .map_err(err("create tables"))?;
+        for (table, column, declaration) in MIGRATIONS {
+            let present: bool = connection
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+                ))
+                .and_then(|mut s| s.exists([column]))
+                .map_err(err("read the schema"))?;
+            if !present {
+                connection
+                    .execute_batch(&format!(
+                        "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+                    ))
+                    .map_err(err("upgrade the schema"))?;
+            }
+        }
+        connection
+            .execute_batch(INDEXES)
+            .map_err(err("create indexes"))?;
+        let read = open_connection(path)?;
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer_queued = queued.clone();
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(connection, receiver, writer_queued))
+            .map_err(|e| StoreError {
+                what: "start the writer",
+                message: e.to_string(),
+            })?;
         Ok(Store {
-            connection: Mutex::new(connection),
+            read: Mutex::new(read),
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            queued,
+            dropped: AtomicU64::new(0),
         })
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        sender
+            .as_ref()
+            .and_then(|s| s.send(job).ok())
+            .ok_or_else(|| StoreError {
+                what: "write",
+                message: "the store is closed".into(),
+            })
     }
+
+    /// Queues writes and returns; they are committed with the next batch. Past
+    /// [`MAX_QUEUED`] queued writes they are dropped and counted ([`Store::dropped`]).
+    pub fn submit(&self, writes: Vec<Write>) {
+        if self.queued.load(Ordering::Relaxed) >= MAX_QUEUED {
+            self.dropped
+                .fetch_add(writes.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = self.send(Job {
+            writes,
+            queued: true,
+            reply: None,
+            async_reply: None,
+        }) {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!(%error, "a write was lost");
+        }
+    }
+
+    /// Writes and waits until they are committed (fsync'd).
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job {
+            writes,
+            queued: false,
+            reply: None,
+            async_reply: Some(tx),
+        })?;
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError {
+                what: "write",
+                message: "the writer stopped".into(),
+            })
+        })
+    }
+
+    /// [`Store::commit`] for code off the async runtime (start-up, tests).
+    pub fn commit_blocking(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.send(Job {
+            writes,
+            queued: false,
+            reply: Some(tx),
+            async_reply: None,
+        })?;
+        rx.recv().unwrap_or_else(|_| {
+            Err(StoreError {
+                what: "write",
+                message: "the writer stopped".into(),
+            })
+        })
+    }
+
+    /// Waits until everything queued before is committed.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.commit_blocking(Vec::new())
+    }
+
+    /// Commits what is queued and stops the writer; later writes fail.
+    pub fn close(&self) -> Result<(), StoreError> {
+        let flushed = self.flush();
+        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = writer.join();
+        }
+        flushed
+    }
+
+    /// Fire-and-forget writes dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Writes queued and not yet committed.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.read.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // === reads ===
 
     /// The newest config: (generation, text).
     pub fn current_config(&self) -> Result<Option<(u64, String)>, StoreError> {
@@ -106,26 +336,6 @@ impl Store {
             .map_err(err("read the config"))
     }
 
-    /// Stores a config as the next generation and returns it.
-    pub fn add_config(&self, text: &str, source: &str, at_ms: i64) -> Result<u64, StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction().map_err(err("begin"))?;
-        let next: i64 = tx
-            .query_row(
-                "SELECT COALESCE(MAX(generation), 0) + 1 FROM configs",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(err("number the config"))?;
-        tx.execute(
-            "INSERT INTO configs (generation, text, source, at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![next, text, source, at_ms],
-        )
-        .map_err(err("store the config"))?;
-        tx.commit().map_err(err("commit the config"))?;
-        Ok(next as u64)
-    }
-
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.db()
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -133,98 +343,52 @@ impl Store {
             .map_err(err("read meta"))
     }
 
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.db()
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )
-            .map(|_| ())
-            .map_err(err("write meta"))
-    }
-
-    pub fn upsert_node(&self, node: &StoredNode) -> Result<(), StoreError> {
-        self.db()
-            .execute(
-                "INSERT INTO nodes (name, hello, last_seen_ms, applied_generation, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(name) DO UPDATE SET hello = excluded.hello,
-                     last_seen_ms = excluded.last_seen_ms,
-                     applied_generation = excluded.applied_generation,
-                     status = excluded.status",
-                params![
-                    node.name,
-                    node.hello,
-                    node.last_seen_ms,
-                    node.applied_generation as i64,
-                    node.status
-                ],
-            )
-            .map(|_| ())
-            .map_err(err("write a node"))
-    }
-
-    pub fn nodes(&self) -> Result<Vec<StoredNode>, StoreError> {
+    /// Every record of a keyed table, by key.
+    pub fn records<T: DeserializeOwned>(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, T)>, StoreError> {
         let db = self.db();
         let mut statement = db
-            .prepare("SELECT name, hello, last_seen_ms, applied_generation, status FROM nodes ORDER BY name")
-            .map_err(err("read nodes"))?;
+            .prepare(&format!(
+                "SELECT key, record FROM {} ORDER BY key",
+                table.name()
+            ))
+            .map_err(err("read records"))?;
         let rows = statement
             .query_map([], |row| {
-                Ok(StoredNode {
-                    name: row.get(0)?,
-                    hello: row.get(1)?,
-                    last_seen_ms: row.get(2)?,
-                    applied_generation: row.get::<_, i64>(3)? as u64,
-                    status: row.get(4)?,
-                })
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })
-            .map_err(err("read nodes"))?;
-        rows.collect::<Result<_, _>>().map_err(err("read nodes"))
+            .map_err(err("read records"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, text) = row.map_err(err("read records"))?;
+            match serde_json::from_str(&text) {
+                Ok(value) => out.push((key, value)),
+                Err(error) => {
+                    tracing::error!(%error, table = table.name(), key, "an unreadable record is skipped")
+                }
+            }
+        }
+        Ok(out)
     }
 
-    /// Writes a drain ledger entry (new or updated).
-    pub fn put_drain(&self, entry: &crate::policy::DrainEntry) -> Result<(), StoreError> {
-        let text = serde_json::to_string(entry).expect("entries serialize");
-        self.db()
-            .execute(
-                "INSERT INTO drains (drain_id, drained_ms, entry) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(drain_id) DO UPDATE SET entry = excluded.entry",
-                params![entry.drain_id, entry.drained_ms, text],
-            )
-            .map(|_| ())
-            .map_err(err("write the drain ledger"))
-    }
-
-    /// The drain ledger, oldest first.
-    pub fn drains(&self) -> Result<Vec<crate::policy::DrainEntry>, StoreError> {
+    /// The drain ledger: active entries and those ended in the last `days`, oldest first.
+    pub fn drains(&self) -> Result<Vec<DrainEntry>, StoreError> {
         self.json_rows(
             "SELECT entry FROM drains ORDER BY drained_ms, drain_id",
             "read the drain ledger",
         )
     }
 
-    pub fn put_incident(&self, incident: &crate::policy::Incident) -> Result<(), StoreError> {
-        let text = serde_json::to_string(incident).expect("incidents serialize");
-        self.db()
-            .execute(
-                "INSERT INTO incidents (id, opened_ms, entry) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET entry = excluded.entry",
-                params![incident.id, incident.opened_ms, text],
-            )
-            .map(|_| ())
-            .map_err(err("write an incident"))
-    }
-
-    pub fn incidents(&self) -> Result<Vec<crate::policy::Incident>, StoreError> {
+    pub fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
         self.json_rows(
             "SELECT entry FROM incidents ORDER BY opened_ms, id",
             "read incidents",
         )
     }
 
-    fn json_rows<T: serde::de::DeserializeOwned>(
+    fn json_rows<T: DeserializeOwned>(
         &self,
         sql: &str,
         what: &'static str,
@@ -245,50 +409,266 @@ impl Store {
         Ok(out)
     }
 
-    pub fn add_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+    /// Events at or after `since_ms`, the newest `limit` (at most 10,000), oldest first;
+    /// only `node`'s when given.
+    pub fn events_of(
+        &self,
+        node: Option<&str>,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let db = self.db();
-        db.execute(
-            "INSERT INTO events (at_ms, node, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![event.at_ms, event.node, event.kind, event.detail],
-        )
-        .map_err(err("write an event"))?;
-        db.execute(
-            "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
-            [MAX_EVENTS],
-        )
-        .map_err(err("trim events"))?;
-        Ok(())
+        let map = |row: &rusqlite::Row<'_>| {
+            Ok(StoredEvent {
+                at_ms: row.get(0)?,
+                node: row.get(1)?,
+                source: row.get(2)?,
+                kind: row.get(3)?,
+                detail: row.get(4)?,
+                audit: row.get::<_, i64>(5)? != 0,
+            })
+        };
+        let limit = i64::from(limit.clamp(1, 10_000));
+        let rows: Result<Vec<StoredEvent>, rusqlite::Error> = match node {
+            Some(node) => db
+                .prepare(
+                    "SELECT at_ms, node, source, kind, detail, audit FROM
+                       (SELECT * FROM events WHERE node = ?1 AND at_ms >= ?2
+                        ORDER BY id DESC LIMIT ?3) ORDER BY id",
+                )
+                .and_then(|mut s| s.query_map(params![node, since_ms, limit], map)?.collect()),
+            None => db
+                .prepare(
+                    "SELECT at_ms, node, source, kind, detail, audit FROM
+                       (SELECT * FROM events WHERE at_ms >= ?1
+                        ORDER BY id DESC LIMIT ?2) ORDER BY id",
+                )
+                .and_then(|mut s| s.query_map(params![since_ms, limit], map)?.collect()),
+        };
+        rows.map_err(err("read events"))
     }
 
     pub fn events(&self, since_ms: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let db = self.db();
-        let mut statement = db
-            .prepare(
-                "SELECT at_ms, node, kind, detail FROM
-                   (SELECT id, at_ms, node, kind, detail FROM events WHERE at_ms >= ?1
-                    ORDER BY id DESC LIMIT ?2) ORDER BY id",
-            )
-            .map_err(err("read events"))?;
-        let rows = statement
-            .query_map(
-                params![since_ms, i64::from(limit.clamp(1, 10_000))],
-                |row| {
-                    Ok(StoredEvent {
-                        at_ms: row.get(0)?,
-                        node: row.get(1)?,
-                        kind: row.get(2)?,
-                        detail: row.get(3)?,
-                    })
-                },
-            )
-            .map_err(err("read events"))?;
-        rows.collect::<Result<_, _>>().map_err(err("read events"))
+        self.events_of(None, since_ms, limit)
     }
+
+    // === writes, for convenience ===
+
+    /// Queues an event.
+    pub fn add_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+        self.submit(vec![Write::Event(event.clone())]);
+        Ok(())
+    }
+
+    /// Stores a config as `generation` and waits for it.
+    pub fn add_config_blocking(
+        &self,
+        generation: u64,
+        text: &str,
+        source: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.commit_blocking(vec![Write::Config {
+            generation,
+            text: text.to_owned(),
+            source: source.to_owned(),
+            at_ms,
+        }])
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// A record as a [`Write::Put`].
+pub fn put<T: Serialize>(table: Table, key: &str, value: &T) -> Write {
+    Write::Put {
+        table,
+        key: key.to_owned(),
+        json: serde_json::to_string(value).expect("records serialize"),
+    }
+}
+
+fn write_loop(
+    mut connection: Connection,
+    receiver: std::sync::mpsc::Receiver<Job>,
+    queued: Arc<AtomicUsize>,
+) {
+    let mut since_trim = 0usize;
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < 4096 {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = apply_batch(&mut connection, &jobs);
+        if let Err(error) = &result {
+            tracing::error!(%error, writes = jobs.len(), "a store batch failed");
+        }
+        since_trim += jobs.iter().map(|j| j.writes.len()).sum::<usize>();
+        if since_trim >= 1000 {
+            since_trim = 0;
+            if let Err(error) = trim(&connection) {
+                tracing::error!(%error, "trimming the store failed");
+            }
+        }
+        for job in jobs {
+            if job.queued {
+                queued.fetch_sub(1, Ordering::Relaxed);
+            }
+            if let Some(reply) = job.reply {
+                let _ = reply.send(result.clone());
+            }
+            if let Some(reply) = job.async_reply {
+                let _ = reply.send(result.clone());
+            }
+        }
+    }
+}
+
+fn apply_batch(connection: &mut Connection, jobs: &[Job]) -> Result<(), StoreError> {
+    let tx = connection.transaction().map_err(err("begin"))?;
+    for write in jobs.iter().flat_map(|j| &j.writes) {
+        apply(&tx, write)?;
+    }
+    tx.commit().map_err(err("commit"))
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> Result<(), StoreError> {
+    match write {
+        Write::Put { table, key, json } => tx
+            .execute(
+                &format!(
+                    "INSERT INTO {} (key, record) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET record = excluded.record",
+                    table.name()
+                ),
+                params![key, json],
+            )
+            .map_err(err("write a record")),
+        Write::Delete { table, key } => tx
+            .execute(
+                &format!("DELETE FROM {} WHERE key = ?1", table.name()),
+                [key],
+            )
+            .map_err(err("delete a record")),
+        Write::Event(event) => tx
+            .execute(
+                "INSERT INTO events (at_ms, node, source, kind, detail, audit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    event.at_ms,
+                    event.node,
+                    event.source,
+                    event.kind,
+                    event.detail,
+                    i64::from(event.audit)
+                ],
+            )
+            .map_err(err("write an event")),
+        Write::Drain(entry) => tx
+            .execute(
+                "INSERT INTO drains (drain_id, drained_ms, entry, ended_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(drain_id) DO UPDATE SET entry = excluded.entry,
+                     ended_ms = excluded.ended_ms",
+                params![
+                    entry.drain_id,
+                    entry.drained_ms,
+                    serde_json::to_string(entry).expect("entries serialize"),
+                    entry.ended_ms
+                ],
+            )
+            .map_err(err("write the drain ledger")),
+        Write::Incident(incident) => tx
+            .execute(
+                "INSERT INTO incidents (id, opened_ms, entry, closed_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET entry = excluded.entry,
+                     closed_ms = excluded.closed_ms",
+                params![
+                    incident.id,
+                    incident.opened_ms,
+                    serde_json::to_string(incident).expect("incidents serialize"),
+                    incident.closed_ms
+                ],
+            )
+            .map_err(err("write an incident")),
+        Write::Meta { key, value } => tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(err("write meta")),
+        Write::Config {
+            generation,
+            text,
+            source,
+            at_ms,
+        } => tx
+            .execute(
+                "INSERT INTO configs (generation, text, source, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![*generation as i64, text, source, at_ms],
+            )
+            .map_err(err("store the config")),
+    }
+    .map(|_| ())
+}
+
+/// Retention: ordinary events beyond the newest [`MAX_EVENTS`]; audit events, ended drains
+/// and closed incidents older than [`AUDIT_DAYS`] (by the newest row's clock, so a store
+/// read on another machine keeps what it has).
+fn trim(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .execute(
+            "DELETE FROM events WHERE audit = 0 AND id < (
+                 SELECT id FROM events WHERE audit = 0 ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+            [MAX_EVENTS - 1],
+        )
+        .map_err(err("trim events"))?;
+    let horizon = AUDIT_DAYS * 86_400_000;
+    connection
+        .execute(
+            "DELETE FROM events WHERE audit = 1
+               AND at_ms < (SELECT MAX(at_ms) FROM events) - ?1",
+            [horizon],
+        )
+        .map_err(err("trim audit events"))?;
+    connection
+        .execute(
+            "DELETE FROM drains WHERE ended_ms IS NOT NULL
+               AND ended_ms < (SELECT MAX(drained_ms) FROM drains) - ?1",
+            [horizon],
+        )
+        .map_err(err("trim the drain ledger"))?;
+    connection
+        .execute(
+            "DELETE FROM incidents WHERE closed_ms IS NOT NULL
+               AND closed_ms < (SELECT MAX(opened_ms) FROM incidents) - ?1",
+            [horizon],
+        )
+        .map_err(err("trim incidents"))?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(at_ms: i64, kind: &str, audit: bool) -> StoredEvent {
+        StoredEvent {
+            at_ms,
+            node: "n1".into(),
+            source: "coordinator".into(),
+            kind: kind.into(),
+            detail: String::new(),
+            audit,
+        }
+    }
 
     #[test]
     fn everything_survives_a_reopen() {
@@ -296,31 +676,64 @@ mod tests {
         let path = dir.path().join("store.db");
         {
             let store = Store::open(&path).unwrap();
-            assert_eq!(store.add_config("a", "file", 1).unwrap(), 1);
-            assert_eq!(store.add_config("b", "cli", 2).unwrap(), 2);
-            store
-                .upsert_node(&StoredNode {
-                    name: "n1".into(),
-                    hello: vec![1, 2],
-                    last_seen_ms: 5,
-                    applied_generation: 2,
-                    status: vec![],
-                })
-                .unwrap();
-            store.set_meta("file_hash", "x").unwrap();
-            store
-                .add_event(&StoredEvent {
-                    at_ms: 7,
-                    node: "n1".into(),
-                    kind: "connected".into(),
-                    detail: String::new(),
-                })
-                .unwrap();
+            store.add_config_blocking(1, "a", "file", 1).unwrap();
+            store.add_config_blocking(2, "b", "cli", 2).unwrap();
+            store.submit(vec![
+                put(Table::Nodes, "n1", &serde_json::json!({"x": 1})),
+                Write::Meta {
+                    key: "file_hash".into(),
+                    value: "x".into(),
+                },
+            ]);
+            store.add_event(&event(7, "connected", false)).unwrap();
+            store.close().unwrap();
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.current_config().unwrap(), Some((2, "b".into())));
-        assert_eq!(store.nodes().unwrap()[0].applied_generation, 2);
+        let nodes: Vec<(String, serde_json::Value)> = store.records(Table::Nodes).unwrap();
+        assert_eq!(nodes[0].1["x"], 1);
         assert_eq!(store.meta("file_hash").unwrap().as_deref(), Some("x"));
         assert_eq!(store.events(0, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_batch_reports_to_its_waiters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        store.add_config_blocking(1, "a", "file", 1).unwrap();
+        let error = store
+            .add_config_blocking(1, "again", "file", 2)
+            .unwrap_err();
+        assert!(error.to_string().contains("UNIQUE"), "{error}");
+    }
+
+    #[test]
+    fn ordinary_events_are_trimmed_but_the_audit_trail_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        store.add_event(&event(1, "drained", true)).unwrap();
+        let flood: Vec<Write> = (0..MAX_EVENTS + 5_000)
+            .map(|i| Write::Event(event(2 + i, "conditions", false)))
+            .collect();
+        for chunk in flood.chunks(10_000) {
+            store.commit_blocking(chunk.to_vec()).unwrap();
+        }
+        store.flush().unwrap();
+        let count: i64 = store
+            .db()
+            .query_row("SELECT COUNT(*) FROM events WHERE audit = 0", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(count <= MAX_EVENTS + 1000, "{count}");
+        let audit: i64 = store
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE kind = 'drained'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(audit, 1);
     }
 }

@@ -100,7 +100,7 @@ fn five_agents_take_a_new_filesystem_and_a_fault_shows_within_2_s() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i["kind"] == "mount" && i["ok"] == true),
+            .any(|i| i["kind"] == "mount" && i["failure"].is_null()),
         "{node:#}"
     );
     let metrics = cluster.scrape();

@@ -2,7 +2,9 @@
 //!
 //! It talks to the admin socket (root only) by default, or to `--server https://HOST:PORT`
 //! with an admin certificate (`--cert`, `--key`, `--ca`). Tables for people, `--json` for
-//! scripts.
+//! scripts: the serde form of the domain views, which `lfleet_proto::convert` builds from
+//! the answers (node-supplied text arrives escaped, so nothing a node writes can drive the
+//! terminal). Output is written at the end in one go; a closed pipe ends it quietly.
 //!
 //! `lfleet nodes [--unhealthy]`, `lfleet node NAME`, `lfleet fs [NAME]`,
 //! `lfleet config show|diff FILE|apply FILE`, `lfleet events`.
@@ -14,7 +16,10 @@ use clap::{Parser, Subcommand};
 use lfleet_host::{Clock, HostRoot, SystemClock};
 use lfleet_proto::v1;
 use lfleet_proto::v1::fleet_service_client::FleetServiceClient;
-use serde_json::json;
+use lfleet_types::fleet::{
+    DrainRecord, FilesystemSummary, FleetEvent, IncidentView, NodeDetail, NodeSummary,
+};
+use lfleet_types::{ErrorChain, Outcome};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 #[derive(Debug, Parser)]
@@ -112,11 +117,11 @@ async fn connect(cli: &Cli) -> Result<FleetServiceClient<Channel>, String> {
                     .as_ref()
                     .ok_or_else(|| format!("--server needs --{what}"))?;
                 std::path::absolute(path)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| lfleet_types::error_chain(&e))
                     .and_then(|p| {
                         HostRoot::new("/")
                             .read_to_string(p)
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| lfleet_types::error_chain(&e))
                     })
                     .map_err(|e| format!("--{what} {}: {e}", path.display()))
             };
@@ -156,59 +161,47 @@ async fn connect(cli: &Cli) -> Result<FleetServiceClient<Channel>, String> {
     Ok(FleetServiceClient::new(channel).max_decoding_message_size(lfleet_proto::MAX_MESSAGE_BYTES))
 }
 
-fn health_name(health: i32) -> &'static str {
-    match v1::Health::try_from(health).unwrap_or_default() {
-        v1::Health::Healthy => "healthy",
-        v1::Health::Unhealthy => "unhealthy",
-        v1::Health::Unknown => "unknown",
-        v1::Health::Silent => "silent",
-        v1::Health::Unspecified => "-",
+/// Everything the command prints, written at the end in one go; a reader that went away
+/// (`lfleet nodes | head -1`) ends the command quietly.
+#[derive(Debug, Default)]
+struct Output(String);
+
+impl Output {
+    fn line(&mut self, text: impl std::fmt::Display) {
+        self.0.push_str(&text.to_string());
+        self.0.push('\n');
+    }
+
+    fn json(&mut self, value: &impl serde::Serialize) {
+        self.line(serde_json::to_string_pretty(value).unwrap_or_default());
+    }
+
+    fn write(self) {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(self.0.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(error) => eprintln!("lfleet: cannot write the output: {error}"),
+        }
     }
 }
 
-fn outcome_name(outcome: i32) -> &'static str {
-    match v1::Outcome::try_from(outcome).unwrap_or_default() {
-        v1::Outcome::Pass => "pass",
-        v1::Outcome::Fail => "fail",
-        v1::Outcome::Unknown => "unknown",
-        v1::Outcome::Unspecified => "-",
-    }
-}
-
-fn node_json(node: &v1::NodeSummary) -> serde_json::Value {
-    json!({
-        "name": node.node_name,
-        "health": health_name(node.health),
-        "connected": node.connected,
-        "last_seen_unix_ms": node.last_seen_unix_ms,
-        "agent_version": node.agent_version,
-        "kernel": node.kernel_release,
-        "applied_generation": node.applied_generation,
-        "desired_generation": node.desired_generation,
-        "conditions": node.conditions.iter().map(|c| json!({
-            "check": c.check, "subject": c.subject, "outcome": outcome_name(c.outcome),
-            "code": c.code, "detail": c.detail, "since_unix_ms": c.since_unix_ms,
-        })).collect::<Vec<_>>(),
-        "mounts": node.mounts.iter().map(|m| json!({
-            "mount_point": m.mount_point, "source": m.source, "mounted": m.mounted,
-            "read_bytes_per_second": m.read_bytes_per_second,
-            "write_bytes_per_second": m.write_bytes_per_second,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn failing(node: &v1::NodeSummary) -> String {
+fn failing(node: &NodeSummary) -> String {
     let bad: Vec<String> = node
         .conditions
         .iter()
-        .filter(|c| c.outcome != v1::Outcome::Pass as i32)
+        .filter(|c| c.outcome != Outcome::Pass)
         .map(|c| {
             format!(
                 "{} {} {}",
                 c.check,
                 c.subject,
                 if c.code.is_empty() {
-                    outcome_name(c.outcome)
+                    c.outcome.as_str()
                 } else {
                     &c.code
                 }
@@ -222,7 +215,18 @@ fn failing(node: &v1::NodeSummary) -> String {
     }
 }
 
-async fn run(cli: Cli) -> Result<ExitCode, String> {
+fn rate(value: Option<f64>) -> String {
+    value.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.0}"))
+}
+
+fn summaries(nodes: &[v1::NodeSummary]) -> Result<Vec<NodeSummary>, String> {
+    nodes
+        .iter()
+        .map(|n| NodeSummary::try_from(n).map_err(|e| format!("the coordinator sent {e}")))
+        .collect()
+}
+
+async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
     let mut client = connect(&cli).await?;
     let call = |status: tonic::Status| format!("{}: {}", status.code(), status.message());
     match &cli.command {
@@ -235,28 +239,25 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(call)?
                 .into_inner()
                 .nodes;
+            let nodes = summaries(&nodes)?;
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&nodes.iter().map(node_json).collect::<Vec<_>>())
-                        .unwrap_or_default()
-                );
+                out.json(&nodes);
             } else {
-                println!(
-                    "{:<24} {:<10} {:<9} {:<11} {:<28} PROBLEMS",
+                out.line(format!(
+                    "{:<24} {:<12} {:<9} {:<11} {:<28} PROBLEMS",
                     "NODE", "HEALTH", "GEN", "MOUNTS", "KERNEL"
-                );
+                ));
                 for node in &nodes {
                     let mounted = node.mounts.iter().filter(|m| m.mounted).count();
-                    println!(
-                        "{:<24} {:<10} {:<9} {:<11} {:<28} {}",
-                        node.node_name,
-                        health_name(node.health),
+                    out.line(format!(
+                        "{:<24} {:<12} {:<9} {:<11} {:<28} {}",
+                        node.name,
+                        node.health,
                         format!("{}/{}", node.applied_generation, node.desired_generation),
                         format!("{mounted}/{}", node.mounts.len()),
                         node.kernel_release,
                         failing(node)
-                    );
+                    ));
                 }
             }
         }
@@ -268,47 +269,37 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .await
                 .map_err(call)?
                 .into_inner();
-            let summary = detail.summary.unwrap_or_default();
+            let detail =
+                NodeDetail::try_from(&detail).map_err(|e| format!("the coordinator sent {e}"))?;
             if cli.json {
-                let mut value = node_json(&summary);
-                value["distro"] = json!(detail.distro);
-                value["lustre_client_version"] = json!(detail.lustre_client_version);
-                value["items"] = json!(detail.items.iter().map(|i| json!({"kind": i.kind, "id": i.id, "ok": i.ok, "error_class": i.error_class, "message": i.message})).collect::<Vec<_>>());
-                value["events"] = json!(detail.recent_events.iter().map(|e| json!({"at_unix_ms": e.at_unix_ms, "kind": e.kind, "detail": e.detail})).collect::<Vec<_>>());
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&value).unwrap_or_default()
-                );
+                out.json(&detail);
             } else {
-                println!(
+                let summary = &detail.summary;
+                out.line(format!(
                     "{}  {}  generation {}/{}  kernel {}  {}  client {}",
-                    summary.node_name,
-                    health_name(summary.health),
+                    summary.name,
+                    summary.health,
                     summary.applied_generation,
                     summary.desired_generation,
                     summary.kernel_release,
                     detail.distro,
                     detail.lustre_client_version
-                );
+                ));
                 for c in &summary.conditions {
-                    println!(
+                    out.line(format!(
                         "  {:<8} {:<17} {:<24} {} {}",
-                        outcome_name(c.outcome),
-                        c.check,
-                        c.subject,
-                        c.code,
-                        c.detail
-                    );
+                        c.outcome, c.check, c.subject, c.code, c.detail
+                    ));
                 }
                 for m in &summary.mounts {
-                    println!(
-                        "  mount {} {} {} read {:.0} B/s write {:.0} B/s",
+                    out.line(format!(
+                        "  mount {} {} {} read {} B/s write {} B/s",
                         m.mount_point,
                         m.source,
                         if m.mounted { "mounted" } else { "NOT MOUNTED" },
-                        m.read_bytes_per_second,
-                        m.write_bytes_per_second
-                    );
+                        rate(m.read_bytes_per_second),
+                        rate(m.write_bytes_per_second)
+                    ));
                 }
             }
         }
@@ -321,19 +312,16 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(call)?
                 .into_inner()
                 .filesystems;
+            let list: Vec<FilesystemSummary> = list.iter().map(FilesystemSummary::from).collect();
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&list.iter().map(|f| json!({
-                    "name": f.name, "source": f.source, "mount_point": f.mount_point,
-                    "clients_expected": f.clients_expected, "clients_mounted": f.clients_mounted,
-                    "read_bytes_per_second": f.read_bytes_per_second, "write_bytes_per_second": f.write_bytes_per_second,
-                })).collect::<Vec<_>>()).unwrap_or_default());
+                out.json(&list);
             } else {
-                println!(
+                out.line(format!(
                     "{:<16} {:<14} {:<32} {:<9} READ B/s / WRITE B/s",
                     "FILESYSTEM", "MOUNT", "SOURCE", "CLIENTS"
-                );
+                ));
                 for f in &list {
-                    println!(
+                    out.line(format!(
                         "{:<16} {:<14} {:<32} {:<9} {:.0} / {:.0}",
                         f.name,
                         f.mount_point,
@@ -341,7 +329,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                         format!("{}/{}", f.clients_mounted, f.clients_expected),
                         f.read_bytes_per_second,
                         f.write_bytes_per_second
-                    );
+                    ));
                 }
             }
         }
@@ -353,21 +341,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     .map_err(call)?
                     .into_inner();
                 if cli.json {
-                    println!(
-                        "{}",
-                        json!({"generation": doc.generation, "toml": doc.toml})
-                    );
+                    out.json(&serde_json::json!({"generation": doc.generation, "toml": doc.toml}));
                 } else {
-                    println!("# generation {}\n{}", doc.generation, doc.toml);
+                    out.line(format!("# generation {}\n{}", doc.generation, doc.toml));
                 }
             }
             ConfigAction::Diff { file } | ConfigAction::Apply { file } => {
                 let text = std::path::absolute(file)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| lfleet_types::error_chain(&e))
                     .and_then(|path| {
                         HostRoot::new("/")
                             .read_to_string(path)
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| ErrorChain(&e).to_string())
                     })
                     .map_err(|e| format!("{}: {e}", file.display()))?;
                 let errors = if matches!(action, ConfigAction::Diff { .. }) {
@@ -377,15 +362,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                         .map_err(call)?
                         .into_inner();
                     if diff.errors.is_empty() {
-                        print!("{}", diff.diff);
-                        println!(
+                        out.0.push_str(&diff.diff);
+                        out.line(format!(
                             "nodes affected: {}",
                             if diff.affected_nodes.is_empty() {
                                 "none".into()
                             } else {
                                 diff.affected_nodes.join(", ")
                             }
-                        );
+                        ));
                     }
                     diff.errors
                 } else {
@@ -398,7 +383,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                         .map_err(call)?
                         .into_inner();
                     if applied.errors.is_empty() {
-                        println!("applied: generation {}", applied.generation);
+                        out.line(format!("applied: generation {}", applied.generation));
                     }
                     applied.errors
                 };
@@ -428,26 +413,24 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(call)?
                 .into_inner()
                 .drains;
+            let drains: Vec<DrainRecord> = drains.iter().map(DrainRecord::from).collect();
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&drains.iter().map(|d| json!({
-                    "node": d.node_name, "drain_id": d.drain_id, "reason": d.reason, "reason_user": d.reason_user,
-                    "slurm_state": d.slurm_state, "by_lfleet": d.by_lfleet, "status": d.status, "check": d.check,
-                })).collect::<Vec<_>>()).unwrap_or_default());
+                out.json(&drains);
             } else {
-                println!(
+                out.line(format!(
                     "{:<16} {:<10} {:<14} {:<16} {:<8} REASON",
                     "NODE", "LFLEET", "STATUS", "SLURM", "USER"
-                );
+                ));
                 for d in &drains {
-                    println!(
+                    out.line(format!(
                         "{:<16} {:<10} {:<14} {:<16} {:<8} {}",
-                        d.node_name,
+                        d.node,
                         if d.by_lfleet { &d.drain_id } else { "-" },
                         d.status,
                         d.slurm_state,
                         d.reason_user,
                         d.reason
-                    );
+                    ));
                 }
             }
         }
@@ -460,7 +443,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .await
                 .map_err(call)?
                 .into_inner();
-            println!("{}: {}", node, answer.message);
+            out.line(format!(
+                "{}: {}",
+                node,
+                lfleet_proto::convert::agent_text(&answer.message, 1024)
+            ));
             if !answer.undrained {
                 return Ok(ExitCode::from(1));
             }
@@ -472,16 +459,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(call)?
                 .into_inner()
                 .incidents;
+            let incidents: Vec<IncidentView> = incidents.iter().map(IncidentView::from).collect();
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&incidents.iter().map(|i| json!({
-                    "id": i.id, "check": i.check, "filesystem": i.filesystem, "opened_unix_ms": i.opened_unix_ms,
-                    "closed_unix_ms": i.closed_unix_ms, "open": i.closed_unix_ms == 0, "nodes": i.affected_nodes,
-                })).collect::<Vec<_>>()).unwrap_or_default());
+                out.json(&incidents);
             } else {
                 for i in &incidents {
-                    println!(
+                    out.line(format!(
                         "{:<8} {:<18} {:<12} {} nodes: {}",
-                        if i.closed_unix_ms == 0 {
+                        if i.closed_unix_ms.is_none() {
                             "OPEN"
                         } else {
                             "closed"
@@ -490,7 +475,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                         i.filesystem,
                         i.node_count,
                         i.affected_nodes.join(", ")
-                    );
+                    ));
                 }
             }
         }
@@ -503,12 +488,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(call)?
                 .into_inner();
             if cli.json {
-                println!(
-                    "{}",
-                    json!({"toml": policy.toml, "dry_run": policy.dry_run})
-                );
+                out.json(&serde_json::json!({"toml": policy.toml, "dry_run": policy.dry_run}));
             } else {
-                println!("{}", policy.toml);
+                out.line(policy.toml);
             }
         }
         Command::DryRun { state, check } => {
@@ -520,7 +502,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .await
                 .map_err(call)?
                 .into_inner();
-            println!(
+            out.line(format!(
                 "dry-run {} (global dry-run is {})",
                 if check.is_empty() {
                     format!("{state} for every check")
@@ -528,7 +510,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     format!("{state} for {check}")
                 },
                 if answer.dry_run { "on" } else { "off" }
-            );
+            ));
         }
         Command::Events { minutes } => {
             let since = SystemClock.wall_unix_ms() as i64 - minutes * 60_000;
@@ -541,21 +523,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(call)?
                 .into_inner()
                 .events;
+            let events: Vec<FleetEvent> = events.iter().map(FleetEvent::from).collect();
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&events.iter().map(|e| json!({"at_unix_ms": e.at_unix_ms, "node": e.node_name, "kind": e.kind, "detail": e.detail})).collect::<Vec<_>>()).unwrap_or_default());
+                out.json(&events);
             } else {
                 for e in &events {
-                    println!(
+                    out.line(format!(
                         "{} {:<20} {:<16} {}",
                         e.at_unix_ms,
-                        if e.node_name.is_empty() {
-                            "-"
-                        } else {
-                            &e.node_name
-                        },
+                        if e.node.is_empty() { "-" } else { &e.node },
                         e.kind,
                         e.detail
-                    );
+                    ));
                 }
             }
         }
@@ -575,10 +554,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let mut out = Output::default();
+    let result = runtime.block_on(run(cli, &mut out));
+    out.write();
+    match result {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("lfleet: {message}");
+            eprintln!(
+                "lfleet: {}",
+                lfleet_proto::convert::agent_text(&message, 4096)
+            );
             ExitCode::from(2)
         }
     }

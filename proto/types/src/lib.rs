@@ -7,6 +7,7 @@
 //! - What agents report: [`AgentHello`], [`StatusReport`] ([`Condition`] with [`CheckId`] and
 //!   [`Outcome`], [`ItemResult`] with [`ItemKind`] and [`FailureClass`], [`AgentEvent`]),
 //!   [`TelemetryBatch`].
+//! - What operators see: [`fleet`] (node summaries, filesystems, drains, incidents, events).
 //! - [`ErrorChain`]: an error with all its causes, for every log and report.
 //!
 //! Values are built by parsing, which validates; every refusal is a [`SpecError`] that names
@@ -34,12 +35,14 @@ macro_rules! serde_via_string {
 
 pub mod chain;
 pub mod error;
+pub mod fleet;
 pub mod hello;
 pub mod mount;
 pub mod node;
 pub mod policy;
 pub mod status;
 pub mod telemetry;
+pub mod text;
 
 pub use chain::{ErrorChain, error_chain};
 pub use error::SpecError;
@@ -58,3 +61,4 @@ pub use status::{
     ItemResult, KnownCheck, Outcome, ReconcileStatus, StatusReport,
 };
 pub use telemetry::{SampleValue, TelemetryBatch, TelemetrySample, metric};
+pub use text::safe_text;

@@ -6,7 +6,9 @@
 //!   the disallowed-methods rules, and only at their crate roots or in their own tests;
 //! - no test carries the `ignore` or `should_panic` attribute;
 //! - there is no `rust-toolchain` file (the machine has one toolchain and can fetch no other);
-//! - `.ci/run` runs exactly the test command the README gives.
+//! - `.ci/run` runs exactly the test command the README gives;
+//! - wire types stay at the edge, wall time comes from the clock, outcomes, policies and
+//!   roles are compared as types, and no document calls built things unbuilt.
 #![allow(
     clippy::disallowed_methods,
     reason = "the tidy test reads the repository's own source files, not a node's"
@@ -197,5 +199,156 @@ fn the_pure_agent_crates_depend_on_no_host_crate() {
                 "{krate} must stay pure, but depends on {forbidden}"
             );
         }
+    }
+}
+
+/// Rust sources outside tests (no `tests/` directory, no test-support crate, no `#[cfg(test)]`
+/// module below the line it opens on).
+fn production_sources() -> Vec<(PathBuf, String)> {
+    files_with_extension("rs")
+        .into_iter()
+        .filter(|path| {
+            let rel = relative(path);
+            !rel.starts_with("tests/") && !rel.contains("/tests/") && !is_generated(path)
+        })
+        .map(|path| {
+            let text = fs::read_to_string(&path).unwrap();
+            let code = match text.find("#[cfg(test)]") {
+                Some(at) => text[..at].to_owned(),
+                None => text,
+            };
+            (path, code)
+        })
+        .collect()
+}
+
+#[test]
+fn the_fleet_model_planners_and_agent_logic_never_see_wire_types() {
+    let domain_only = [
+        "coordinator/src/fleet.rs",
+        "coordinator/src/policy.rs",
+        "coordinator/src/drain.rs",
+        "coordinator/src/events.rs",
+        "coordinator/src/store.rs",
+        "coordinator/src/sessions.rs",
+        "agent/src/checks/",
+        "agent/src/telemetry/",
+        "agent/src/reconcile",
+    ];
+    let mut offenders = Vec::new();
+    for (path, code) in production_sources() {
+        let rel = relative(&path);
+        if domain_only.iter().any(|prefix| rel.starts_with(prefix))
+            && (code.contains("lfleet_proto") || code.contains("v1::"))
+        {
+            offenders.push(rel);
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "wire types (lfleet_proto, v1::) belong at the edge (lfleet_proto::convert and the \
+         session/api modules), not in: {offenders:?}"
+    );
+}
+
+#[test]
+fn wall_time_comes_only_from_the_clock() {
+    let mut offenders = Vec::new();
+    for (path, code) in production_sources() {
+        let rel = relative(&path);
+        if rel == "agent/host/src/clock.rs" {
+            continue;
+        }
+        if code.contains("SystemTime::now") {
+            offenders.push(rel);
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "take wall time from lfleet_host::Clock (SystemClock or an injected one): {offenders:?}"
+    );
+}
+
+#[test]
+fn outcomes_policies_and_roles_are_compared_as_types_not_strings() {
+    let words = [
+        "pass",
+        "fail",
+        "unknown",
+        "allowed",
+        "forbidden",
+        "head",
+        "compute",
+        "login",
+    ];
+    let mut offenders = Vec::new();
+    for (path, code) in production_sources() {
+        // lfleet-types is where these words are parsed into the types.
+        if relative(&path).starts_with("proto/types/") {
+            continue;
+        }
+        for (number, line) in code.lines().enumerate() {
+            let compared = words.iter().any(|word| {
+                let quoted = format!("\"{word}\"");
+                line.contains(&format!("== {quoted}"))
+                    || line.contains(&format!("!= {quoted}"))
+                    || line.contains(&format!("{quoted} =="))
+                    || line.contains(&format!("{quoted} !="))
+                    || line.contains(&format!("[{quoted},"))
+                    || line.contains(&format!("{quoted} =>"))
+            });
+            if compared {
+                offenders.push(format!(
+                    "{}:{}: {}",
+                    relative(&path),
+                    number + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "parse into lfleet_types (Outcome, DkmsPolicy, Role) and compare the values:\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn no_document_calls_something_unbuilt_that_exists() {
+    let mut documents = files_with_extension("md");
+    documents.retain(|path| !relative(path).starts_with("target"));
+    let mut offenders = Vec::new();
+    for path in documents {
+        let text = fs::read_to_string(&path).unwrap();
+        for stale in ["not built yet", "Coming next", "plugs in here"] {
+            if text.contains(stale) {
+                offenders.push(format!("{}: {stale:?}", relative(&path)));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "documents must say what is true today (put plans in the issues): {offenders:?}"
+    );
+}
+
+#[test]
+fn lfleet_types_depends_on_no_wire_crate() {
+    let manifest = fs::read_to_string(repo_root().join("proto/types/Cargo.toml")).unwrap();
+    let dependencies = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .unwrap_or_default()
+        .split("\n[")
+        .next()
+        .unwrap_or_default();
+    for wire in ["prost", "tonic", "lfleet-proto"] {
+        assert!(
+            !dependencies
+                .lines()
+                .any(|l| l.trim_start().starts_with(wire)),
+            "lfleet-types must not depend on {wire}: wire types are converted at the edge"
+        );
     }
 }

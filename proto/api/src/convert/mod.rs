@@ -1,9 +1,11 @@
 //! Conversions between wire messages (`v1::*`) and domain types (`lfleet_types`), done at the
 //! edge: a wire value that breaks a domain rule is refused here, naming the field. Logic
 //! crates only ever see the domain side. This module holds mounts, node names and
-//! generations; [`desired`] the rest of a desired config; [`report`] what agents send.
+//! generations; [`desired`] the rest of a desired config; [`report`] what agents send;
+//! [`fleet`] what operators are shown.
 
 pub mod desired;
+pub mod fleet;
 pub mod report;
 
 pub use report::{ReceivedStatus, agent_text, role_from_wire, role_to_wire, status_from_wire};

@@ -22,30 +22,7 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// The most conditions, items, events or labels taken from one message; the rest are cut.
 pub const MAX_ENTRIES: usize = 4096;
 
-/// Agent-supplied text made safe to store and show: every control character escaped
-/// (`\u{1b}`, `\n`), then cut to `max` bytes at a character boundary with `…` at the end.
-pub fn agent_text(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max));
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-        if out.len() > max {
-            break;
-        }
-    }
-    if out.len() > max {
-        let mut cut = max.saturating_sub('…'.len_utf8());
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-        out.push('…');
-    }
-    out
-}
+pub use lfleet_types::safe_text as agent_text;
 
 fn name(text: &str) -> String {
     agent_text(text, MAX_NAME_BYTES)

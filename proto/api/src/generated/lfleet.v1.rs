@@ -832,6 +832,9 @@ pub struct MountState {
     pub read_bytes_per_second: f64,
     #[prost(double, tag = "5")]
     pub write_bytes_per_second: f64,
+    /// The rates above are not known (a silent node): not zero, unknown.
+    #[prost(bool, tag = "6")]
+    pub throughput_unknown: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct NodeSummary {
@@ -855,8 +858,13 @@ pub struct NodeSummary {
     pub mounts: ::prost::alloc::vec::Vec<MountState>,
     #[prost(bool, tag = "10")]
     pub connected: bool,
+    /// The coordinator's facts, never the agent's claims.
     #[prost(enumeration = "NodeRole", tag = "11")]
     pub role: i32,
+    #[prost(string, tag = "12")]
+    pub slurm_node_name: ::prost::alloc::string::String,
+    #[prost(string, tag = "13")]
+    pub nodearray: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ListNodesResponse {
@@ -874,12 +882,15 @@ pub struct NodeDetail {
     pub summary: ::core::option::Option<NodeSummary>,
     #[prost(message, repeated, tag = "2")]
     pub items: ::prost::alloc::vec::Vec<ItemResult>,
+    /// Superseded by `events` (which says who wrote each); left empty.
     #[prost(message, repeated, tag = "3")]
     pub recent_events: ::prost::alloc::vec::Vec<Event>,
     #[prost(string, tag = "4")]
     pub distro: ::prost::alloc::string::String,
     #[prost(string, tag = "5")]
     pub lustre_client_version: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "6")]
+    pub events: ::prost::alloc::vec::Vec<FleetEvent>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListFilesystemsRequest {
@@ -1063,6 +1074,9 @@ pub struct FleetEvent {
     pub kind: ::prost::alloc::string::String,
     #[prost(string, tag = "4")]
     pub detail: ::prost::alloc::string::String,
+    /// Who wrote it: "agent", "coordinator", "operator", "security". Set by the coordinator.
+    #[prost(string, tag = "5")]
+    pub source: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ListEventsResponse {
@@ -1098,8 +1112,10 @@ pub enum Health {
     Healthy = 1,
     Unhealthy = 2,
     Unknown = 3,
-    /// No session for longer than the policy allows.
+    /// No report for longer than the silence limit, whatever the TCP state.
     Silent = 4,
+    /// Powered down by Slurm (power saving, a deallocated cloud node): not expected to report.
+    PoweredDown = 5,
 }
 impl Health {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1113,6 +1129,7 @@ impl Health {
             Self::Unhealthy => "HEALTH_UNHEALTHY",
             Self::Unknown => "HEALTH_UNKNOWN",
             Self::Silent => "HEALTH_SILENT",
+            Self::PoweredDown => "HEALTH_POWERED_DOWN",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1123,6 +1140,7 @@ impl Health {
             "HEALTH_UNHEALTHY" => Some(Self::Unhealthy),
             "HEALTH_UNKNOWN" => Some(Self::Unknown),
             "HEALTH_SILENT" => Some(Self::Silent),
+            "HEALTH_POWERED_DOWN" => Some(Self::PoweredDown),
             _ => None,
         }
     }

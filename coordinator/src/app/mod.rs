@@ -1,0 +1,254 @@
+//! The coordinator: its owners wired together, and one domain function per thing agents and
+//! operators ask ([`agents`], [`operators`]). The gRPC handlers (`api`) parse, call one of
+//! these and map its [`ApiError`]; nothing here knows about gRPC.
+//!
+//! Owners, each behind a narrow interface: the [`Fleet`] (desired state and every node, in
+//! domain types, behind one lock), the [`Store`] (SQLite, written by its own thread), the
+//! [`EventLog`], the [`Pki`], the live [`Sessions`], the [`PolicySwitches`] and the
+//! [`Drainer`] (Slurm). Time comes from the injected clock and commands from the injected
+//! runner, so tests can drive both.
+
+pub mod agents;
+pub mod operators;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lfleet_host::{Clock, CommandRunner};
+use lfleet_types::{ErrorChain, Generation};
+
+use crate::config::{self, ConfigErrors, CoordinatorFile};
+use crate::drain::{Drainer, PolicySwitches};
+use crate::events::{CoordinatorKind, EventLog, Source};
+use crate::fleet::{Fleet, NodeState};
+use crate::pki::Pki;
+use crate::sessions::Sessions;
+use crate::slurm::Scontrol;
+use crate::store::{Store, StoreError, Table, Write, put};
+
+/// Why a request could not be served. `api` maps each to a gRPC status in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{what}")]
+    Internal {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ApiError {
+    pub fn internal(
+        what: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ApiError {
+        ApiError::Internal {
+            what: what.to_owned(),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        ApiError::internal("the store", error)
+    }
+}
+
+/// Why the coordinator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the store")]
+    Store(#[from] StoreError),
+    #[error("the stored config (generation {generation}) no longer parses: {errors}")]
+    StoredConfig {
+        generation: u64,
+        errors: ConfigErrors,
+    },
+}
+
+/// What enrollment needs.
+#[derive(Debug)]
+pub struct Enrollment {
+    pub join_token: String,
+    pub cert_hours: u32,
+}
+
+/// The coordinator.
+#[derive(Debug)]
+pub struct Coordinator {
+    clock: Arc<dyn Clock>,
+    store: Arc<Store>,
+    events: Arc<EventLog>,
+    pki: Pki,
+    fleet: Mutex<Fleet>,
+    sessions: Sessions,
+    enrollment: Enrollment,
+    policy: PolicySwitches,
+    drainer: Option<tokio::sync::Mutex<Drainer>>,
+    drain_interval: Duration,
+}
+
+impl Coordinator {
+    /// Builds the state from the store and the config file: the file becomes a new
+    /// generation when it changed since the last start (or the store is empty); otherwise the
+    /// stored generation (perhaps applied with `lfleet config apply`) stays.
+    pub fn start(
+        file: CoordinatorFile,
+        store: Arc<Store>,
+        pki: Pki,
+        enrollment: Enrollment,
+        clock: Arc<dyn Clock>,
+        runner: Arc<dyn CommandRunner>,
+    ) -> Result<Coordinator, StartError> {
+        let now = clock.wall_unix_ms() as i64;
+        let mut nodes = BTreeMap::new();
+        for (name, mut node) in store.records::<NodeState>(Table::Nodes)? {
+            node.connected = false;
+            nodes.insert(name, node);
+        }
+        let highest_applied = nodes
+            .values()
+            .map(|n| n.applied_generation)
+            .max()
+            .unwrap_or(Generation::ZERO);
+        let file_text = file.desired.text.clone();
+        let stored = store.current_config()?;
+        let (generation, desired) = match stored {
+            Some((generation, text)) if store.meta("file_text")?.as_deref() == Some(&file_text) => {
+                let parsed = config::parse(&text)
+                    .map_err(|errors| StartError::StoredConfig { generation, errors })?;
+                (Generation(generation), parsed.desired)
+            }
+            stored => {
+                let last = Generation(stored.map(|(g, _)| g).unwrap_or(0));
+                let generation = last.max(highest_applied).next();
+                store.add_config_blocking(generation.get(), &file_text, "file", now)?;
+                store.commit_blocking(vec![Write::Meta {
+                    key: "file_text".into(),
+                    value: file_text.clone(),
+                }])?;
+                (generation, file.desired)
+            }
+        };
+        let events = Arc::new(EventLog::new(store.clone(), clock.clone()));
+        let policy = PolicySwitches::load(file.policy.clone(), store.clone())?;
+        let drainer = file.slurm.enabled.then(|| {
+            tokio::sync::Mutex::new(Drainer::new(
+                Scontrol {
+                    program: file.slurm.scontrol.clone(),
+                    slurm_conf: file.slurm.slurm_conf.clone(),
+                    timeout: Duration::from_secs(file.slurm.timeout_seconds.max(1)),
+                    runner,
+                },
+                store.clone(),
+                events.clone(),
+                clock.clone(),
+            ))
+        });
+        Ok(Coordinator {
+            drain_interval: Duration::from_secs_f64(file.policy.interval_seconds),
+            clock,
+            store,
+            events,
+            pki,
+            fleet: Mutex::new(Fleet {
+                desired,
+                generation,
+                nodes,
+            }),
+            sessions: Sessions::default(),
+            enrollment,
+            policy,
+            drainer,
+        })
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.wall_unix_ms() as i64
+    }
+
+    pub fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {
+        self.fleet.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the fleet under its lock.
+    pub fn with_fleet<T>(&self, read: impl FnOnce(&Fleet) -> T) -> T {
+        read(&self.fleet())
+    }
+
+    fn record(&self, source: Source, node: &str, kind: CoordinatorKind, detail: impl Into<String>) {
+        self.events.record(source, node, kind, detail);
+    }
+
+    /// Queues a node's record for the store.
+    fn persist(&self, name: &str, node: &NodeState) {
+        self.store.submit(vec![put(Table::Nodes, name, node)]);
+    }
+
+    /// Whether Slurm drains are on.
+    pub fn drains_enabled(&self) -> bool {
+        self.drainer.is_some()
+    }
+
+    /// Runs drain passes every policy interval until `stop` is set. Does nothing when drains
+    /// are off.
+    pub async fn run_drains(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(drainer) = &self.drainer else {
+            return;
+        };
+        let mut every = tokio::time::interval(self.drain_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let policy = self.policy.effective();
+            let facts = self.with_fleet(|fleet| fleet.facts(self.now_ms()));
+            let mut drainer = drainer.lock().await;
+            if let Err(error) = drainer.pass(&policy, &facts).await {
+                tracing::warn!(error = %ErrorChain(&error), "drain pass stopped; retrying next interval");
+            }
+        }
+    }
+
+    /// Tells every agent the coordinator is going away and commits what is queued.
+    pub fn shut_down(&self) {
+        self.sessions.shut_down();
+        if let Err(error) = self.store.flush() {
+            tracing::error!(error = %ErrorChain(&error), "the store could not be flushed");
+        }
+    }
+}
