@@ -135,6 +135,10 @@ pub async fn run(
                         events: events.clone(),
                     });
                 }
+                // `lfleet-agent status` (Slurm's HealthCheckProgram, NHC) reads these.
+                if let Err(error) = crate::status::write(host, &results, options.check_interval, clock.wall_unix_ms()) {
+                    tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot write the status file");
+                }
                 let mut state = metrics.lock().unwrap_or_else(|e| e.into_inner());
                 for event in events {
                     tracing::warn!(kind = event.kind, subject = event.subject, detail = event.detail, "event");

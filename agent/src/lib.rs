@@ -17,4 +17,5 @@ pub mod mount_apply;
 pub mod reconcile;
 pub mod repo;
 pub mod session;
+pub mod status;
 pub mod telemetry;

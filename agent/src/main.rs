@@ -62,6 +62,9 @@ enum Command {
     Run(RunArgs),
     /// Print telemetry samples: every source read once per interval.
     Collect(CollectArgs),
+    /// The running agent's last check results, running no check (for Slurm's
+    /// HealthCheckProgram and NHC): exit 0 healthy, 1 unhealthy, 2 unknown.
+    Status(StatusArgs),
     /// statfs and stat one path (the check's killable probe; not for people).
     #[command(hide = true)]
     ProbeStatfs {
@@ -82,6 +85,23 @@ struct RunArgs {
     /// Time between telemetry cycles.
     #[arg(long, default_value = "10s", value_parser = parse_interval)]
     collect_interval: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The node's root directory.
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Checks whose failure makes the node unhealthy (comma-separated; default: the
+    /// coordinator's default for compute nodes).
+    #[arg(long, value_delimiter = ',', default_values_t = lfleet_agent::status::DEFAULT_REQUIRED.map(String::from))]
+    require: Vec<String>,
+    /// Failure codes that never make the node unhealthy (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = lfleet_agent::status::DEFAULT_IGNORED_CODES.map(String::from))]
+    ignore_code: Vec<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -134,7 +154,13 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
 /// The long-running agent.
 async fn run_daemon(args: RunArgs) -> ExitCode {
     use lfleet_agent::daemon::{DaemonOptions, Outputs, run, shared_metrics, start_metrics};
-    let host = HostRoot::new(&args.pass.root);
+    let mut host = HostRoot::new(&args.pass.root);
+    if let Some(procfs) = &args.pass.procfs {
+        host = host.with_procfs(procfs);
+    }
+    if let Some(sysfs) = &args.pass.sysfs {
+        host = host.with_sysfs(sysfs);
+    }
     let mut config = match desired(&host, &args.pass, Mode::Plan) {
         Ok(config) => config,
         Err(message) => {
@@ -571,6 +597,50 @@ async fn run(args: PassArgs, job: Job) -> ExitCode {
     }
 }
 
+/// Prints the running agent's verdict from its last results; runs no check.
+fn status(args: StatusArgs) -> ExitCode {
+    use lfleet_agent::status::{Verdict, judge, read};
+    use lfleet_host::Clock;
+    let host = HostRoot::new(&args.root);
+    let file = match read(&host) {
+        Ok(file) => file,
+        Err(message) => {
+            println!("UNKNOWN lfleet-agent: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let verdict = judge(
+        file.as_ref(),
+        SystemClock.wall_unix_ms(),
+        &args.require,
+        &args.ignore_code,
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "verdict": match &verdict {
+                    Verdict::Healthy => "healthy",
+                    Verdict::Unhealthy(_) => "unhealthy",
+                    Verdict::Unknown(_) => "unknown",
+                },
+                "status": file,
+            })
+        );
+    } else {
+        match &verdict {
+            Verdict::Healthy => println!("OK lfleet-agent: healthy"),
+            Verdict::Unhealthy(failures) => {
+                for failure in failures {
+                    println!("FAIL lfleet-agent: {failure}");
+                }
+            }
+            Verdict::Unknown(why) => println!("UNKNOWN lfleet-agent: {why}"),
+        }
+    }
+    ExitCode::from(verdict.exit_code())
+}
+
 /// Runs every check once and prints one line per result (or JSON).
 async fn check(args: PassArgs) -> ExitCode {
     use lfleet_agent::checks::{CheckContext, Outcome, run_all};
@@ -702,6 +772,7 @@ fn main() -> ExitCode {
         Command::LnetUp(args) => runtime.block_on(run(args, Job::Lnet)),
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Collect(args) => runtime.block_on(collect(args)),
+        Command::Status(args) => status(args),
         Command::Run(args) => runtime.block_on(run_daemon(args)),
         Command::ProbeStatfs {
             report_after_ms,

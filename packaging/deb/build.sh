@@ -93,6 +93,9 @@ put 0644 "$repo/systemd/tmpfiles.d/lfleet-agent.conf" "$a/usr/lib/tmpfiles.d/lfl
 put 0755 "$repo/packaging/kernel/postinst.d/zz-lfleet-agent" "$a/etc/kernel/postinst.d/zz-lfleet-agent"
 put 0644 "$common/agent.toml" "$a/etc/lfleet/agent.toml"
 put 0644 "$repo/packaging/examples/agent.toml" "$a/usr/share/doc/lfleet-agent/examples/agent.toml"
+put 0755 "$repo/packaging/slurm/lfleet-health-check" "$a/usr/lib/lfleet/lfleet-health-check"
+put 0644 "$repo/packaging/slurm/lfleet.nhc" "$a/usr/share/doc/lfleet-agent/examples/lfleet.nhc"
+put 0644 "$repo/packaging/slurm/slurm.conf.example" "$a/usr/share/doc/lfleet-agent/examples/slurm.conf.example"
 common_files "$a" lfleet-agent
 cat >"$work/agent.description" <<'TEXT'
 Description: node agent keeping Lustre clients installed, mounted and healthy

@@ -65,6 +65,9 @@ put 0644 "$repo/README.md" "$stage/usr/share/doc/lfleet-agent/README.md"
 put 0644 "$repo/packaging/examples/agent.toml" "$stage/usr/share/doc/lfleet-agent/examples/agent.toml"
 put 0644 "$repo/coordinator/README.md" "$stage/usr/share/doc/lfleet-coordinator/README.md"
 put 0644 "$repo/packaging/examples/coordinator.toml" "$stage/usr/share/doc/lfleet-coordinator/examples/coordinator.toml"
+put 0755 "$repo/packaging/slurm/lfleet-health-check" "$stage/usr/lib/lfleet/lfleet-health-check"
+put 0644 "$repo/packaging/slurm/lfleet.nhc" "$stage/usr/share/doc/lfleet-agent/examples/lfleet.nhc"
+put 0644 "$repo/packaging/slurm/slurm.conf.example" "$stage/usr/share/doc/lfleet-agent/examples/slurm.conf.example"
 install -d -m 0700 "$stage/var/lib/lfleet"
 
 for dist in $dists; do
