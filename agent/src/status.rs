@@ -37,8 +37,7 @@ pub const DEFAULT_IGNORED_CODES: [&str; 1] = ["reboot-unsafe"];
 pub struct StatusResult {
     pub check: String,
     pub subject: String,
-    /// pass, fail or unknown.
-    pub outcome: String,
+    pub outcome: lfleet_types::Outcome,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub code: String,
     /// The failure's detail or the unknown's error.
@@ -57,15 +56,16 @@ pub struct StatusFile {
 
 impl StatusResult {
     fn from_result(result: &CheckResult) -> StatusResult {
+        use lfleet_types::Outcome as Kind;
         let (outcome, code, detail) = match &result.outcome {
-            Outcome::Pass => ("pass", String::new(), String::new()),
-            Outcome::Fail { code, detail } => ("fail", code.clone(), detail.clone()),
-            Outcome::Unknown { error } => ("unknown", String::new(), error.clone()),
+            Outcome::Pass => (Kind::Pass, String::new(), String::new()),
+            Outcome::Fail { code, detail } => (Kind::Fail, code.clone(), detail.clone()),
+            Outcome::Unknown { error } => (Kind::Unknown, String::new(), error.clone()),
         };
         StatusResult {
             check: result.check.to_owned(),
             subject: result.subject.clone(),
-            outcome: outcome.to_owned(),
+            outcome,
             code,
             detail,
         }
@@ -147,7 +147,7 @@ pub fn judge(
     let failures: Vec<String> = file
         .results
         .iter()
-        .filter(|r| r.outcome == "fail")
+        .filter(|r| r.outcome == lfleet_types::Outcome::Fail)
         .filter(|r| required.contains(&r.check))
         .filter(|r| !ignored.contains(&r.code))
         .map(|r| format!("{} {} {}: {}", r.check, r.subject, r.code, r.detail))
@@ -176,7 +176,7 @@ mod tests {
         StatusResult {
             check: check.into(),
             subject: "/lustre".into(),
-            outcome: outcome.into(),
+            outcome: serde_json::from_value(serde_json::json!(outcome)).unwrap(),
             code: code.into(),
             detail: "why".into(),
         }
@@ -256,6 +256,6 @@ mod tests {
         let back = read(&host).unwrap().unwrap();
         assert_eq!(back.written_unix_ms, 1_000);
         assert_eq!(back.results[0].code, "not-mounted");
-        assert_eq!(back.results[0].outcome, "fail");
+        assert_eq!(back.results[0].outcome, lfleet_types::Outcome::Fail);
     }
 }
