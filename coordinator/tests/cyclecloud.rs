@@ -1,8 +1,11 @@
 //! The CycleCloud cluster-init script of every node (packaging/cyclecloud), run against a sim
 //! node root with a stand-in `jetpack` that answers `jetpack config KEY [DEFAULT]` from a
-//! JSON file: it writes a valid agent config, the CA and the join token, and the agent it
-//! configured enrolls with a real coordinator and mounts what the coordinator says. A
-//! missing parameter changes nothing.
+//! JSON file: with nothing published in the cluster's /sched directory and no jetpack
+//! values it refuses after its wait, and so do a bad URL and a value that would end its TOML
+//! string, each changing nothing; with the coordinator's URL, CA and token published in
+//! /sched/<cluster>/lfleet (as the scheduler's spec does) it writes a valid agent config
+//! with the role from `slurm.role`, the CA and the join token, and the agent it configured
+//! enrolls with a real coordinator and mounts what the coordinator says.
 #![allow(
     clippy::disallowed_methods,
     reason = "the test runs the cluster-init script, the coordinator and an agent"
@@ -54,9 +57,14 @@ fn cluster_init_writes_a_valid_config_and_the_agent_joins_and_mounts() {
     std::fs::set_permissions(bin.join("jetpack"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let ca = std::fs::read_to_string(dir.join("data/ca.pem")).unwrap();
     let token = std::fs::read_to_string(dir.join("token")).unwrap();
-    let values = |url: &str| {
+    let values = |extra: &str| {
         format!(
-            "{{\n\"lfleet.coordinator_url\": \"{url}\",\n\"lfleet.join_token\": \"{}\",\n\"lfleet.ca_pem\": \"{}\",\n\"cyclecloud.node.name\": \"cc-node-1\",\n\"cyclecloud.node.template\": \"hpc\"\n}}\n",
+            "{{\n\"cyclecloud.cluster.name\": \"My Cluster\",\n\"cyclecloud.node.name\": \"cc-node-1\",\n\"cyclecloud.node.template\": \"hpc\",\n\"slurm.role\": \"login\",\n\"lfleet.wait_seconds\": \"0\",\n{extra}\"end\": \"\"\n}}\n"
+        )
+    };
+    let given = |url: &str| {
+        format!(
+            "\"lfleet.coordinator_url\": \"{url}\",\n\"lfleet.join_token\": \"{}\",\n\"lfleet.ca_pem\": \"{}\",\n",
             json_string(token.trim()),
             json_string(ca.trim())
         )
@@ -80,8 +88,16 @@ fn cluster_init_writes_a_valid_config_and_the_agent_joins_and_mounts() {
             .unwrap()
     };
 
+    // Nothing published in /sched and no jetpack values: refused after the wait.
+    let unpublished = run_script(&values(""));
+    assert!(!unpublished.status.success());
+    assert!(
+        String::from_utf8_lossy(&unpublished.stderr)
+            .contains("no coordinator published in /sched/my-cluster/lfleet"),
+        "{unpublished:?}"
+    );
     // A bad URL: refused, nothing written.
-    let refused = run_script(&values("http://plain"));
+    let refused = run_script(&values(&given("http://plain")));
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("https://HOST:PORT"),
@@ -89,10 +105,10 @@ fn cluster_init_writes_a_valid_config_and_the_agent_joins_and_mounts() {
     );
     assert!(!node.root().join("etc/lfleet/agent.toml").exists());
     // A value that would end its TOML string: refused, nothing written.
-    let injected = run_script(&values(&format!(
+    let injected = run_script(&values(&given(&format!(
         "https://{}\\\"\\nnode_name = \\\"other",
         cluster.address
-    )));
+    ))));
     assert!(!injected.status.success(), "{injected:?}");
     assert!(
         String::from_utf8_lossy(&injected.stderr).contains("quote, backslash or newline"),
@@ -100,11 +116,28 @@ fn cluster_init_writes_a_valid_config_and_the_agent_joins_and_mounts() {
     );
     assert!(!node.root().join("etc/lfleet/agent.toml").exists());
 
-    let done = run_script(&values(&format!("https://{}", cluster.address)));
+    // What the scheduler's spec publishes in the cluster's shared directory.
+    let shared = node.root().join("sched/my-cluster/lfleet");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(
+        shared.join("coordinator-url"),
+        format!("https://{}\n", cluster.address),
+    )
+    .unwrap();
+    std::fs::write(shared.join("ca.pem"), &ca).unwrap();
+    std::fs::write(shared.join("join-token"), &token).unwrap();
+    let done = run_script(&values(""));
     assert!(done.status.success(), "{done:?}");
+    assert!(
+        !String::from_utf8_lossy(&done.stdout).contains(token.trim())
+            && !String::from_utf8_lossy(&done.stderr).contains(token.trim()),
+        "the script printed the join token"
+    );
     let config = std::fs::read_to_string(node.root().join("etc/lfleet/agent.toml")).unwrap();
     assert!(
-        config.contains("node_name = \"cc-node-1\"") && config.contains("nodearray = \"hpc\""),
+        config.contains("node_name = \"cc-node-1\"")
+            && config.contains("nodearray = \"hpc\"")
+            && config.contains("role = \"login\""),
         "{config}"
     );
     assert_eq!(

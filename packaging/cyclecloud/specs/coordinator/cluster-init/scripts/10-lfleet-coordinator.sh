@@ -1,28 +1,88 @@
 #!/usr/bin/env bash
-# CycleCloud cluster-init (spec "coordinator", the scheduler or a service node): install
-# lfleet-coordinator, write its configuration from jetpack values, start it, and print the
-# join token and CA the nodes need (put them in the cluster's lfleet parameters).
-#   lfleet.mgs_nids, lfleet.fsname, lfleet.mount_point    the AMLFS filesystem (required)
+# CycleCloud cluster-init (spec "coordinator", on the Slurm scheduler): install
+# lfleet-coordinator, write its configuration from jetpack values, (re)start it, and publish
+# its CA, join token and URL in the cluster's shared /sched/<cluster>/lfleet directory, the
+# way cyclecloud-slurm shares the munge key, so every node joins with no manual paste.
+#   lfleet.mgs_nids, lfleet.fsname, lfleet.mount_point    the AMLFS filesystem (mgs_nids required)
 #   lfleet.lustre_version                                 (default 2.15.7-33-g79ddf99)
 #   lfleet.slurm_drains                                   true to let lfleet drain (default false)
+#   lfleet.port                                           (default 7443)
+#   cyclecloud.cluster.name, hostname, ipaddress          from CycleCloud (the certificate names
+#                                                         the scheduler's hostname and address)
+# Every value is checked before anything is written, the generated file is checked by
+# `lfleet-coordinator check-config` before it replaces the old one, and the join token is
+# never printed. LFLEET_ROOT (default /) and LFLEET_SKIP_INSTALL=1 are for tests.
 set -euo pipefail
 root="${LFLEET_ROOT:-/}"
 root="${root%/}"
 jet() { jetpack config "$@"; }
-mgs="$(jet lfleet.mgs_nids)"
+fail() {
+  echo "lfleet: $*" >&2
+  exit 1
+}
+
+role="$(jet slurm.role "")"
+if [ -n "$role" ] && [ "$role" != scheduler ]; then
+  echo "lfleet: slurm.role is $role; the coordinator runs on the scheduler: nothing to do"
+  exit 0
+fi
+cluster="$(jet cyclecloud.cluster.name)"
+mgs="$(jet lfleet.mgs_nids "")"
 fsname="$(jet lfleet.fsname lustrefs)"
 point="$(jet lfleet.mount_point /lustre)"
 version="$(jet lfleet.lustre_version 2.15.7-33-g79ddf99)"
-drains="$(jet lfleet.slurm_drains false)"
-host="$(jet cyclecloud.instance.ipv4 127.0.0.1)"
+drains="$(jet lfleet.slurm_drains false | tr '[:upper:]' '[:lower:]')"
+port="$(jet lfleet.port 7443)"
+host="$(jet hostname "$(hostname)")"
+address="$(jet ipaddress "$(hostname -I 2>/dev/null | awk '{print $1}')")"
+
+[ -n "$cluster" ] || fail "cyclecloud.cluster.name is empty"
+[ -n "$mgs" ] || fail "lfleet.mgs_nids is required (the AMLFS MGS address, e.g. 10.0.1.4@tcp)"
+# Values go into TOML strings: refuse anything that could end the string or the line.
+for value in "$mgs" "$fsname" "$point" "$version" "$host" "$address"; do
+  case "$value" in
+    *'"'* | *\\* | *$'\n'* | *$'\r'*) fail "a jetpack value holds a quote, backslash or newline: refused" ;;
+  esac
+done
+[[ $mgs =~ ^[A-Za-z0-9.@:,_-]+$ ]] || fail "lfleet.mgs_nids \"$mgs\" is not a list of NIDs (10.0.1.4@tcp)"
+case "$drains" in true | false) ;; *) fail "lfleet.slurm_drains must be true or false" ;; esac
+[[ $port =~ ^[0-9]{1,5}$ ]] && ((port >= 1 && port <= 65535)) || fail "lfleet.port \"$port\" is not a TCP port"
+[[ $host =~ ^[A-Za-z0-9][A-Za-z0-9.-]*$ ]] || fail "hostname \"$host\" is not a host name"
+[[ $address =~ ^[0-9A-Fa-f.:]+$ ]] || fail "ipaddress \"$address\" is not an IP address"
+# cyclecloud-slurm's name for the cluster's shared directory: lower case, anything but
+# letters, digits and '-' made '-'.
+shared_name="$(printf '%s' "$cluster" | tr '[:upper:]' '[:lower:]' | sed 's/[^a-z0-9-]/-/g')"
+shared="$root/sched/$shared_name/lfleet"
+[ -d "$root/sched" ] || fail "$root/sched is not there: the scheduler's shared directory is missing"
+
 if [ "${LFLEET_SKIP_INSTALL:-0}" != 1 ]; then
-  apt-get install -y "${CYCLECLOUD_SPEC_PATH:-$(dirname "$0")/..}"/files/lfleet-coordinator_*.deb
+  files="${CYCLECLOUD_SPEC_PATH:-$(dirname "$0")/..}/files"
+  if command -v apt-get >/dev/null; then
+    apt-get install -y "$files"/lfleet-coordinator_*_"$(dpkg --print-architecture)".deb
+  else
+    . /etc/os-release
+    case "${ID:-}:${VERSION_ID%%.*}" in
+      azurelinux:3) dist=azl3 ;;
+      *:8) dist=el8 ;;
+      *:9) dist=el9 ;;
+      *) fail "no lfleet RPM for ${PRETTY_NAME:-this distribution}" ;;
+    esac
+    if command -v dnf >/dev/null; then
+      dnf install -y "$files"/lfleet-coordinator-*."$dist".*.rpm
+    else
+      tdnf install -y "$files"/lfleet-coordinator-*."$dist".*.rpm
+    fi
+  fi
 fi
+
 install -d -m 0755 "$root/etc/lfleet"
-cat >"$root/etc/lfleet/coordinator.toml" <<TOML
+tmp="$root/etc/lfleet/coordinator.toml.new"
+cat >"$tmp" <<TOML
+# Written by the lfleet CycleCloud cluster-init project (spec coordinator) for cluster
+# "$shared_name"; nodes find the CA, join token and URL in /sched/$shared_name/lfleet.
 [server]
-listen = "0.0.0.0:7443"
-server_names = ["$host", "localhost", "127.0.0.1"]
+listen = "0.0.0.0:$port"
+server_names = ["$host", "$address", "localhost", "127.0.0.1"]
 
 [client]
 lustre_version = "$version"
@@ -37,10 +97,30 @@ options = ["noatime", "flock"]
 [slurm]
 enabled = $drains
 TOML
-if [ "$root" = "" ] && [ -d /run/systemd/system ]; then
-  systemctl enable --now lfleet-coordinator.service
-  for _ in $(seq 30); do [ -s /var/lib/lfleet-coordinator/ca.pem ] && break; sleep 1; done
-  echo "lfleet: coordinator at https://$host:7443"
-  echo "lfleet: join token: $(cat /etc/lfleet/join-token)"
-  echo "lfleet: CA: /var/lib/lfleet-coordinator/ca.pem"
+if ! lfleet-coordinator --config "$tmp" check-config >/dev/null; then
+  rm -f "$tmp"
+  fail "the generated coordinator.toml was refused; the old one stays"
 fi
+mv "$tmp" "$root/etc/lfleet/coordinator.toml"
+
+ca="$root/var/lib/lfleet-coordinator/ca.pem"
+token="$root/etc/lfleet/join-token"
+if [ -z "$root" ] && [ -d /run/systemd/system ]; then
+  systemctl enable lfleet-coordinator.service
+  # restart, not `enable --now`: the package already started it with the inert config.
+  systemctl restart lfleet-coordinator.service
+fi
+for _ in $(seq 60); do
+  [ -s "$ca" ] && [ -s "$token" ] && break
+  sleep 1
+done
+[ -s "$ca" ] && [ -s "$token" ] || fail "the coordinator made no CA ($ca) or join token ($token) within 60 s"
+
+# Publish: each file written beside its final name and renamed, the token readable by root only.
+install -d -m 0755 "$shared"
+cp "$ca" "$shared/.ca.pem.new" && chmod 0644 "$shared/.ca.pem.new" && mv "$shared/.ca.pem.new" "$shared/ca.pem"
+(umask 077 && cp "$token" "$shared/.join-token.new") && chmod 0600 "$shared/.join-token.new" &&
+  mv "$shared/.join-token.new" "$shared/join-token"
+printf 'https://%s:%s\n' "$address" "$port" >"$shared/.coordinator-url.new"
+mv "$shared/.coordinator-url.new" "$shared/coordinator-url"
+echo "lfleet: coordinator at https://$address:$port (certificate for $host and $address); CA, join token and URL published in /sched/$shared_name/lfleet"

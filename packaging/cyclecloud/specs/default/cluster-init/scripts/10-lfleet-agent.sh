@@ -1,61 +1,98 @@
 #!/usr/bin/env bash
 # CycleCloud cluster-init (spec "default", every node): install lfleet-agent and join the
-# cluster's coordinator. Values come from `jetpack config` (cluster template parameters):
-#   lfleet.coordinator_url   https://<coordinator host>:7443            (required)
-#   lfleet.join_token        the coordinator's join token                (required)
-#   lfleet.ca_pem            the coordinator's CA certificate, PEM        (required)
-#   lfleet.lustre_version    the AMLFS client version (default 2.15.7-33-g79ddf99)
-#   lfleet.role              head, compute or login (default: head on the scheduler node)
-#   cyclecloud.node.name     the node name (its certificate's name)
+# cluster's coordinator. The coordinator's URL, CA and join token come from the cluster's
+# shared /sched/<cluster>/lfleet directory, where the scheduler's coordinator spec published
+# them (this waits for them, at most lfleet.wait_seconds, default 600); jetpack values
+# lfleet.coordinator_url, lfleet.ca_pem and lfleet.join_token override them.
+#   slurm.role               scheduler, login or execute (set by cyclecloud-slurm): the
+#                            lfleet role head, login or compute; lfleet.role overrides it
+#   cyclecloud.node.name     the node's name: its certificate's and its Slurm node's name
+#                            (cyclecloud-slurm starts slurmd with -N and this name)
 #   cyclecloud.node.template the nodearray (the coordinator's selectors can use it)
-# The filesystems themselves come from the coordinator, not from here.
+#   lfleet.lustre_version    the AMLFS client version (default 2.15.7-33-g79ddf99)
+# The filesystems themselves come from the coordinator. Every value is checked before
+# anything is written, the generated agent.toml is checked by `lfleet-agent plan` before it
+# replaces the old one, and the join token is never printed. Debian-family nodes install the
+# .deb, RHEL-family and Azure Linux nodes the RPM for their release.
 # LFLEET_ROOT (default /) and LFLEET_SKIP_INSTALL=1 let the script run against a test root.
 set -euo pipefail
 root="${LFLEET_ROOT:-/}"
 root="${root%/}"
 jet() { jetpack config "$@"; }
+fail() {
+  echo "lfleet: $*" >&2
+  exit 1
+}
 
-url="$(jet lfleet.coordinator_url)"
-token="$(jet lfleet.join_token)"
-ca="$(jet lfleet.ca_pem)"
-version="$(jet lfleet.lustre_version 2.15.7-33-g79ddf99)"
-node="$(jet cyclecloud.node.name)"
+cluster="$(jet cyclecloud.cluster.name)"
+node="$(jet cyclecloud.node.name "")"
 nodearray="$(jet cyclecloud.node.template "")"
-is_scheduler="$(jet slurm.is_scheduler false 2>/dev/null || echo false)"
-default_role=compute
-[ "$is_scheduler" = "true" ] && default_role=head
+version="$(jet lfleet.lustre_version 2.15.7-33-g79ddf99)"
+wait_seconds="$(jet lfleet.wait_seconds 600)"
+case "$(jet slurm.role "")" in
+  scheduler) default_role=head ;;
+  login) default_role=login ;;
+  *) default_role=compute ;;
+esac
 role="$(jet lfleet.role "$default_role")"
 
-for value in "$url" "$token" "$ca" "$node"; do
-  if [ -z "$value" ]; then
-    echo "lfleet: lfleet.coordinator_url, lfleet.join_token, lfleet.ca_pem and the node name are required" >&2
-    exit 1
-  fi
-done
+[ -n "$cluster" ] || fail "cyclecloud.cluster.name is empty"
+[ -n "$node" ] || fail "cyclecloud.node.name is empty: the node has no name to enroll with"
+case "$role" in head | compute | login) ;; *) fail "lfleet.role must be head, compute or login" ;; esac
+[[ $wait_seconds =~ ^[0-9]{1,5}$ ]] || fail "lfleet.wait_seconds must be a number of seconds"
+shared_name="$(printf '%s' "$cluster" | tr '[:upper:]' '[:lower:]' | sed 's/[^a-z0-9-]/-/g')"
+shared="$root/sched/$shared_name/lfleet"
+
+# The coordinator's URL, CA and token: jetpack first, else what the scheduler published.
+url="$(jet lfleet.coordinator_url "")"
+ca="$(jet lfleet.ca_pem "")"
+token="$(jet lfleet.join_token "")"
+if [ -z "$url" ] || [ -z "$ca" ] || [ -z "$token" ]; then
+  waited=0
+  until [ -s "$shared/coordinator-url" ] && [ -s "$shared/ca.pem" ] && [ -s "$shared/join-token" ]; do
+    if [ "$waited" -ge "$wait_seconds" ]; then
+      fail "no coordinator published in /sched/$shared_name/lfleet after $wait_seconds s (is the scheduler's lfleet:coordinator spec running?), and no lfleet.coordinator_url, lfleet.ca_pem and lfleet.join_token"
+    fi
+    sleep 2
+    waited=$((waited + 2))
+  done
+  [ -n "$url" ] || url="$(head -n 1 "$shared/coordinator-url")"
+  [ -n "$ca" ] || ca="$(cat "$shared/ca.pem")"
+  [ -n "$token" ] || token="$(head -n 1 "$shared/join-token")"
+fi
+
 # Values go into TOML strings: refuse anything that could end the string or the line.
 for value in "$url" "$token" "$version" "$node" "$nodearray" "$role"; do
   case "$value" in
-    *'"'* | *\\* | *$'\n'*) echo "lfleet: a jetpack value holds a quote, backslash or newline: refused" >&2; exit 1 ;;
+    *'"'* | *\\* | *$'\n'* | *$'\r'*) fail "a jetpack value holds a quote, backslash or newline: refused" ;;
   esac
 done
-case "$url" in https://*) ;; *) echo "lfleet: lfleet.coordinator_url must be https://HOST:PORT" >&2; exit 1 ;; esac
-case "$role" in head|compute|login) ;; *) echo "lfleet: lfleet.role must be head, compute or login" >&2; exit 1 ;; esac
+case "$url" in https://*) ;; *) fail "lfleet.coordinator_url must be https://HOST:PORT" ;; esac
+case "$ca" in *"BEGIN CERTIFICATE"*) ;; *) fail "the coordinator CA is not a PEM certificate" ;; esac
+[ "${#token}" -ge 16 ] || fail "the join token is shorter than 16 characters"
 
 if [ "${LFLEET_SKIP_INSTALL:-0}" != 1 ]; then
   files="${CYCLECLOUD_SPEC_PATH:-$(dirname "$0")/..}/files"
   if command -v apt-get >/dev/null; then
-    apt-get install -y "$files"/lfleet-agent_*.deb
+    apt-get install -y "$files"/lfleet-agent_*_"$(dpkg --print-architecture)".deb
   else
-    dnf install -y "$files"/lfleet-agent-*.rpm
+    . /etc/os-release
+    case "${ID:-}:${VERSION_ID%%.*}" in
+      azurelinux:3) dist=azl3 ;;
+      *:8) dist=el8 ;;
+      *:9) dist=el9 ;;
+      *) fail "no lfleet RPM for ${PRETTY_NAME:-this distribution}" ;;
+    esac
+    if command -v dnf >/dev/null; then
+      dnf install -y "$files"/lfleet-agent-*."$dist".*.rpm
+    else
+      tdnf install -y "$files"/lfleet-agent-*."$dist".*.rpm
+    fi
   fi
 fi
 
 install -d -m 0755 "$root/etc/lfleet"
-printf '%s\n' "$ca" >"$root/etc/lfleet/ca.pem"
-umask 077
-printf '%s\n' "$token" >"$root/etc/lfleet/join-token"
-umask 022
-tmp="$root/etc/lfleet/agent.toml.tmp"
+tmp="$root/etc/lfleet/agent.toml.new"
 cat >"$tmp" <<TOML
 # Written by the lfleet CycleCloud cluster-init project; the filesystems come from the
 # coordinator at $url.
@@ -74,12 +111,17 @@ nodearray = "$nodearray"
 TOML
 # The agent validates the file before it replaces the old one.
 if ! lfleet-agent plan --root "$root/" --config "$tmp" >/dev/null; then
-  echo "lfleet: the generated agent.toml was refused; the old one stays" >&2
   rm -f "$tmp"
-  exit 1
+  fail "the generated agent.toml was refused; the old one stays"
 fi
+printf '%s\n' "$ca" >"$root/etc/lfleet/.ca.pem.new"
+mv "$root/etc/lfleet/.ca.pem.new" "$root/etc/lfleet/ca.pem"
+(umask 077 && printf '%s\n' "$token" >"$root/etc/lfleet/.join-token.new")
+mv "$root/etc/lfleet/.join-token.new" "$root/etc/lfleet/join-token"
 mv "$tmp" "$root/etc/lfleet/agent.toml"
-if [ "$root" = "" ] && [ -d /run/systemd/system ]; then
-  systemctl enable --now lfleet-agent.service
+if [ -z "$root" ] && [ -d /run/systemd/system ]; then
+  systemctl enable lfleet-agent.service
+  # restart, not `enable --now`: the package already started it with the inert config.
+  systemctl restart lfleet-agent.service
 fi
 echo "lfleet: agent configured for $node ($role) with coordinator $url"
