@@ -268,7 +268,7 @@ fn root_a_hung_mount_is_reported_within_its_deadline_and_the_other_checks_comple
     let dir = tempfile::tempdir().unwrap();
     let node = converged_node(dir.path());
     let mount_point = node.root().join("lustre");
-    let bindfs = common::Bindfs::mount(&dir.path().join("src"), &mount_point);
+    let bindfs = lfleet_harness::bindfs::Bindfs::mount(&dir.path().join("src"), &mount_point);
     bindfs.freeze();
 
     // A one-shot check probes in a child process killed at the deadline, so the agent itself

@@ -165,7 +165,7 @@ fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
 
     // A FUSE mount over the managed mount point, frozen.
     let mount_point = root.join("lustre");
-    let bindfs = common::Bindfs::mount(&dir.path().join("src"), &mount_point);
+    let bindfs = lfleet_harness::bindfs::Bindfs::mount(&dir.path().join("src"), &mount_point);
     bindfs.freeze();
     let frozen = Instant::now();
 

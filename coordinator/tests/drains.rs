@@ -378,3 +378,76 @@ fn dry_run_writes_nothing_and_records_would_drain() {
     let policy = cluster.lfleet(&["policy", "show"]);
     assert!(String::from_utf8_lossy(&policy.stdout).contains("dry_run = true"));
 }
+
+/// A lost mount, a hung mount (bindfs at the managed mount point, frozen with SIGSTOP; needs
+/// root and FUSE) and an LBUG, one on each of three nodes: each node is drained for its own
+/// check with the agent's evidence in the reason, and the healthy node is left alone.
+#[test]
+fn root_a_lost_mount_a_hung_mount_and_an_lbug_each_drain_their_node_with_the_evidence() {
+    // Three of four nodes drained at once: the share cap must allow it.
+    let policy = FAST.replace("max_drained_share = 0.5", "max_drained_share = 0.75");
+    let (cluster, slurm) = setup(&policy);
+    cluster.nodes[0]
+        .sim
+        .fault(&Fault::MountLost { mount: None })
+        .unwrap();
+    cluster.nodes[1].sim.fault(&Fault::Lbug).unwrap();
+    let mount_point = cluster.nodes[2].sim.root().join("lustre");
+    let bindfs = lfleet_harness::bindfs::Bindfs::mount(
+        &cluster.dir.path().join("n3-bindfs-source"),
+        &mount_point,
+    );
+    bindfs.freeze();
+    // (node, the reason's start: code, check, subject; words of the evidence)
+    let expected = [
+        (
+            "n1",
+            "lfleet: not-mounted mount.present /lustre ",
+            "/lustre is not mounted",
+            "mount.present",
+        ),
+        (
+            "n2",
+            "lfleet: lbug lustre.lbug client ",
+            "health_check says LBUG",
+            "lustre.lbug",
+        ),
+        (
+            "n3",
+            "lfleet: hung mount.responsive /lustre ",
+            "statfs stuck ",
+            "mount.responsive",
+        ),
+    ];
+    for (node, _, _, _) in &expected {
+        wait_slurm(
+            &cluster,
+            &slurm,
+            node,
+            Duration::from_secs(10),
+            |state, _| state.contains("DRAIN"),
+        );
+    }
+    // Thaw before asserting, so a failure cannot leave a process blocked in the mount.
+    bindfs.thaw();
+    let ledger = drains(&cluster);
+    for (node, start, evidence, check) in expected {
+        let (state, reason) = slurm.node(node);
+        assert!(
+            reason.starts_with(start) && reason.contains(evidence) && reason.contains(" id="),
+            "{node} {state}: {reason:?}"
+        );
+        let entry = ledger
+            .iter()
+            .find(|d| d["node"] == node && d["by_lfleet"] == true)
+            .unwrap_or_else(|| panic!("{node} not in {ledger:#?}"));
+        assert_eq!(entry["check"], check, "{ledger:#?}");
+        // Slurm shows the reason with its user and time appended.
+        assert!(
+            reason.starts_with(entry["reason"].as_str().unwrap()),
+            "{reason:?} {entry:#?}"
+        );
+    }
+    assert_eq!(slurm.node("n4").0, "IDLE");
+    drop(bindfs);
+}

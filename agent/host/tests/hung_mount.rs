@@ -7,61 +7,10 @@
     reason = "the test starts and freezes a real FUSE daemon and reads /proc/self/mountinfo"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use lfleet_harness::bindfs::Bindfs;
 use lfleet_host::{Bounded, BoundedWorker, statfs_and_stat};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-/// A bindfs mount in the foreground, so its PID is ours; unfrozen, unmounted and ended on drop.
-struct FrozenMount {
-    daemon: Child,
-    mount_point: PathBuf,
-}
-
-impl FrozenMount {
-    fn start(source: &Path, mount_point: &Path) -> FrozenMount {
-        let daemon = Command::new("bindfs")
-            .arg("-f")
-            .arg(source)
-            .arg(mount_point)
-            .spawn()
-            .expect("bindfs runs");
-        let mount = FrozenMount {
-            daemon,
-            mount_point: mount_point.to_path_buf(),
-        };
-        let wanted = format!(" {} ", mount_point.display());
-        for _ in 0..100 {
-            if std::fs::read_to_string("/proc/self/mountinfo")
-                .unwrap()
-                .contains(&wanted)
-            {
-                return mount;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("bindfs did not mount {}", mount_point.display());
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.daemon.id() as i32), signal).unwrap();
-    }
-}
-
-impl Drop for FrozenMount {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.daemon.id() as i32), Signal::SIGCONT);
-        let _ = Command::new("fusermount")
-            .arg("-u")
-            .arg(&self.mount_point)
-            .status();
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_a_hung_fuse_mount_is_reported_within_its_deadline_and_recovers() {
@@ -69,7 +18,7 @@ async fn root_a_hung_fuse_mount_is_reported_within_its_deadline_and_recovers() {
     let (source, mount_point) = (dir.path().join("src"), dir.path().join("mnt"));
     std::fs::create_dir_all(&source).unwrap();
     std::fs::create_dir_all(&mount_point).unwrap();
-    let mount = FrozenMount::start(&source, &mount_point);
+    let mount = Bindfs::mount(&source, &mount_point);
     let worker = BoundedWorker::new();
     let deadline = Duration::from_secs(1);
 
@@ -81,7 +30,7 @@ async fn root_a_hung_fuse_mount_is_reported_within_its_deadline_and_recovers() {
         Bounded::Done(Ok(_))
     ));
 
-    mount.signal(Signal::SIGSTOP);
+    mount.freeze();
     let started = Instant::now();
     let probe = mount_point.clone();
     let outcome = worker
@@ -114,7 +63,7 @@ async fn root_a_hung_fuse_mount_is_reported_within_its_deadline_and_recovers() {
     ));
     assert_eq!(worker.stuck(), 1);
 
-    mount.signal(Signal::SIGCONT);
+    mount.thaw();
     let mut freed = false;
     for _ in 0..100 {
         if worker.stuck() == 0 {

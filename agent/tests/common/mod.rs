@@ -1,17 +1,30 @@
-//! Shared by the agent's integration tests: the PATH a sim node's shims need, and a FUSE
-//! mount (bindfs) that a test can freeze with SIGSTOP to make a truly hung mount.
+//! Shared by the agent's integration tests: the PATH a sim node's shims need, one run of the
+//! agent binary against a sim node ([`AgentRun`]), and the installer over a node root. The frozen FUSE mount for hung-mount
+//! tests is `lfleet_harness::bindfs::Bindfs`.
 #![allow(
     dead_code,
     clippy::disallowed_methods,
-    reason = "each test binary uses part of this; it runs bindfs and reads /proc"
+    reason = "each test binary uses part of this; it runs the agent and writes its config"
 )]
 
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::Duration;
+use std::process::Command;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+/// The installer on the node at `host`, with the wall clock.
+pub fn installer<'a>(
+    host: &'a lfleet_host::HostRoot,
+    runner: &'a dyn lfleet_host::CommandRunner,
+    distro: &'a lfleet_install::Distro,
+    policy: &'a lfleet_agent::install::InstallPolicy,
+) -> lfleet_agent::install::Installer<'a> {
+    lfleet_agent::install::Installer {
+        host,
+        runner,
+        clock: &lfleet_host::SystemClock,
+        distro,
+        policy,
+    }
+}
 
 /// The node's shims first, then the system's tools.
 pub fn path_with(node: &Path) -> String {
@@ -21,62 +34,54 @@ pub fn path_with(node: &Path) -> String {
     )
 }
 
-/// A bindfs daemon mounted at a path; dropping it thaws, kills and unmounts it.
-pub struct Bindfs {
-    child: Child,
-    mount_point: std::path::PathBuf,
+/// One run of `lfleet-agent` against a sim node: exit code, output, and every command it ran
+/// (its `--command-log`).
+pub struct AgentRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub commands: Vec<String>,
 }
 
-impl Bindfs {
-    /// Mounts `source` at `mount_point` and waits (at most 5 s) until the kernel shows it.
-    pub fn mount(source: &Path, mount_point: &Path) -> Bindfs {
-        std::fs::create_dir_all(source).unwrap();
-        let child = Command::new("bindfs")
-            .arg("-f")
-            .arg(source)
-            .arg(mount_point)
-            .spawn()
-            .expect("bindfs runs");
-        let bindfs = Bindfs {
-            child,
-            mount_point: mount_point.to_path_buf(),
-        };
-        let wanted = format!(" {} ", mount_point.display());
-        for _ in 0..100 {
-            if std::fs::read_to_string("/proc/self/mountinfo")
-                .unwrap()
-                .contains(&wanted)
-            {
-                return bindfs;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+impl AgentRun {
+    /// `lfleet-agent ARGS --root NODE --config FILE --command-log FILE`, with `config` written
+    /// beside the node and the node's shims first on PATH.
+    pub fn run(node: &Path, args: &[&str], config: &str) -> AgentRun {
+        let dir = node.parent().expect("a node has a parent directory");
+        let config_path = dir.join("agent.toml");
+        let log = dir.join("commands.log");
+        std::fs::write(&config_path, config).unwrap();
+        let _ = std::fs::remove_file(&log);
+        let output = Command::new(env!("CARGO_BIN_EXE_lfleet-agent"))
+            .args(args)
+            .arg("--root")
+            .arg(node)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--command-log")
+            .arg(&log)
+            .env("PATH", path_with(node))
+            .output()
+            .unwrap();
+        AgentRun {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            commands: std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect(),
         }
-        panic!("bindfs did not mount {}", mount_point.display());
     }
 
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    /// `apply --json`.
+    pub fn apply_json(node: &Path, config: &str) -> AgentRun {
+        AgentRun::run(node, &["apply", "--json"], config)
     }
 
-    /// Every request to the mount now blocks in the kernel.
-    pub fn freeze(&self) {
-        self.signal(Signal::SIGSTOP);
-    }
-
-    pub fn thaw(&self) {
-        self.signal(Signal::SIGCONT);
-    }
-}
-
-impl Drop for Bindfs {
-    fn drop(&mut self) {
-        let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = kill(pid, Signal::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = Command::new("fusermount")
-            .arg("-u")
-            .arg(&self.mount_point)
-            .status();
+    /// `apply`, as an operator reads it.
+    pub fn apply_text(node: &Path, config: &str) -> AgentRun {
+        AgentRun::run(node, &["apply"], config)
     }
 }

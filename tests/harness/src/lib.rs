@@ -7,6 +7,7 @@
     reason = "test infrastructure: it runs processes and reads their output"
 )]
 
+pub mod bindfs;
 pub mod slurm;
 
 use std::io::{BufRead, BufReader};
