@@ -1,13 +1,18 @@
 //! The installer against the real apt-get, apt-cache and dpkg, installing into a scratch node
 //! root from a local repository of AMLFS-shaped packages (lfleet-aptrepo). Needs root, as CI
 //! runs. The agent runs plain commands; only the runner's environment (APT_CONFIG) points apt
-//! at the scratch root.
+//! at the scratch root. The failure classes apt can produce here come from apt's own words:
+//! a dpkg lock held with fcntl, a repository on a closed loopback port.
+
+mod common;
 
 use std::time::Duration;
 
-use lfleet_agent::install::{Ensured, InstallPolicy, Installer, find_module, installed_kernels};
-use lfleet_aptrepo::{AptRepo, ScratchRoot, amlfs_client_packages, kmod_package_name};
-use lfleet_host::{HostRoot, SystemClock, SystemCommandRunner};
+use lfleet_agent::install::{Ensured, InstallPolicy, find_module, installed_kernels};
+use lfleet_aptrepo::{
+    AptRepo, SCRATCH_ETC_RELATIVE, ScratchRoot, amlfs_client_packages, kmod_package_name,
+};
+use lfleet_host::{HostRoot, SystemCommandRunner};
 use lfleet_install::{Distro, FailureClass};
 
 const L: &str = "2.15.7-33-g79ddf99";
@@ -79,13 +84,7 @@ async fn installs_the_running_kernels_client_and_then_has_nothing_to_do() {
     let node = node();
     let runner = runner(&node);
     let (distro, policy) = (jammy(), policy());
-    let installer = Installer {
-        host: &node.host,
-        runner: &runner,
-        clock: &SystemClock,
-        distro: &distro,
-        policy: &policy,
-    };
+    let installer = common::installer(&node.host, &runner, &distro, &policy);
     let result = installer.ensure_client(RUNNING).await.unwrap();
     assert_eq!(
         result,
@@ -121,13 +120,7 @@ async fn an_unpublished_upgrade_kernel_is_not_yet_published_and_nothing_is_half_
     let node = node();
     let runner = runner(&node);
     let (distro, policy) = (jammy(), policy());
-    let installer = Installer {
-        host: &node.host,
-        runner: &runner,
-        clock: &SystemClock,
-        distro: &distro,
-        policy: &policy,
-    };
+    let installer = common::installer(&node.host, &runner, &distro, &policy);
     installer.ensure_client(RUNNING).await.unwrap();
     let status = read(&node.scratch.status_path());
     assert_eq!(
@@ -157,13 +150,7 @@ async fn a_published_upgrade_is_installed_before_any_reboot() {
     }
     let runner = runner(&node);
     let (distro, policy) = (jammy(), policy());
-    let installer = Installer {
-        host: &node.host,
-        runner: &runner,
-        clock: &SystemClock,
-        distro: &distro,
-        policy: &policy,
-    };
+    let installer = common::installer(&node.host, &runner, &distro, &policy);
     installer.ensure_client(RUNNING).await.unwrap();
     // The lists predate the upgrade's packages: the installer refreshes them itself.
     let result = installer.ensure_client(UPGRADE).await.unwrap();
@@ -191,15 +178,67 @@ async fn a_metapackage_published_before_its_kmod_is_a_dependency_failure() {
     }
     let runner = runner(&node);
     let (distro, policy) = (jammy(), policy());
-    let installer = Installer {
-        host: &node.host,
-        runner: &runner,
-        clock: &SystemClock,
-        distro: &distro,
-        policy: &policy,
-    };
+    let installer = common::installer(&node.host, &runner, &distro, &policy);
     let err = installer.ensure_client(UPGRADE).await.unwrap_err();
     assert_eq!(err.class(), FailureClass::DependencyNotPublished, "{err:?}");
     assert!(err.class().is_transient());
     assert_eq!(find_module(&node.host, UPGRADE, "lustre").unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_held_dpkg_lock_is_package_lock_held_in_apts_own_words() {
+    let node = node();
+    let runner = runner(&node);
+    let distro = jammy();
+    let policy = InstallPolicy {
+        lock_timeout: Duration::from_secs(1),
+        ..policy()
+    };
+    let installer = common::installer(&node.host, &runner, &distro, &policy);
+    let status = read(&node.scratch.status_path());
+    let lock = node.scratch.hold_frontend_lock().unwrap();
+    let err = installer.ensure_client(RUNNING).await.unwrap_err();
+    drop(lock);
+    assert_eq!(err.class(), FailureClass::PackageLockHeld, "{err:?}");
+    assert!(format!("{err:?}").contains("Could not get lock"), "{err:?}");
+    assert_eq!(
+        read(&node.scratch.status_path()),
+        status,
+        "nothing installed"
+    );
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn an_unreachable_repository_is_repository_unreachable_not_a_missing_package() {
+    let node = node();
+    // The node's only source refuses connections: apt-get update warns (and exits 0), and
+    // install cannot find the package it never could list.
+    HostRoot::new(node.scratch.root())
+        .write_atomic(
+            format!("{SCRATCH_ETC_RELATIVE}/sources.list"),
+            format!(
+                "deb [trusted=yes] http://127.0.0.1:{}/amlfs ./\n",
+                closed_port()
+            )
+            .as_bytes(),
+            0o644,
+        )
+        .unwrap();
+    let runner = runner(&node);
+    let (distro, policy) = (jammy(), policy());
+    let installer = common::installer(&node.host, &runner, &distro, &policy);
+    let err = installer.ensure_client(RUNNING).await.unwrap_err();
+    assert_eq!(err.class(), FailureClass::RepositoryUnreachable, "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("the package lists could not be refreshed"),
+        "{err}"
+    );
+    assert_eq!(find_module(&node.host, RUNNING, "lustre").unwrap(), None);
 }

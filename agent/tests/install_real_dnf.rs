@@ -7,11 +7,15 @@
 //! `--installroot`, `--releasever` (Debian has no system-release package) and the scratch
 //! root's own repository directory and cache, and passes every argument on. Messages, exit
 //! codes and the installed files are dnf's and rpm's own. The packages are constructed (names
-//! and versions as AMLFS documents them; contents are placeholders).
+//! and versions as AMLFS documents them; contents are placeholders). The failure classes dnf
+//! produces come from its own words: its metadata lock held by a live process, a repository
+//! on a closed loopback port.
 #![allow(
     clippy::disallowed_methods,
     reason = "the test builds RPMs and a repository with rpmbuild and createrepo_c, and writes a wrapper"
 )]
+
+mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -19,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use lfleet_agent::install::{Ensured, InstallPolicy, Installer, find_module};
-use lfleet_host::{HostRoot, SystemClock, SystemCommandRunner};
+use lfleet_agent::install::{Ensured, InstallPolicy, find_module};
+use lfleet_host::{HostRoot, SystemCommandRunner};
 use lfleet_install::package::rpm_kernel_part;
 use lfleet_install::{Distro, FailureClass};
 
@@ -153,13 +157,7 @@ fn host_has_package(name: &str) -> bool {
 async fn real_dnf_installs_the_running_kernels_client_into_the_scratch_root_only() {
     let node = node();
     let (distro, policy) = (alma(), policy());
-    let installer = Installer {
-        host: &node.host,
-        runner: &node.runner,
-        clock: &SystemClock,
-        distro: &distro,
-        policy: &policy,
-    };
+    let installer = common::installer(&node.host, &node.runner, &distro, &policy);
     let result = installer.ensure_client(RUNNING).await.unwrap();
     assert_eq!(
         result,
@@ -192,13 +190,7 @@ async fn real_dnf_installs_the_running_kernels_client_into_the_scratch_root_only
 async fn real_dnf_missing_kernels_are_classified_by_the_series_the_repository_serves() {
     let node = node();
     let (distro, policy) = (alma(), policy());
-    let installer = Installer {
-        host: &node.host,
-        runner: &node.runner,
-        clock: &SystemClock,
-        distro: &distro,
-        policy: &policy,
-    };
+    let installer = common::installer(&node.host, &node.runner, &distro, &policy);
     installer.ensure_client(RUNNING).await.unwrap();
     let err = installer.ensure_client(SAME_SERIES).await.unwrap_err();
     assert_eq!(err.class(), FailureClass::NotYetPublished, "{err:?}");
@@ -219,13 +211,7 @@ async fn real_dnf_missing_kernels_are_classified_by_the_series_the_repository_se
 async fn real_dnf_a_newly_published_kernel_is_found_after_one_refresh() {
     let node = node();
     let (distro, policy) = (alma(), policy());
-    let installer = Installer {
-        host: &node.host,
-        runner: &node.runner,
-        clock: &SystemClock,
-        distro: &distro,
-        policy: &policy,
-    };
+    let installer = common::installer(&node.host, &node.runner, &distro, &policy);
     installer.ensure_client(RUNNING).await.unwrap();
     publish(&node.work, &node.repo, SAME_SERIES, true);
     let result = installer.ensure_client(SAME_SERIES).await.unwrap();
@@ -242,14 +228,62 @@ async fn real_dnf_a_metapackage_whose_kmod_is_not_published_is_a_dependency_fail
     let node = node();
     publish(&node.work, &node.repo, SAME_SERIES, false);
     let (distro, policy) = (alma(), policy());
-    let installer = Installer {
-        host: &node.host,
-        runner: &node.runner,
-        clock: &SystemClock,
-        distro: &distro,
-        policy: &policy,
-    };
+    let installer = common::installer(&node.host, &node.runner, &distro, &policy);
     let err = installer.ensure_client(SAME_SERIES).await.unwrap_err();
     assert_eq!(err.class(), FailureClass::DependencyNotPublished, "{err:?}");
     assert!(format!("{err:?}").contains("nothing provides"), "{err:?}");
+}
+
+#[tokio::test]
+async fn real_dnf_an_unreachable_repository_is_repository_unreachable_not_a_missing_package() {
+    let node = node();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    fs::write(
+        node.work.join("repos.d/amlfs.repo"),
+        format!("[amlfs]\nname=constructed AMLFS test repository\nbaseurl=http://127.0.0.1:{port}/amlfs-el9/\nenabled=1\ngpgcheck=0\n"),
+    )
+    .unwrap();
+    let (distro, policy) = (alma(), policy());
+    let installer = common::installer(&node.host, &node.runner, &distro, &policy);
+    let err = installer.ensure_client(RUNNING).await.unwrap_err();
+    // Debian's dnf skips the repository and then misses the package: the repository is the
+    // cause, and the class says so.
+    assert_eq!(err.class(), FailureClass::RepositoryUnreachable, "{err:?}");
+    assert!(
+        format!("{err:?}").contains("Curl error (7)"),
+        "dnf's own words: {err:?}"
+    );
+    assert_eq!(find_module(&node.host, RUNNING, "lustre").unwrap(), None);
+}
+
+#[tokio::test]
+async fn real_dnf_its_metadata_lock_held_by_a_live_process_is_package_lock_held() {
+    let node = node();
+    // dnf/lock.py: a lock file naming a live pid makes dnf wait for it without a limit.
+    let holder = std::process::id();
+    node.host
+        .write_atomic(
+            "var/cache/dnf/metadata_lock.pid",
+            holder.to_string().as_bytes(),
+            0o644,
+        )
+        .unwrap();
+    let distro = alma();
+    let policy = InstallPolicy {
+        command_timeout: Duration::from_secs(4),
+        ..policy()
+    };
+    let installer = common::installer(&node.host, &node.runner, &distro, &policy);
+    let err = installer.ensure_client(RUNNING).await.unwrap_err();
+    assert_eq!(err.class(), FailureClass::PackageLockHeld, "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&format!("Waiting for process with pid {holder} to finish.")),
+        "{err}"
+    );
+    assert_eq!(find_module(&node.host, RUNNING, "lustre").unwrap(), None);
 }
