@@ -150,6 +150,14 @@ fn each_fault_flips_exactly_the_checks_it_should_and_heal_restores_pass() {
         ),
         (Fault::Lbug, vec!["lustre.lbug"], None),
         (
+            Fault::NotHealthy {
+                mount: None,
+                target: "OST0001".into(),
+            },
+            vec!["lustre.lbug"],
+            None,
+        ),
+        (
             Fault::LnetHealth {
                 value: 0,
                 recover_after: None,

@@ -18,6 +18,11 @@ pub enum Fault {
     MountLost { mount: Option<String> },
     /// health_check says LBUG.
     Lbug,
+    /// A device of a mount reports unhealthy, so health_check says NOT HEALTHY.
+    NotHealthy {
+        mount: Option<String>,
+        target: String,
+    },
     /// The tcp NI's health value drops; with `recover_after` it is back at 1000 that many
     /// seconds (of wall-clock time, which the agent's windows use) later.
     LnetHealth {
@@ -60,10 +65,11 @@ pub enum Fault {
 }
 
 /// The fault kinds, as the CLI names them.
-pub const KINDS: [&str; 18] = [
+pub const KINDS: [&str; 19] = [
     "import",
     "mount-lost",
     "lbug",
+    "not-healthy",
     "lnet-health",
     "ib-port-down",
     "ib-errors",
@@ -93,6 +99,35 @@ fn mount_point(state: &NodeState, mount: &Option<String>) -> Result<String, SimE
             .map(|m| m.mount_point.clone())
             .ok_or_else(|| SimError::Usage("the node has no Lustre mount".into())),
     }
+}
+
+/// The mount point and mount a target (`OST0001`, `MDT0000`) of `mount` belongs to.
+fn target_of<'a>(
+    state: &'a NodeState,
+    mount: &Option<String>,
+    target: &str,
+) -> Result<(String, &'a crate::state::SimMount), SimError> {
+    let point = mount_point(state, mount)?;
+    let sim_mount = state
+        .mounts
+        .iter()
+        .find(|m| m.mount_point == point)
+        .expect("checked");
+    let valid = target
+        .strip_prefix("OST")
+        .and_then(|n| u32::from_str_radix(n, 16).ok())
+        .is_some_and(|n| n < sim_mount.osts)
+        || target
+            .strip_prefix("MDT")
+            .and_then(|n| u32::from_str_radix(n, 16).ok())
+            .is_some_and(|n| n < sim_mount.mdts);
+    if !valid || target.len() != 7 {
+        return Err(SimError::Usage(format!(
+            "{target} is not a target of {point} (OST0000..OST{:04x}, MDT0000..)",
+            sim_mount.osts - 1
+        )));
+    }
+    Ok((point, sim_mount))
 }
 
 fn require_vf(state: &NodeState) -> Result<(), SimError> {
@@ -137,26 +172,7 @@ pub fn apply(state: &mut NodeState, fault: &Fault) -> Result<String, SimError> {
                     "import state {import_state:?}: use DISCONN, EVICTED or CONNECTING"
                 )));
             }
-            let point = mount_point(state, mount)?;
-            let sim_mount = state
-                .mounts
-                .iter()
-                .find(|m| m.mount_point == point)
-                .expect("checked");
-            let valid = target
-                .strip_prefix("OST")
-                .and_then(|n| u32::from_str_radix(n, 16).ok())
-                .is_some_and(|n| n < sim_mount.osts)
-                || target
-                    .strip_prefix("MDT")
-                    .and_then(|n| u32::from_str_radix(n, 16).ok())
-                    .is_some_and(|n| n < sim_mount.mdts);
-            if !valid || target.len() != 7 {
-                return Err(SimError::Usage(format!(
-                    "{target} is not a target of {point} (OST0000..OST{:04x}, MDT0000..)",
-                    sim_mount.osts - 1
-                )));
-            }
+            let (point, sim_mount) = target_of(state, mount, target)?;
             if import_state == "EVICTED" {
                 // The kernel's message (lustre/ptlrpc/import.c), as /dev/kmsg records it.
                 let kind = if target.starts_with("OST") {
@@ -187,6 +203,11 @@ pub fn apply(state: &mut NodeState, fault: &Fault) -> Result<String, SimError> {
         Fault::Lbug => {
             state.faults.lbug = true;
             Ok("health_check says LBUG".into())
+        }
+        Fault::NotHealthy { mount, target } => {
+            let (point, _) = target_of(state, mount, target)?;
+            state.faults.unhealthy.insert(format!("{point}|{target}"));
+            Ok(format!("{point}: {target} reports unhealthy"))
         }
         Fault::LnetHealth {
             value,
@@ -323,6 +344,9 @@ pub fn heal(state: &mut NodeState, kind: Option<&str>) -> Result<String, SimErro
     }
     if is("lbug") {
         faults.lbug = false;
+    }
+    if is("not-healthy") {
+        faults.unhealthy.clear();
     }
     if is("lnet-health") {
         faults.lnet_health = None;

@@ -25,6 +25,7 @@ const USAGE: &str = "usage:
   lfleet-sim fault DIR import --target OST0001|MDT0000 --state DISCONN|EVICTED|CONNECTING [--mount DIR]
   lfleet-sim fault DIR mount-lost [--mount DIR]
   lfleet-sim fault DIR lbug
+  lfleet-sim fault DIR not-healthy --target OST0001|MDT0000 [--mount DIR]
   lfleet-sim fault DIR lnet-health --value N [--recover-after SECONDS]
   lfleet-sim fault DIR ib-port-down --hca mlx5_0
   lfleet-sim fault DIR ib-degraded --hca mlx5_0 --width N
@@ -125,6 +126,10 @@ fn run(args: &[String]) -> Result<String, SimError> {
                     mount: option(args, "--mount"),
                 },
                 "lbug" => Fault::Lbug,
+                "not-healthy" => Fault::NotHealthy {
+                    mount: option(args, "--mount"),
+                    target: required(args, "--target")?,
+                },
                 "lnet-health" => Fault::LnetHealth {
                     value: number(args, "--value", 100)?,
                     recover_after: option(args, "--recover-after")

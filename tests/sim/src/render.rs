@@ -398,20 +398,41 @@ fn import_files(tree: &mut Tree, state: &NodeState, mount: &SimMount, kind: &str
     );
 }
 
+/// health_check as obdclass prints it: "LBUG" after an LBUG, else a "device %s reported
+/// unhealthy" line per unhealthy device and "NOT HEALTHY", else "healthy".
+fn health_check(state: &NodeState) -> String {
+    if state.faults.lbug {
+        return "LBUG\n".into();
+    }
+    let mut text = String::new();
+    for mount in state.visible_mounts() {
+        for key in &state.faults.unhealthy {
+            if let Some(target) = key.strip_prefix(&format!("{}|", mount.mount_point)) {
+                let kind = if target.starts_with("OST") {
+                    "osc"
+                } else {
+                    "mdc"
+                };
+                text.push_str(&format!(
+                    "device {}-{target}-{kind}-{} reported unhealthy\n",
+                    mount.fsname, mount.instance
+                ));
+            }
+        }
+    }
+    if text.is_empty() {
+        "healthy\n".into()
+    } else {
+        text + "NOT HEALTHY\n"
+    }
+}
+
 fn lustre_files(state: &NodeState, tree: &mut Tree) {
     let v = state.lustre;
     if !state.loaded_modules.contains("lustre") {
         return;
     }
-    put(
-        tree,
-        "sys/fs/lustre/health_check",
-        if state.faults.lbug {
-            "LBUG\n"
-        } else {
-            "healthy\n"
-        },
-    );
+    put(tree, "sys/fs/lustre/health_check", health_check(state));
     put(tree, "sys/fs/lustre/version", format!("{}\n", v.release()));
     let mut mgcs = BTreeSet::new();
     for mount in state.visible_mounts() {

@@ -144,6 +144,9 @@ pub struct Faults {
     /// Mount points whose mount has disappeared.
     pub lost_mounts: BTreeSet<String>,
     pub lbug: bool,
+    /// "mount point|target" whose device reports unhealthy.
+    #[serde(default)]
+    pub unhealthy: BTreeSet<String>,
     pub lnet_health: Option<u32>,
     /// HCAs whose port 1 is down.
     pub ib_down: BTreeSet<String>,

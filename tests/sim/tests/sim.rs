@@ -443,6 +443,10 @@ fn each_fault_changes_exactly_what_it_claims_and_heal_undoes_it() {
         (vec!["mount-lost"], lost),
         (vec!["lbug"], vec!["sys/fs/lustre/health_check".into()]),
         (
+            vec!["not-healthy", "--target", "OST0001"],
+            vec!["sys/fs/lustre/health_check".into()],
+        ),
+        (
             vec!["lnet-health", "--value", "100"],
             vec!["$ lnetctl net show -v 3".into()],
         ),
@@ -555,6 +559,11 @@ fn each_fault_changes_exactly_what_it_claims_and_heal_undoes_it() {
         shim(&node, "lnetctl", &["net", "show", "-v", "3"])
             .stdout
             .contains("health value: 0\n")
+    );
+    sim(&["fault", n, "not-healthy", "--target", "OST0001"]);
+    assert_eq!(
+        read(&node, "sys/fs/lustre/health_check"),
+        format!("device lustrefs-OST0001-osc-{inst} reported unhealthy\nNOT HEALTHY\n")
     );
     // A dip that recovers: low, then back at 1000 once its time has passed.
     sim(&[
