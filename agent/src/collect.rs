@@ -199,7 +199,7 @@ impl Collector {
             });
         if let Err(error) = spawned {
             task.started_s = None;
-            tracing::warn!(%error, "cannot start the capacity reader");
+            tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot start the capacity reader");
         }
         Vec::new()
     }
@@ -209,9 +209,9 @@ impl Collector {
         let text = self
             .host
             .read_to_string("proc/self/mountinfo")
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| lfleet_types::error_chain(&e))?;
         let lustre: Vec<(String, String)> = parse_mountinfo(&text)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| lfleet_types::error_chain(&e))?
             .into_iter()
             .filter(|m| m.fstype == "lustre")
             .filter_map(|m| {

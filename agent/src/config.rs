@@ -278,6 +278,19 @@ pub struct NodeConfig {
     pub coordinator: Option<CoordinatorPolicy>,
 }
 
+/// The part of a node's configuration that has a generation: what the coordinator pushes (or
+/// a file sets) and the ledger keeps. Everything else in [`NodeConfig`] is the node's own
+/// setting and always comes from agent.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredState {
+    pub generation: u64,
+    pub client: ClientPolicy,
+    #[serde(default)]
+    pub lnet: LnetPolicy,
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -320,8 +333,9 @@ struct RawConfig {
 impl NodeConfig {
     /// Parses and validates agent.toml text.
     pub fn from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|error| ConfigError::Syntax(error.to_string().trim().to_owned()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|error| {
+            ConfigError::Syntax(lfleet_types::error_chain(&error).trim().to_owned())
+        })?;
         let invalid = |field: &str, reason: String| ConfigError::Invalid {
             field: field.to_owned(),
             reason,
@@ -461,6 +475,53 @@ impl NodeConfig {
             prometheus: raw.prometheus,
             coordinator: raw.coordinator,
         })
+    }
+
+    /// The generation-carrying part: generation, client, LNet and mounts.
+    pub fn desired_state(&self) -> DesiredState {
+        DesiredState {
+            generation: self.generation,
+            client: self.client.clone(),
+            lnet: self.lnet.clone(),
+            mounts: self.mounts.clone(),
+        }
+    }
+
+    /// This node's own settings with `desired` as the generation-carrying part.
+    pub fn with_desired_state(&self, desired: DesiredState) -> NodeConfig {
+        NodeConfig {
+            generation: desired.generation,
+            client: desired.client,
+            lnet: desired.lnet,
+            mounts: desired.mounts,
+            ..self.clone()
+        }
+    }
+
+    /// A configuration with default node settings around `desired` (a node with no
+    /// agent.toml, running from its ledger alone).
+    pub fn from_desired_state(desired: DesiredState) -> NodeConfig {
+        NodeConfig {
+            generation: desired.generation,
+            role: default_role(),
+            client: desired.client,
+            lnet: desired.lnet,
+            mount_timeout_seconds: DEFAULT_MOUNT_TIMEOUT,
+            install_timeout_seconds: DEFAULT_INSTALL_TIMEOUT,
+            mounts: desired.mounts,
+            repository: None,
+            health: HealthPolicy::default(),
+            prometheus: PrometheusPolicy::default(),
+            coordinator: None,
+        }
+    }
+
+    /// Checks a configuration assembled in memory (a coordinator's push over this node's
+    /// settings) with exactly the rules a file is checked with.
+    pub fn revalidated(&self) -> Result<NodeConfig, ConfigError> {
+        let text = toml::to_string(self)
+            .map_err(|error| ConfigError::Syntax(lfleet_types::error_chain(&error)))?;
+        NodeConfig::from_toml(&text)
     }
 
     /// Each mount as the fstab line and mount the agent owns.

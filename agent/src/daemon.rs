@@ -4,8 +4,8 @@
 //! endpoint serves what they last found. Nothing here waits on a Lustre path on the async
 //! runtime, so the agent keeps answering whatever the mounts do.
 //!
-//! Results and events also go to the log and the endpoint, and, with `[coordinator]`
-//! configured, to the coordinator session (`session`), which reads them from a watch channel.
+//! With a coordinator, each round of check results and every telemetry sample is also handed
+//! to the session ([`Outputs`]), which reports them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub async fn start_metrics(
         .map_err(|e| format!("prometheus.listen {}: {e}", config.prometheus.listen))?;
     tokio::spawn(async move {
         if let Err(error) = crate::metrics::serve(listener, state).await {
-            tracing::error!(%error, "the Prometheus endpoint stopped");
+            tracing::error!(error = %lfleet_types::ErrorChain(&error), "the Prometheus endpoint stopped");
         }
     });
     Ok(Some(address))
@@ -116,7 +116,7 @@ pub async fn run(
                 let events = {
                     let mut memory = memory.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(error) = memory.save(host) {
-                        tracing::warn!(%error, "cannot save the check memory");
+                        tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot save the check memory");
                     }
                     std::mem::take(&mut memory.events)
                 };

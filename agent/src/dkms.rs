@@ -21,7 +21,7 @@ use lfleet_install::{
 };
 
 use crate::install::find_module;
-use crate::reconcile::NodeHandle;
+use crate::node::NodeHandle;
 
 /// The UEFI variable holding the Secure Boot state (4 attribute bytes, then 1 value byte).
 pub const SECURE_BOOT_VAR: &str =
@@ -138,7 +138,7 @@ pub async fn build(
                         .unwrap_or_default()
                 ),
             ),
-            Err(error) => return Err((FailureClass::Unknown, error.to_string())),
+            Err(error) => return Err((FailureClass::Unknown, lfleet_types::error_chain(&error))),
         },
     };
     if failed.0 == FailureClass::DkmsBuildFailed {

@@ -193,7 +193,7 @@ impl Installer<'_> {
                         %class,
                         attempt,
                         retry = retry_here,
-                        error = %error,
+                        error = %lfleet_types::ErrorChain(&error),
                         "client install failed"
                     );
                     if !retry_here {

@@ -21,10 +21,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use lfleet_agent::config::NodeConfig;
-use lfleet_agent::ledger::{DEFAULT_LEDGER_PATH, Ledger, LedgerError};
-use lfleet_agent::reconcile::{Mode, NodeHandle, Report, reconcile};
-use lfleet_host::{CommandRunner, HostRoot, RecordingRunner, SystemClock, SystemCommandRunner};
+use lfleet_agent::node::{Node, NodeOptions};
+use lfleet_agent::precedence::{Access, config_path, load};
+use lfleet_agent::reconcile::{Mode, Report, reconcile};
+use lfleet_types::ErrorChain;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,7 +56,7 @@ enum Command {
     /// Bring LNet up from the accepted configuration (run by lfleet-lnet.service at boot).
     LnetUp(PassArgs),
     /// Run every health check once: exit 0 healthy, 1 unhealthy, 2 unknown.
-    Check(PassArgs),
+    Check(CheckArgs),
     /// Run as the node's agent: checks and telemetry on their intervals, the optional
     /// Prometheus endpoint; until SIGTERM or SIGINT.
     Run(RunArgs),
@@ -75,10 +75,65 @@ enum Command {
     },
 }
 
+/// Where the node is and what to record: every subcommand takes these.
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// The node's root directory (every host path is resolved under it).
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Redirect /proc to this directory.
+    #[arg(long)]
+    procfs: Option<PathBuf>,
+    /// Redirect /sys to this directory.
+    #[arg(long)]
+    sysfs: Option<PathBuf>,
+    /// Append every command the agent runs to this file.
+    #[arg(long)]
+    command_log: Option<PathBuf>,
+}
+
+impl NodeArgs {
+    fn options(&self) -> NodeOptions {
+        NodeOptions {
+            root: self.root.clone(),
+            procfs: self.procfs.clone(),
+            sysfs: self.sysfs.clone(),
+            command_log: self.command_log.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct PassArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// The desired configuration (default /etc/lfleet/agent.toml under --root; the ledger when absent).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    pass: PassArgs,
+    /// Seconds a statfs or stat of a mount may take before it is reported hung.
+    #[arg(long, default_value_t = 5.0)]
+    syscall_deadline: f64,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
-    pass: PassArgs,
+    node: NodeArgs,
+    /// The desired configuration (default /etc/lfleet/agent.toml under --root; the ledger when absent).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seconds a statfs or stat of a mount may take before it is reported hung.
+    #[arg(long, default_value_t = 5.0)]
+    syscall_deadline: f64,
     /// Time between check runs.
     #[arg(long, default_value = "10s", value_parser = parse_interval)]
     check_interval: std::time::Duration,
@@ -106,15 +161,8 @@ struct StatusArgs {
 
 #[derive(Debug, Args)]
 struct CollectArgs {
-    /// The node's root directory (every host path is resolved under it).
-    #[arg(long, default_value = "/")]
-    root: PathBuf,
-    /// Redirect /proc to this directory.
-    #[arg(long)]
-    procfs: Option<PathBuf>,
-    /// Redirect /sys to this directory.
-    #[arg(long)]
-    sysfs: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
     /// Time between cycles: `1s`, `500ms`, `2m` (seconds when no unit).
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     interval: std::time::Duration,
@@ -154,68 +202,59 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
 /// The long-running agent.
 async fn run_daemon(args: RunArgs) -> ExitCode {
     use lfleet_agent::daemon::{DaemonOptions, Outputs, run, shared_metrics, start_metrics};
-    let mut host = HostRoot::new(&args.pass.root);
-    if let Some(procfs) = &args.pass.procfs {
-        host = host.with_procfs(procfs);
-    }
-    if let Some(sysfs) = &args.pass.sysfs {
-        host = host.with_sysfs(sysfs);
-    }
-    let mut config = match desired(&host, &args.pass, Mode::Plan) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("lfleet-agent: {message}");
+    let node = Node::build(&args.node.options());
+    let host = &node.host;
+    // Nothing is written to a node lfleet cannot manage, not even the ledger: such a node
+    // still runs its checks and telemetry from the file as it is.
+    let manageable = match lfleet_agent::reconcile::preflight(host) {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::error!(error = %ErrorChain(&error), "this node cannot be managed");
+            false
+        }
+    };
+    let access = if manageable {
+        Access::Accept
+    } else {
+        Access::ReadOnly
+    };
+    let config = match config_path(host.root(), args.config.as_deref())
+        .and_then(|path| load(host, &path, access))
+    {
+        Ok(loaded) => loaded.config,
+        Err(error) => {
+            eprintln!("lfleet-agent: {}", ErrorChain(&error));
             return ExitCode::from(2);
         }
     };
-    // With a coordinator, what it last sent (the ledger) is the desired state until it
-    // speaks again; this file supplies the node's own sections.
-    if config.coordinator.is_some()
-        && let Ok(ledger) = Ledger::<NodeConfig>::open(host.clone(), DEFAULT_LEDGER_PATH)
-        && let Some(entry) = ledger.current()
-    {
-        config.generation = entry.config.generation;
-        config.mounts = entry.config.mounts.clone();
-        config.client = entry.config.client.clone();
-        config.lnet = entry.config.lnet.clone();
-    }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        root = %args.pass.root.display(),
+        root = %args.node.root.display(),
         generation = config.generation,
         coordinator = config.coordinator.as_ref().map(|c| c.url.as_str()).unwrap_or("none"),
         "lfleet-agent run starting"
     );
     // Converge once from what is known (this file, or the ledger a coordinator filled) before
     // saying READY: at boot the mounts come up even when no coordinator answers.
-    let runner = SystemCommandRunner::from_env();
-    if !config.mounts.is_empty() {
-        match lfleet_agent::reconcile::preflight(&host) {
-            Ok(_) => {
-                let node = NodeHandle {
-                    host: &host,
-                    runner: &runner,
-                    clock: &SystemClock,
-                };
-                match reconcile(node, &config, Mode::Apply).await {
-                    Ok(report) => {
-                        for item in report.failed() {
-                            tracing::warn!(
-                                kind = item.kind,
-                                id = item.id,
-                                class = item.class,
-                                message = item.message,
-                                "first reconcile: item failed"
-                            );
-                        }
-                        for finding in &report.findings {
-                            tracing::warn!(finding, "first reconcile");
-                        }
-                    }
-                    Err(error) => tracing::error!(error = %chain(&error), "first reconcile failed"),
+    if manageable && !config.mounts.is_empty() {
+        match reconcile(node.handle(), &config, Mode::Apply).await {
+            Ok(report) => {
+                for item in report.failed() {
+                    tracing::warn!(
+                        kind = item.kind,
+                        id = item.id,
+                        class = item.class,
+                        message = item.message,
+                        "first reconcile: item failed"
+                    );
+                }
+                for finding in &report.findings {
+                    tracing::warn!(finding, "first reconcile");
                 }
             }
-            Err(error) => tracing::error!(error = %chain(&error), "this node cannot be managed"),
+            Err(error) => {
+                tracing::error!(error = %ErrorChain(&error), "first reconcile failed")
+            }
         }
     }
     lfleet_host::sd_notify("READY=1");
@@ -254,7 +293,7 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
         check_interval: args.check_interval,
         collect_interval: args.collect_interval,
         syscall_deadline: std::time::Duration::from_secs_f64(
-            args.pass.syscall_deadline.clamp(0.1, 600.0),
+            args.syscall_deadline.clamp(0.1, 600.0),
         ),
     };
     let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
@@ -270,10 +309,10 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
         None => Outputs::default(),
     };
     let daemon = run(
-        &host,
+        host,
         config_rx,
-        &runner,
-        &SystemClock,
+        node.runner(),
+        node.clock(),
         options,
         metrics,
         outputs,
@@ -286,15 +325,13 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
                 samples,
                 config: config_tx,
             };
-            let hello = hello(&host, &config, policy);
             let session = lfleet_agent::session::run(
-                &host,
+                host,
                 &config,
                 policy,
-                &runner,
-                &SystemClock,
+                node.runner(),
+                node.clock(),
                 link,
-                hello,
                 stopped(stop_rx),
             );
             tokio::join!(daemon, session);
@@ -304,62 +341,21 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// What the agent tells the coordinator about the node when a session starts.
-fn hello(
-    host: &HostRoot,
-    config: &NodeConfig,
-    policy: &lfleet_agent::config::CoordinatorPolicy,
-) -> lfleet_proto::v1::Hello {
-    use lfleet_proto::v1;
-    let read = |path: &str| {
-        host.read_optional(path)
-            .ok()
-            .flatten()
-            .map(|t| t.trim().to_owned())
-            .unwrap_or_default()
-    };
-    let distro = read("etc/os-release")
-        .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-        .map(|v| v.trim_matches('"').to_owned())
-        .unwrap_or_default();
-    v1::Hello {
-        node_name: String::new(),
-        slurm_node_name: String::new(),
-        role: lfleet_proto::convert::role_to_wire(config.role.parse().ok()),
-        nodearray: policy.nodearray.clone(),
-        distro,
-        kernel_release: read("proc/sys/kernel/osrelease"),
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-        vm_id: read("sys/class/dmi/id/product_uuid"),
-        lustre_client_version: read("sys/module/lustre/version"),
-        applied_generation: 0,
-    }
-}
-
 /// Runs the collectors every interval and prints what they find.
 async fn collect(args: CollectArgs) -> ExitCode {
     use lfleet_agent::collect::{CollectOptions, Collector};
-    let mut host = HostRoot::new(&args.root);
-    if let Some(procfs) = &args.procfs {
-        host = host.with_procfs(procfs);
-    }
-    if let Some(sysfs) = &args.sysfs {
-        host = host.with_sysfs(sysfs);
-    }
-    let runner = SystemCommandRunner::from_env();
-    let clock = SystemClock;
+    let node = Node::build(&args.node.options());
     let options = CollectOptions {
         capacity_interval: std::time::Duration::from_secs(args.capacity_interval.max(1)),
         ..CollectOptions::default()
     };
-    let mut collector = Collector::new(host, options, &clock);
+    let mut collector = Collector::new(node.host.clone(), options, node.clock());
     let mut ticker = tokio::time::interval(args.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut done = 0u64;
     while args.count.is_none_or(|count| done < count) {
         ticker.tick().await;
-        collector.cycle(&runner, &clock, &[]).await;
+        collector.cycle(node.runner(), node.clock(), &[]).await;
         done += 1;
         for sample in collector.buffer.take(usize::MAX) {
             if args.json {
@@ -397,109 +393,6 @@ enum Job {
     Pass(Mode),
     Kernel(String),
     Lnet,
-}
-
-#[derive(Debug, Args)]
-struct PassArgs {
-    /// The node's root directory (every host path is resolved under it).
-    #[arg(long, default_value = "/")]
-    root: PathBuf,
-    /// Redirect /proc to this directory.
-    #[arg(long)]
-    procfs: Option<PathBuf>,
-    /// Redirect /sys to this directory.
-    #[arg(long)]
-    sysfs: Option<PathBuf>,
-    /// The desired configuration (default /etc/lfleet/agent.toml under --root; the ledger when absent).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Append every command the agent runs to this file.
-    #[arg(long)]
-    command_log: Option<PathBuf>,
-    /// Seconds a statfs or stat of a mount may take before it is reported hung (check).
-    #[arg(long, default_value_t = 5.0)]
-    syscall_deadline: f64,
-}
-
-/// Loads the desired configuration: the file if given and present, checked against the
-/// ledger (an older generation loses to it), else the ledger.
-fn desired(host: &HostRoot, args: &PassArgs, mode: Mode) -> Result<NodeConfig, String> {
-    let mut ledger: Ledger<NodeConfig> =
-        Ledger::open(host.clone(), DEFAULT_LEDGER_PATH).map_err(|e| chain(&e))?;
-    let path = match &args.config {
-        // As the operator gave it: relative to the working directory, not to --root.
-        Some(path) => {
-            normalize(&std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?)
-        }
-        None => host.root().join("etc/lfleet/agent.toml"),
-    };
-    // The file is named as the operator gave it, so it is read from the real root.
-    let text = HostRoot::new("/")
-        .read_optional(&path)
-        .map_err(|e| chain(&e))?;
-    let Some(text) = text else {
-        return match ledger.current() {
-            Some(entry) => {
-                tracing::info!(
-                    generation = entry.generation,
-                    "no configuration file; using the ledger"
-                );
-                Ok(entry.config.clone())
-            }
-            None => Err(format!(
-                "no desired configuration: {} does not exist and the ledger is empty",
-                path.display()
-            )),
-        };
-    };
-    let config = NodeConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    if mode == Mode::Plan {
-        return Ok(match ledger.current() {
-            Some(entry) if entry.generation > config.generation => entry.config.clone(),
-            _ => config,
-        });
-    }
-    match ledger.accept(config.generation, config.clone()) {
-        Ok(_) => Ok(config),
-        Err(LedgerError::Stale { offered, accepted }) => {
-            tracing::warn!(
-                offered,
-                accepted,
-                "the configuration file is older than the accepted configuration; using the ledger"
-            );
-            Ok(ledger.current().map(|e| e.config.clone()).unwrap_or(config))
-        }
-        Err(error) => Err(chain(&error)),
-    }
-}
-
-/// Resolves `.` and `..` in an operator-given absolute path lexically (as `realpath -s`), so
-/// `--config ../agent.toml` works; node paths inside --root never get this treatment.
-fn normalize(path: &std::path::Path) -> PathBuf {
-    let mut normal = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::ParentDir => {
-                normal.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => normal.push(other),
-        }
-    }
-    normal
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 fn print(report: &Report, json: bool, mode: Mode) {
@@ -541,45 +434,31 @@ async fn run(args: PassArgs, job: Job) -> ExitCode {
         Job::Pass(mode) => mode,
         Job::Kernel(_) | Job::Lnet => Mode::Apply,
     };
-    let mut host = HostRoot::new(&args.root);
-    if let Some(procfs) = &args.procfs {
-        host = host.with_procfs(procfs);
-    }
-    if let Some(sysfs) = &args.sysfs {
-        host = host.with_sysfs(sysfs);
-    }
+    let node = Node::build(&args.node.options());
     // Nothing is written to a node lfleet cannot manage, not even the ledger.
-    if let Err(error) = lfleet_agent::reconcile::preflight(&host) {
-        eprintln!("lfleet-agent: {}", chain(&error));
+    if let Err(error) = lfleet_agent::reconcile::preflight(&node.host) {
+        eprintln!("lfleet-agent: {}", ErrorChain(&error));
         return ExitCode::from(2);
     }
-    let config = match desired(&host, &args, mode) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("lfleet-agent: {message}");
+    let access = match mode {
+        Mode::Plan => Access::ReadOnly,
+        Mode::Apply => Access::Accept,
+    };
+    let config = match config_path(node.host.root(), args.config.as_deref())
+        .and_then(|path| load(&node.host, &path, access))
+    {
+        Ok(loaded) => loaded.config,
+        Err(error) => {
+            eprintln!("lfleet-agent: {}", ErrorChain(&error));
             return ExitCode::from(2);
         }
     };
-    let system = SystemCommandRunner::from_env();
-    let recording;
-    let runner: &dyn CommandRunner = match &args.command_log {
-        Some(path) => {
-            recording = RecordingRunner::new(system, path.clone());
-            &recording
-        }
-        None => &system,
-    };
-    let node = NodeHandle {
-        host: &host,
-        runner,
-        clock: &SystemClock,
-    };
     let result = match &job {
-        Job::Pass(mode) => reconcile(node, &config, *mode).await,
+        Job::Pass(mode) => reconcile(node.handle(), &config, *mode).await,
         Job::Kernel(kernel) => {
-            lfleet_agent::reconcile::ensure_kernel_client(node, &config, kernel).await
+            lfleet_agent::reconcile::ensure_kernel_client(node.handle(), &config, kernel).await
         }
-        Job::Lnet => lfleet_agent::reconcile::lnet_up(node, &config).await,
+        Job::Lnet => lfleet_agent::reconcile::lnet_up(node.handle(), &config).await,
     };
     match result {
         Ok(report) => {
@@ -591,7 +470,7 @@ async fn run(args: PassArgs, job: Job) -> ExitCode {
             }
         }
         Err(error) => {
-            eprintln!("lfleet-agent: {}", chain(&error));
+            eprintln!("lfleet-agent: {}", ErrorChain(&error));
             ExitCode::from(2)
         }
     }
@@ -600,9 +479,11 @@ async fn run(args: PassArgs, job: Job) -> ExitCode {
 /// Prints the running agent's verdict from its last results; runs no check.
 fn status(args: StatusArgs) -> ExitCode {
     use lfleet_agent::status::{Verdict, judge, read};
-    use lfleet_host::Clock;
-    let host = HostRoot::new(&args.root);
-    let file = match read(&host) {
+    let node = Node::build(&NodeOptions {
+        root: args.root.clone(),
+        ..NodeOptions::default()
+    });
+    let file = match read(&node.host) {
         Ok(file) => file,
         Err(message) => {
             println!("UNKNOWN lfleet-agent: {message}");
@@ -611,7 +492,7 @@ fn status(args: StatusArgs) -> ExitCode {
     };
     let verdict = judge(
         file.as_ref(),
-        SystemClock.wall_unix_ms(),
+        node.clock().wall_unix_ms(),
         &args.require,
         &args.ignore_code,
     );
@@ -642,31 +523,36 @@ fn status(args: StatusArgs) -> ExitCode {
 }
 
 /// Runs every check once and prints one line per result (or JSON).
-async fn check(args: PassArgs) -> ExitCode {
+async fn check(args: CheckArgs) -> ExitCode {
     use lfleet_agent::checks::{CheckContext, Outcome, run_all};
-    let host = HostRoot::new(&args.root);
-    let config = match desired(&host, &args, Mode::Plan) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("lfleet-agent: {message}");
+    let node = Node::build(&args.pass.node.options());
+    let host = &node.host;
+    let config = match config_path(host.root(), args.pass.config.as_deref())
+        .and_then(|path| load(host, &path, Access::ReadOnly))
+    {
+        Ok(loaded) => loaded.config,
+        Err(error) => {
+            eprintln!("lfleet-agent: {}", ErrorChain(&error));
             return ExitCode::from(2);
         }
     };
-    let runner = SystemCommandRunner::from_env();
-    let memory = std::sync::Mutex::new(lfleet_agent::checks::CheckMemory::load(&host));
+    let memory = std::sync::Mutex::new(lfleet_agent::checks::CheckMemory::load(host));
     // A one-shot check probes in a child process killed at the deadline, so this command
     // exits even when the kernel keeps a probe of a hung mount blocked.
     let program = match std::env::current_exe() {
         Ok(program) => program,
         Err(error) => {
-            eprintln!("lfleet-agent: cannot find its own executable: {error}");
+            eprintln!(
+                "lfleet-agent: cannot find its own executable: {}",
+                ErrorChain(&error)
+            );
             return ExitCode::from(2);
         }
     };
     let context = CheckContext {
-        host: &host,
-        runner: &runner,
-        clock: &SystemClock,
+        host,
+        runner: node.runner(),
+        clock: node.clock(),
         config: &config,
         prober: lfleet_agent::checks::Prober::Process(&program),
         syscall_deadline: std::time::Duration::from_secs_f64(
@@ -677,14 +563,14 @@ async fn check(args: PassArgs) -> ExitCode {
     let results = run_all(context, std::time::Duration::from_secs(30)).await;
     let mut memory = memory.into_inner().unwrap_or_else(|e| e.into_inner());
     let events = std::mem::take(&mut memory.events);
-    if let Err(error) = memory.save(&host) {
+    if let Err(error) = memory.save(host) {
         eprintln!(
             "lfleet-agent: cannot save the check memory ({}): {}",
             lfleet_agent::checks::memory::MEMORY_PATH,
-            chain(&error)
+            ErrorChain(&error)
         );
     }
-    if args.json {
+    if args.pass.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
@@ -759,7 +645,10 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("lfleet-agent: cannot start the runtime: {error}");
+            eprintln!(
+                "lfleet-agent: cannot start the runtime: {}",
+                ErrorChain(&error)
+            );
             return ExitCode::from(2);
         }
     };

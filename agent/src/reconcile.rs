@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use lfleet_host::{Clock, CommandRunner, CommandSpec, HostRoot};
+use lfleet_host::{Clock, CommandSpec, HostRoot};
 use lfleet_install::Distro;
 use lfleet_lnet::{DesiredLnet, LnetStep};
 use lfleet_mount::{Fstab, Knowledge, Observed, Step, parse_mountinfo};
@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::config::{Dkms, NodeConfig};
 use crate::install::{InstallPolicy, Installer, find_module, installed_kernels, running_kernel};
 use crate::mount_apply::{FSTAB_PATH, MountExecutor, SLURMD_DROP_IN_PATH, slurmd_drop_in};
+use crate::node::NodeHandle;
 use lfleet_install::{DkmsDecision, Failure, FailureClass, FollowUp, follow_up};
 
 /// Plan (change nothing) or apply.
@@ -181,14 +182,6 @@ async fn lock_node(
             }
         }
     }
-}
-
-/// The node's facilities: where files are, how programs run, what time it is.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeHandle<'a> {
-    pub host: &'a HostRoot,
-    pub runner: &'a dyn CommandRunner,
-    pub clock: &'a dyn Clock,
 }
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -534,12 +527,7 @@ pub async fn reconcile(
                 report.ok(kind, &id, "done");
             }
             Err(error) => {
-                report.fail(
-                    kind,
-                    &id,
-                    "mount-failed",
-                    format!("{error}: {}", error_chain(&error)),
-                );
+                report.fail(kind, &id, "mount-failed", lfleet_types::error_chain(&error));
                 failed_points.push(id);
             }
         }
@@ -599,7 +587,12 @@ pub async fn reconcile(
                     report.ok("dropin", "slurmd", "done");
                     daemon_reload(node).await;
                 }
-                Err(error) => report.fail("dropin", "slurmd", "write-failed", error.to_string()),
+                Err(error) => report.fail(
+                    "dropin",
+                    "slurmd",
+                    "write-failed",
+                    lfleet_types::error_chain(&error),
+                ),
             }
         }
     }
@@ -675,7 +668,7 @@ fn repository_files(
                 "repository",
                 &repository.key_file,
                 "repository-key-missing",
-                error.to_string(),
+                lfleet_types::error_chain(&error),
             );
             return;
         }
@@ -699,19 +692,14 @@ fn repository_files(
             .and_then(|()| host.write_atomic(&file.path, &file.contents, 0o644))
         {
             Ok(()) => report.changes.push(what),
-            Err(error) => report.fail("repository", &file.path, "write-failed", error.to_string()),
+            Err(error) => report.fail(
+                "repository",
+                &file.path,
+                "write-failed",
+                lfleet_types::error_chain(&error),
+            ),
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        parts.push(cause.to_string());
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 /// Tells systemd about changed units, on a host booted with systemd (sd_booted's test).
@@ -725,7 +713,7 @@ async fn daemon_reload(node: NodeHandle<'_>) {
         )
         .await
     {
-        tracing::warn!(%error, "systemctl daemon-reload failed");
+        tracing::warn!(error = %lfleet_types::ErrorChain(&error), "systemctl daemon-reload failed");
     }
 }
 
@@ -743,9 +731,10 @@ async fn lnet(
     let mgs_address = mgs.address.to_string();
     let route = match query(node, "ip", &["route", "get", &mgs_address])
         .await
-        .map_err(|e| e.to_string())
-        .and_then(|out| lfleet_lnet::parse_route_get(&out).map_err(|e| e.to_string()))
-    {
+        .map_err(|e| lfleet_types::error_chain(&e))
+        .and_then(|out| {
+            lfleet_lnet::parse_route_get(&out).map_err(|e| lfleet_types::error_chain(&e))
+        }) {
         Ok(route) => route,
         Err(error) => {
             report.fail(
@@ -769,7 +758,7 @@ async fn lnet(
                 "lnet",
                 &config.lnet.network,
                 "bad-interface",
-                error.to_string(),
+                lfleet_types::error_chain(&error),
             );
             return false;
         }
@@ -820,7 +809,7 @@ async fn lnet(
                 "lnet",
                 &desired.network,
                 "lnet-config-failed",
-                error.to_string(),
+                lfleet_types::error_chain(&error),
             );
             return false;
         }

@@ -16,13 +16,15 @@ use std::time::Duration;
 use lfleet_host::{Clock, CommandRunner, HostRoot};
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_service_client::AgentServiceClient;
+use lfleet_types::ErrorChain;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::checks::{CheckResult, Event, Outcome};
-use crate::config::{CoordinatorPolicy, NodeConfig};
+use crate::config::{CoordinatorPolicy, DesiredState, NodeConfig};
 use crate::ledger::{DEFAULT_LEDGER_PATH, Ledger, LedgerError};
-use crate::reconcile::{Mode, NodeHandle, reconcile};
+use crate::node::NodeHandle;
+use crate::reconcile::{Mode, reconcile};
 use crate::telemetry::{Sample, SampleBuffer};
 
 /// Where the node's key, certificate and its expiry are kept, under the node root.
@@ -47,16 +49,35 @@ pub struct SessionLink {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("{0}")]
-    Setup(String),
-    #[error("coordinator: {0}")]
+    #[error("{what}")]
+    Setup {
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    #[error("the coordinator answered")]
     Rpc(#[from] tonic::Status),
-    #[error("connect: {0}")]
+    #[error("connecting to the coordinator")]
     Transport(#[from] tonic::transport::Error),
 }
 
 fn setup(what: impl std::fmt::Display) -> SessionError {
-    SessionError::Setup(what.to_string())
+    SessionError::Setup {
+        what: what.to_string(),
+        source: None,
+    }
+}
+
+/// A setup step that failed, with its cause kept as the error's source.
+fn setup_from<E>(what: impl std::fmt::Display) -> impl FnOnce(E) -> SessionError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let what = what.to_string();
+    move |source| SessionError::Setup {
+        what,
+        source: Some(Box::new(source)),
+    }
 }
 
 /// The node's name: configured, or /etc/hostname.
@@ -66,10 +87,10 @@ pub fn node_name(host: &HostRoot, policy: &CoordinatorPolicy) -> Result<String, 
     }
     let text = host
         .read_to_string("etc/hostname")
-        .map_err(|e| setup(format!("the node name: {e}")))?;
+        .map_err(setup_from("the node name"))?;
     let name = text.trim().to_owned();
     name.parse::<lfleet_types::NodeName>()
-        .map_err(|e| setup(format!("/etc/hostname: {e}")))?;
+        .map_err(setup_from("/etc/hostname"))?;
     Ok(name)
 }
 
@@ -79,8 +100,7 @@ fn now_unix(clock: &dyn Clock) -> i64 {
 
 /// A file the configuration names: a node path, under the node root like every other.
 fn read_file(host: &HostRoot, path: &str) -> Result<String, SessionError> {
-    host.read_to_string(path)
-        .map_err(|e| setup(format!("{path}: {e}")))
+    host.read_to_string(path).map_err(setup_from(path))
 }
 
 /// The key and certificate, enrolling first when there is none or it is past half its life.
@@ -111,16 +131,16 @@ async fn identity(
         );
     }
     let token = read_file(host, &policy.join_token_file)?.trim().to_owned();
-    let key = rcgen::KeyPair::generate().map_err(|e| setup(format!("a key: {e}")))?;
+    let key = rcgen::KeyPair::generate().map_err(setup_from("a key"))?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| setup(format!("CSR parameters: {e}")))?;
+        .map_err(setup_from("CSR parameters"))?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, name);
     let csr = params
         .serialize_request(&key)
         .and_then(|csr| csr.pem())
-        .map_err(|e| setup(format!("a CSR: {e}")))?;
+        .map_err(setup_from("a CSR"))?;
     let channel = channel(&policy.url, ca, None).await?;
     let response = AgentServiceClient::new(channel)
         .enroll(v1::EnrollRequest {
@@ -131,7 +151,7 @@ async fn identity(
         .await?
         .into_inner();
     host.create_dir_all(TLS_DIR, 0o700)
-        .map_err(|e| setup(format!("{TLS_DIR}: {e}")))?;
+        .map_err(setup_from(TLS_DIR))?;
     let key_pem = key.serialize_pem();
     host.write_atomic(&key_path, key_pem.as_bytes(), 0o600)
         .and_then(|_| host.write_atomic(&cert_path, response.certificate_pem.as_bytes(), 0o644))
@@ -143,7 +163,7 @@ async fn identity(
             });
             host.write_atomic(&meta_path, meta.to_string().as_bytes(), 0o644)
         })
-        .map_err(|e| setup(format!("storing the certificate: {e}")))?;
+        .map_err(setup_from("storing the certificate"))?;
     tracing::info!(node = name, not_after = response.not_after_unix, "enrolled");
     Ok(Identity::from_pem(response.certificate_pem, key_pem))
 }
@@ -154,7 +174,7 @@ async fn channel(url: &str, ca: &str, identity: Option<Identity>) -> Result<Chan
         tls = tls.identity(identity);
     }
     Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|e| setup(format!("{url}: {e}")))?
+        .map_err(setup_from(url))?
         .tls_config(tls)?
         .connect_timeout(Duration::from_secs(5))
         .http2_keep_alive_interval(Duration::from_secs(15))
@@ -260,28 +280,61 @@ fn wire_samples(samples: Vec<Sample>) -> Vec<v1::Sample> {
 }
 
 /// The node config a desired config makes: the coordinator's part (generation, mounts,
-/// client, LNet) over this node's own sections, validated like a file.
+/// client, LNet) over this node's own settings, validated like a file.
 fn node_config(local: &NodeConfig, desired: &v1::DesiredConfig) -> Result<NodeConfig, String> {
-    let mounts =
-        lfleet_proto::convert::mounts_from_wire(&desired.mounts).map_err(|e| e.to_string())?;
-    let mut config = local.clone();
-    config.generation = desired.generation;
-    config.mounts = mounts;
+    let mounts = lfleet_proto::convert::mounts_from_wire(&desired.mounts)
+        .map_err(|error| lfleet_types::error_chain(&error))?;
+    let mut state = DesiredState {
+        generation: desired.generation,
+        client: local.client.clone(),
+        lnet: local.lnet.clone(),
+        mounts,
+    };
     if let Some(client) = &desired.client {
-        config.client.lustre_version = client.lustre_version.clone();
-        config.client.dkms = if client.dkms == v1::DkmsPolicy::Allowed as i32 {
+        state.client.lustre_version = client.lustre_version.clone();
+        state.client.dkms = if client.dkms == v1::DkmsPolicy::Allowed as i32 {
             crate::config::Dkms::Allowed
         } else {
             crate::config::Dkms::Forbidden
         };
     }
     if let Some(lnet) = &desired.lnet {
-        config.lnet.network = lnet.network.clone();
-        config.lnet.interface = lnet.interface.clone();
+        state.lnet.network = lnet.network.clone();
+        state.lnet.interface = lnet.interface.clone();
     }
     // Through the file's validation, so a coordinator cannot send what a file could not say.
-    let text = toml::to_string(&config).map_err(|e| e.to_string())?;
-    NodeConfig::from_toml(&text).map_err(|e| e.to_string())
+    local
+        .with_desired_state(state)
+        .revalidated()
+        .map_err(|error| lfleet_types::error_chain(&error))
+}
+
+/// What the agent tells the coordinator about the node when a session starts.
+fn hello(host: &HostRoot, config: &NodeConfig, policy: &CoordinatorPolicy) -> v1::Hello {
+    let read = |path: &str| {
+        host.read_optional(path)
+            .ok()
+            .flatten()
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let distro = read("etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_default();
+    v1::Hello {
+        node_name: String::new(),
+        slurm_node_name: String::new(),
+        role: lfleet_proto::convert::role_to_wire(config.role.parse().ok()),
+        nodearray: policy.nodearray.clone(),
+        distro,
+        kernel_release: read("proc/sys/kernel/osrelease"),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        vm_id: read("sys/class/dmi/id/product_uuid"),
+        lustre_client_version: read("sys/module/lustre/version"),
+        applied_generation: 0,
+    }
 }
 
 /// Runs the session until `stop` resolves, reconnecting as needed.
@@ -293,9 +346,9 @@ pub async fn run(
     runner: &dyn CommandRunner,
     clock: &dyn Clock,
     mut link: SessionLink,
-    hello_extra: v1::Hello,
     stop: impl std::future::Future<Output = ()>,
 ) {
+    let hello_extra = hello(host, local, policy);
     tokio::pin!(stop);
     let mut backoff = Duration::from_millis(500);
     let mut conditions = Conditions::default();
@@ -317,7 +370,7 @@ pub async fn run(
                     tracing::info!("the coordinator ended the session");
                     backoff = Duration::from_millis(500);
                 }
-                Err(error) => tracing::warn!(%error, "coordinator session"),
+                Err(error) => tracing::warn!(error = %ErrorChain(&error), "coordinator session"),
             },
         }
         let wait = backoff.mul_f64(rand::random::<f64>());
@@ -409,10 +462,11 @@ async fn connect_and_serve(
             _ = telemetry_every.tick() => {
                 let (samples, dropped) = {
                     let mut buffer = link.samples.lock().unwrap_or_else(|e| e.into_inner());
-                    (buffer.take(2000), buffer.dropped())
+                    (buffer.take(2000), buffer.take_new_drops())
                 };
-                if !samples.is_empty() {
-                    let first_seq = samples[0].seq;
+                // A batch carries the drops since the previous batch; drops alone are sent too.
+                if !samples.is_empty() || dropped > 0 {
+                    let first_seq = samples.first().map(|s| s.seq).unwrap_or_default();
                     let batch = v1::TelemetryBatch { first_seq, dropped_samples: dropped, samples: wire_samples(samples) };
                     send(v1::agent_message::Body::Telemetry(batch))?;
                 }
@@ -476,11 +530,11 @@ async fn apply(
         Ok(config) => config,
         Err(message) => return refuse("invalid-config", message),
     };
-    let mut ledger: Ledger<NodeConfig> = match Ledger::open(host.clone(), DEFAULT_LEDGER_PATH) {
+    let mut ledger: Ledger<DesiredState> = match Ledger::open(host.clone(), DEFAULT_LEDGER_PATH) {
         Ok(ledger) => ledger,
-        Err(error) => return refuse("ledger", error.to_string()),
+        Err(error) => return refuse("ledger", lfleet_types::error_chain(&error)),
     };
-    match ledger.accept(config.generation, config.clone()) {
+    match ledger.accept(config.generation, config.desired_state()) {
         Ok(_) => {}
         Err(LedgerError::Stale { offered, accepted }) => {
             return refuse(
@@ -488,7 +542,7 @@ async fn apply(
                 format!("generation {offered} is older than the accepted {accepted}"),
             );
         }
-        Err(error) => return refuse("ledger", error.to_string()),
+        Err(error) => return refuse("ledger", lfleet_types::error_chain(&error)),
     }
     let node = NodeHandle {
         host,
@@ -497,7 +551,7 @@ async fn apply(
     };
     let report = match reconcile(node, &config, Mode::Apply).await {
         Ok(report) => report,
-        Err(error) => return refuse("reconcile", error.to_string()),
+        Err(error) => return refuse("reconcile", lfleet_types::error_chain(&error)),
     };
     link.config.send_replace(config);
     let items: Vec<v1::ItemResult> = report

@@ -10,10 +10,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lfleet_sim::{LustreVersion, NodeSpec, SimNode};
@@ -23,46 +21,7 @@ use nix::unistd::Pid;
 const AGENT: &str = env!("CARGO_BIN_EXE_lfleet-agent");
 const EXAMPLE: &str = include_str!("../../packaging/examples/agent.toml");
 
-fn path_with(node: &Path) -> String {
-    format!(
-        "{}:/usr/sbin:/usr/bin:/sbin:/bin",
-        node.join("bin").display()
-    )
-}
-
-/// Ends a child this test started, by its PID, however the test ends.
-struct Owned(Child);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        let pid = Pid::from_raw(self.0.id() as i32);
-        let _ = kill(pid, Signal::SIGCONT);
-        let _ = kill(pid, Signal::SIGTERM);
-        for _ in 0..40 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// GET /metrics, with how long the answer took.
-fn scrape(address: &str) -> (String, Duration) {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: lfleet\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    (text, started.elapsed())
-}
+use common::{Owned, path_with, scrape};
 
 /// How many of the agent's threads are probing `/lustre` (named `lfb-<key>`).
 fn probe_threads(pid: u32) -> usize {

@@ -50,7 +50,14 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
             .into_iter()
             .map(|n| n.to_string_lossy().into_owned())
             .collect(),
-        Err(error) => return vec![result(context, NAME, "", unknown(error.to_string()))],
+        Err(error) => {
+            return vec![result(
+                context,
+                NAME,
+                "",
+                unknown(lfleet_types::error_chain(&error)),
+            )];
+        }
     };
     let synthetic: Vec<&String> = names
         .iter()

@@ -42,11 +42,11 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
             .host
             .exists(format!("sys/class/infiniband/{}", port.hca))
         {
-            Err(error) => unknown(error.to_string()),
+            Err(error) => unknown(lfleet_types::error_chain(&error)),
             Ok(false) => fail("hca-missing", format!("HCA {} is not present", port.hca)),
             Ok(true) => match (read("state"), read("phys_state"), read("rate")) {
                 (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
-                    unknown(error.to_string())
+                    unknown(lfleet_types::error_chain(&error))
                 }
                 (Ok(None), _, _) => fail(
                     "port-missing",
@@ -129,7 +129,7 @@ fn judge(
             // A counter this device does not have is not judged.
             Ok(None) => continue,
             Err(error) => {
-                unreadable.push(format!("{counter}: {error}"));
+                unreadable.push(format!("{counter}: {}", lfleet_types::ErrorChain(&error)));
                 continue;
             }
         };

@@ -36,7 +36,7 @@ pub fn read_new(
 ) -> Result<Vec<KmsgRecord>, String> {
     let Some(mut file) = host
         .open_nonblocking("dev/kmsg")
-        .map_err(|e| e.to_string())?
+        .map_err(|e| lfleet_types::error_chain(&e))?
     else {
         return Ok(Vec::new());
     };

@@ -31,7 +31,7 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                     "LNet is not configured (lnetctl: Network is down)",
                 )
             } else {
-                unknown(error.to_string())
+                unknown(lfleet_types::error_chain(&error))
             };
             return vec![result(context, NAME, "lnet", outcome)];
         }

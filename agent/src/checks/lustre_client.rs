@@ -18,13 +18,20 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     let wanted = &context.config.client.lustre_version;
     let running = match running_kernel(host) {
         Ok(kernel) => kernel,
-        Err(error) => return vec![result(context, NAME, "client", unknown(error.to_string()))],
+        Err(error) => {
+            return vec![result(
+                context,
+                NAME,
+                "client",
+                unknown(lfleet_types::error_chain(&error)),
+            )];
+        }
     };
     let mut results = Vec::new();
     let loaded = host.read_optional("sys/module/lustre/version");
     let module = find_module(host, &running, "lustre");
     let outcome = match (loaded, module) {
-        (Err(error), _) | (_, Err(error)) => unknown(error.to_string()),
+        (Err(error), _) | (_, Err(error)) => unknown(lfleet_types::error_chain(&error)),
         (Ok(None), Ok(None)) => fail(
             "module-missing",
             format!("no lustre module is installed for the running kernel {running}"),
@@ -57,12 +64,17 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                             "kernel {kernel} is installed but has no Lustre client: a reboot into it comes up without Lustre"
                         ),
                     ),
-                    Err(error) => unknown(error.to_string()),
+                    Err(error) => unknown(lfleet_types::error_chain(&error)),
                 };
                 results.push(result(context, NAME, &format!("kernel {kernel}"), outcome));
             }
         }
-        Err(error) => results.push(result(context, NAME, "kernels", unknown(error.to_string()))),
+        Err(error) => results.push(result(
+            context,
+            NAME,
+            "kernels",
+            unknown(lfleet_types::error_chain(&error)),
+        )),
     }
     results
 }

@@ -66,10 +66,16 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                                     bad.push(format!("{target} {}", import.state));
                                 }
                             }
-                            Err(error) => bad.push(format!("{name} unreadable ({error})")),
+                            Err(error) => bad.push(format!(
+                                "{name} unreadable ({})",
+                                lfleet_types::ErrorChain(&error)
+                            )),
                         },
                         Ok(None) => {}
-                        Err(error) => bad.push(format!("{name} unreadable ({error})")),
+                        Err(error) => bad.push(format!(
+                            "{name} unreadable ({})",
+                            lfleet_types::ErrorChain(&error)
+                        )),
                     }
                 }
             }

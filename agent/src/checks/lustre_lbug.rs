@@ -11,7 +11,7 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         Ok(None) => {
             unknown("sys/fs/lustre/health_check is absent: the lustre module is not loaded")
         }
-        Err(error) => unknown(error.to_string()),
+        Err(error) => unknown(lfleet_types::error_chain(&error)),
         Ok(Some(text)) => match parse_health(&text) {
             Health::Healthy => Outcome::Pass,
             Health::Lbug => fail("lbug", "health_check says LBUG: the client needs a reboot"),

@@ -59,12 +59,12 @@ impl CheckMemory {
     pub fn load(host: &HostRoot) -> CheckMemory {
         match host.read_optional(MEMORY_PATH) {
             Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_else(|error| {
-                tracing::warn!(path = MEMORY_PATH, %error, "check memory unreadable; starting afresh");
+                tracing::warn!(path = MEMORY_PATH, error = %lfleet_types::ErrorChain(&error), "check memory unreadable; starting afresh");
                 CheckMemory::default()
             }),
             Ok(None) => CheckMemory::default(),
             Err(error) => {
-                tracing::warn!(path = MEMORY_PATH, %error, "check memory unreadable; starting afresh");
+                tracing::warn!(path = MEMORY_PATH, error = %lfleet_types::ErrorChain(&error), "check memory unreadable; starting afresh");
                 CheckMemory::default()
             }
         }
@@ -72,7 +72,7 @@ impl CheckMemory {
 
     /// Saves it atomically (a crash leaves the old file or the new one).
     pub fn save(&self, host: &HostRoot) -> Result<(), lfleet_host::HostError> {
-        host.create_dir_all("var/lib/lfleet", 0o755)?;
+        host.create_dir_all("var/lib/lfleet", 0o700)?;
         let text = serde_json::to_vec_pretty(self).expect("memory serializes");
         host.write_atomic(MEMORY_PATH, &text, 0o600)
     }

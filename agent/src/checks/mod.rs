@@ -1,11 +1,11 @@
-//! Health checks: one file each, one registry ([`all`]), three outcomes, a deadline each.
+//! Health checks: one file each, one registry ([`ALL`]), three outcomes, a deadline each.
 //!
 //! A check returns a [`CheckResult`] per subject (a mount, a target, the client): `Pass`,
 //! `Fail { code, detail }` or `Unknown { error }`, with the time it started, so the
 //! coordinator can apply windows. Unknown is never a failure: the coordinator drains on
 //! sustained Fail only. Syscalls on Lustre paths go through the context's `BoundedWorker`.
 //!
-//! Entry points: [`all`], [`run_all`], [`CheckContext`].
+//! Entry points: [`ALL`], [`run_all`], [`CheckContext`].
 
 pub mod accelnet;
 pub mod ib_ports;

@@ -12,8 +12,8 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     let mounts = match context
         .host
         .read_to_string("proc/self/mountinfo")
-        .map_err(|e| e.to_string())
-        .and_then(|t| parse_mountinfo(&t).map_err(|e| e.to_string()))
+        .map_err(|e| lfleet_types::error_chain(&e))
+        .and_then(|t| parse_mountinfo(&t).map_err(|e| lfleet_types::error_chain(&e)))
     {
         Ok(mounts) => mounts,
         Err(error) => return vec![result(context, NAME, "", unknown(error))],

@@ -26,8 +26,8 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     let mounted: Vec<String> = match context
         .host
         .read_to_string("proc/self/mountinfo")
-        .map_err(|e| e.to_string())
-        .and_then(|t| parse_mountinfo(&t).map_err(|e| e.to_string()))
+        .map_err(|e| lfleet_types::error_chain(&e))
+        .and_then(|t| parse_mountinfo(&t).map_err(|e| lfleet_types::error_chain(&e)))
     {
         Ok(mounts) => mounts
             .into_iter()
@@ -46,7 +46,12 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         let path = match context.host.resolve(&point) {
             Ok(path) => path,
             Err(error) => {
-                results.push(result(context, NAME, &point, unknown(error.to_string())));
+                results.push(result(
+                    context,
+                    NAME,
+                    &point,
+                    unknown(lfleet_types::error_chain(&error)),
+                ));
                 continue;
             }
         };

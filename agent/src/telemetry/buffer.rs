@@ -13,6 +13,8 @@ pub struct SampleBuffer {
     queue: VecDeque<Sample>,
     next_seq: u64,
     dropped: u64,
+    /// `dropped` at the last [`SampleBuffer::take_new_drops`].
+    reported_drops: u64,
 }
 
 impl SampleBuffer {
@@ -22,6 +24,7 @@ impl SampleBuffer {
             queue: VecDeque::new(),
             next_seq: 1,
             dropped: 0,
+            reported_drops: 0,
         }
     }
 
@@ -55,6 +58,13 @@ impl SampleBuffer {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+
+    /// Samples dropped since the previous call: what one telemetry batch reports.
+    pub fn take_new_drops(&mut self) -> u64 {
+        let new = self.dropped - self.reported_drops;
+        self.reported_drops = self.dropped;
+        new
+    }
 }
 
 #[cfg(test)]
@@ -76,5 +86,22 @@ mod tests {
         assert_eq!(taken[0].subject, "s2");
         assert!(buffer.is_empty());
         assert_eq!(buffer.push(Sample::new("t", "x", 0)), 6);
+    }
+
+    #[test]
+    fn each_batch_reports_the_drops_since_the_previous_one() {
+        let mut buffer = SampleBuffer::new(1);
+        for i in 0..4 {
+            buffer.push(Sample::new("t", format!("s{i}"), 0));
+        }
+        assert_eq!(buffer.take_new_drops(), 3);
+        assert_eq!(buffer.take_new_drops(), 0);
+        buffer.push(Sample::new("t", "s4", 0));
+        assert_eq!(buffer.take_new_drops(), 1);
+        assert_eq!(
+            buffer.dropped(),
+            4,
+            "the running total stays for the endpoint"
+        );
     }
 }

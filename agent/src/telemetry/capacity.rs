@@ -41,7 +41,7 @@ pub fn collect(input: &CycleInput<'_>) -> Vec<Sample> {
                     Err(_) => errors.push(format!("{file}: {:?}", text.trim())),
                 },
                 Ok(None) => {}
-                Err(error) => errors.push(format!("{file}: {error}")),
+                Err(error) => errors.push(format!("{file}: {}", lfleet_types::ErrorChain(&error))),
             }
         }
         if sample.values.is_empty() {

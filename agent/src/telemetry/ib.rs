@@ -43,7 +43,7 @@ fn read(host: &HostRoot, path: &str) -> Option<Result<String, String>> {
     match host.read_optional(path) {
         Ok(Some(text)) => Some(Ok(text)),
         Ok(None) => None,
-        Err(error) => Some(Err(error.to_string())),
+        Err(error) => Some(Err(lfleet_types::error_chain(&error))),
     }
 }
 

@@ -23,7 +23,7 @@ impl NetDev {
         let devices = match input
             .host
             .read_to_string("proc/net/dev")
-            .map_err(|e| e.to_string())
+            .map_err(|e| lfleet_types::error_chain(&e))
             .and_then(|text| parse_net_dev(&text).map_err(|e| format!("/proc/net/dev: {e}")))
         {
             Ok(devices) => devices,

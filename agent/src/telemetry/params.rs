@@ -51,7 +51,9 @@ pub fn read_parsed<T, E: std::fmt::Display>(
     path: &str,
     parse: impl Fn(&str) -> Result<T, E>,
 ) -> Result<T, String> {
-    let text = host.read_to_string(path).map_err(|e| e.to_string())?;
+    let text = host
+        .read_to_string(path)
+        .map_err(|e| lfleet_types::error_chain(&e))?;
     parse(&text).map_err(|e| format!("{path}: {e}"))
 }
 

@@ -1,5 +1,7 @@
 //! Shared by the agent's integration tests: the PATH a sim node's shims need, one run of the
-//! agent binary against a sim node ([`AgentRun`]), and the installer over a node root. The frozen FUSE mount for hung-mount
+//! agent binary against a sim node ([`AgentRun`]), a long-running agent ended by its PID
+//! whatever the test does ([`Owned`]), a scrape of its Prometheus endpoint, and the installer
+//! over a node root. The frozen FUSE mount for hung-mount
 //! tests is `lfleet_harness::bindfs::Bindfs`.
 #![allow(
     dead_code,
@@ -7,8 +9,14 @@
     reason = "each test binary uses part of this; it runs the agent and writes its config"
 )]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 /// The installer on the node at `host`, with the wall clock.
 pub fn installer<'a>(
@@ -32,6 +40,41 @@ pub fn path_with(node: &Path) -> String {
         "{}:/usr/sbin:/usr/bin:/sbin:/bin",
         node.join("bin").display()
     )
+}
+
+/// Ends a child this test started, by its PID (SIGCONT, then SIGTERM, then SIGKILL after 3 s),
+/// however the test ends.
+pub struct Owned(pub Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.0.id() as i32);
+        let _ = kill(pid, Signal::SIGCONT);
+        let _ = kill(pid, Signal::SIGTERM);
+        for _ in 0..60 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// GET /metrics from an agent's endpoint, with how long the answer took.
+pub fn scrape(address: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: lfleet\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    (text, started.elapsed())
 }
 
 /// One run of `lfleet-agent` against a sim node: exit code, output, and every command it ran

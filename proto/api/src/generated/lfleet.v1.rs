@@ -258,8 +258,8 @@ pub struct StatusReport {
 pub struct TelemetryBatch {
     #[prost(uint64, tag = "1")]
     pub first_seq: u64,
-    /// Samples the agent had to drop since the previous batch (bounded buffers): a count for
-    /// this batch, not a running total.
+    /// Samples the agent had to drop since the previous batch it sent (bounded buffers): a count
+    /// for this batch, not a running total. A batch may carry drops and no samples.
     #[prost(uint64, tag = "2")]
     pub dropped_samples: u64,
     #[prost(message, repeated, tag = "3")]
