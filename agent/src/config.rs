@@ -7,7 +7,10 @@
 //! Entry points: [`NodeConfig::from_toml`], [`NodeConfig::desired_mounts`].
 
 use lfleet_mount::DesiredMount;
-use lfleet_types::{MountOption, MountSpec, RawMountSpec, SpecError};
+use lfleet_types::{
+    ClientPolicy, DesiredConfig, Generation, LnetPolicy, MountOption, MountSpec, RawMountSpec,
+    Role, SpecError,
+};
 use serde::{Deserialize, Serialize};
 
 /// The unit the fstab lines require: ours, which brings LNet up from the ledger.
@@ -16,22 +19,6 @@ pub const LNET_UNIT: &str = "lfleet-lnet.service";
 /// Default seconds a mount or umount may take.
 pub const DEFAULT_MOUNT_TIMEOUT: u32 = 120;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Dkms {
-    #[default]
-    Forbidden,
-    Allowed,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientPolicy {
-    pub lustre_version: String,
-    #[serde(default)]
-    pub dkms: Dkms,
-}
-
 /// Default seconds one package-manager run may take.
 pub const DEFAULT_INSTALL_TIMEOUT: u32 = 900;
 
@@ -39,23 +26,8 @@ fn default_install_timeout() -> u32 {
     DEFAULT_INSTALL_TIMEOUT
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LnetPolicy {
-    #[serde(default = "default_network")]
-    pub network: String,
-    /// `auto` or an interface name.
-    #[serde(default = "default_interface")]
-    pub interface: String,
-}
-
-fn default_network() -> String {
-    "tcp".into()
-}
-
-fn default_interface() -> String {
-    "auto".into()
-}
+/// Default seconds between reconcile passes when nothing else asks for one.
+pub const DEFAULT_RESYNC_SECONDS: u64 = 60;
 
 /// One InfiniBand port the node must have (inventory, not discovery: a missing HCA fails).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,30 +201,21 @@ impl Default for PrometheusPolicy {
     }
 }
 
-impl Default for LnetPolicy {
-    fn default() -> Self {
-        LnetPolicy {
-            network: default_network(),
-            interface: default_interface(),
-        }
-    }
-}
-
-fn default_role() -> String {
-    lfleet_types::Role::default().to_string()
-}
-
 fn default_timeout() -> u32 {
     DEFAULT_MOUNT_TIMEOUT
+}
+
+fn default_resync() -> u64 {
+    DEFAULT_RESYNC_SECONDS
 }
 
 /// The desired state of one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
-    pub generation: u64,
-    #[serde(default = "default_role")]
-    pub role: String,
+    pub generation: Generation,
+    #[serde(default)]
+    pub role: Role,
     pub client: ClientPolicy,
     #[serde(default)]
     pub lnet: LnetPolicy,
@@ -262,6 +225,9 @@ pub struct NodeConfig {
     /// (dnf and tdnf wait for their lock without a limit of their own). Node-local.
     #[serde(default = "default_install_timeout")]
     pub install_timeout_seconds: u32,
+    /// Seconds between reconcile passes of a running agent when nothing else asks for one.
+    #[serde(default = "default_resync")]
+    pub resync_seconds: u64,
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
     /// The package repository to set up; absent when the image already has one.
@@ -276,19 +242,6 @@ pub struct NodeConfig {
     /// The coordinator to join, if any.
     #[serde(default)]
     pub coordinator: Option<CoordinatorPolicy>,
-}
-
-/// The part of a node's configuration that has a generation: what the coordinator pushes (or
-/// a file sets) and the ledger keeps. Everything else in [`NodeConfig`] is the node's own
-/// setting and always comes from agent.toml.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DesiredState {
-    pub generation: u64,
-    pub client: ClientPolicy,
-    #[serde(default)]
-    pub lnet: LnetPolicy,
-    #[serde(default)]
-    pub mounts: Vec<MountSpec>,
 }
 
 /// Why a configuration was refused.
@@ -307,15 +260,17 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     generation: u64,
-    #[serde(default = "default_role")]
-    role: String,
-    client: ClientPolicy,
     #[serde(default)]
-    lnet: LnetPolicy,
+    role: Option<String>,
+    client: RawClient,
+    #[serde(default)]
+    lnet: RawLnet,
     #[serde(default = "default_timeout")]
     mount_timeout_seconds: u32,
     #[serde(default = "default_install_timeout")]
     install_timeout_seconds: u32,
+    #[serde(default = "default_resync")]
+    resync_seconds: u64,
     #[serde(default)]
     mounts: Vec<RawMountSpec>,
     #[serde(default)]
@@ -326,6 +281,25 @@ struct RawConfig {
     prometheus: PrometheusPolicy,
     #[serde(default)]
     coordinator: Option<CoordinatorPolicy>,
+}
+
+/// `[client]` as written, so each value is validated with its field in errors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    lustre_version: String,
+    #[serde(default)]
+    dkms: Option<String>,
+}
+
+/// `[lnet]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLnet {
+    #[serde(default)]
+    network: Option<String>,
+    #[serde(default)]
+    interface: Option<String>,
 }
 
 // === impl NodeConfig ===
@@ -343,60 +317,31 @@ impl NodeConfig {
         if raw.generation == 0 {
             return Err(invalid("generation", "must be 1 or more".into()));
         }
-        if let Err(error) = raw.role.parse::<lfleet_types::Role>() {
-            return Err(invalid(
-                "role",
-                format!("{:?} {}", error.value, error.reason),
-            ));
-        }
-        let version_ok = !raw.client.lustre_version.is_empty()
-            && raw
+        let role = match &raw.role {
+            Some(role) => role.parse::<Role>()?,
+            None => Role::default(),
+        };
+        let client = ClientPolicy {
+            lustre_version: raw
                 .client
                 .lustre_version
-                .starts_with(|c: char| c.is_ascii_digit())
-            && raw
-                .client
-                .lustre_version
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
-        if !version_ok {
-            return Err(invalid(
-                "client.lustre_version",
-                format!(
-                    "{:?} is not an AMLFS client version such as 2.15.7-33-g79ddf99",
-                    raw.client.lustre_version
-                ),
-            ));
-        }
-        let network_ok = ["tcp", "o2ib"].iter().any(|lnd| {
-            raw.lnet
-                .network
-                .strip_prefix(lnd)
-                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
-        });
-        if !network_ok {
-            return Err(invalid(
-                "lnet.network",
-                format!("{:?} is not tcp[N] or o2ib[N]", raw.lnet.network),
-            ));
-        }
-        let interface_ok = raw.lnet.interface == "auto"
-            || (!raw.lnet.interface.is_empty()
-                && raw.lnet.interface.len() <= 15
-                && raw
-                    .lnet
-                    .interface
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
-        if !interface_ok {
-            return Err(invalid(
-                "lnet.interface",
-                format!(
-                    "{:?} is not \"auto\" or an interface name",
-                    raw.lnet.interface
-                ),
-            ));
-        }
+                .parse()
+                .map_err(|e: SpecError| e.within("client"))?,
+            dkms: match &raw.client.dkms {
+                Some(dkms) => dkms.parse().map_err(|e: SpecError| e.within("client"))?,
+                None => Default::default(),
+            },
+        };
+        let lnet = LnetPolicy {
+            network: match &raw.lnet.network {
+                Some(network) => network.parse().map_err(|e: SpecError| e.within("lnet"))?,
+                None => Default::default(),
+            },
+            interface: match &raw.lnet.interface {
+                Some(interface) => interface.parse().map_err(|e: SpecError| e.within("lnet"))?,
+                None => Default::default(),
+            },
+        };
         if !(1..=7200).contains(&raw.install_timeout_seconds) {
             return Err(invalid(
                 "install_timeout_seconds",
@@ -408,6 +353,9 @@ impl NodeConfig {
                 "mount_timeout_seconds",
                 "must be from 1 to 3600".into(),
             ));
+        }
+        if !(1..=86_400).contains(&raw.resync_seconds) {
+            return Err(invalid("resync_seconds", "must be from 1 to 86400".into()));
         }
         if let Some(repository) = &raw.repository {
             repository.validate().map_err(ConfigError::Syntax)?;
@@ -463,12 +411,13 @@ impl NodeConfig {
             mounts.push(spec);
         }
         Ok(NodeConfig {
-            generation: raw.generation,
-            role: raw.role,
-            client: raw.client,
-            lnet: raw.lnet,
+            generation: Generation(raw.generation),
+            role,
+            client,
+            lnet,
             mount_timeout_seconds: raw.mount_timeout_seconds,
             install_timeout_seconds: raw.install_timeout_seconds,
+            resync_seconds: raw.resync_seconds,
             mounts,
             repository: raw.repository,
             health: raw.health,
@@ -478,8 +427,8 @@ impl NodeConfig {
     }
 
     /// The generation-carrying part: generation, client, LNet and mounts.
-    pub fn desired_state(&self) -> DesiredState {
-        DesiredState {
+    pub fn desired_state(&self) -> DesiredConfig {
+        DesiredConfig {
             generation: self.generation,
             client: self.client.clone(),
             lnet: self.lnet.clone(),
@@ -488,7 +437,7 @@ impl NodeConfig {
     }
 
     /// This node's own settings with `desired` as the generation-carrying part.
-    pub fn with_desired_state(&self, desired: DesiredState) -> NodeConfig {
+    pub fn with_desired_state(&self, desired: DesiredConfig) -> NodeConfig {
         NodeConfig {
             generation: desired.generation,
             client: desired.client,
@@ -500,14 +449,15 @@ impl NodeConfig {
 
     /// A configuration with default node settings around `desired` (a node with no
     /// agent.toml, running from its ledger alone).
-    pub fn from_desired_state(desired: DesiredState) -> NodeConfig {
+    pub fn from_desired_state(desired: DesiredConfig) -> NodeConfig {
         NodeConfig {
             generation: desired.generation,
-            role: default_role(),
+            role: Role::default(),
             client: desired.client,
             lnet: desired.lnet,
             mount_timeout_seconds: DEFAULT_MOUNT_TIMEOUT,
             install_timeout_seconds: DEFAULT_INSTALL_TIMEOUT,
+            resync_seconds: DEFAULT_RESYNC_SECONDS,
             mounts: desired.mounts,
             repository: None,
             health: HealthPolicy::default(),
@@ -583,8 +533,9 @@ mod tests {
     #[test]
     fn the_example_config_parses_and_renders_the_documented_fstab_line() {
         let config = NodeConfig::from_toml(EXAMPLE).unwrap();
-        assert_eq!(config.generation, 1);
-        assert_eq!(config.client.dkms, Dkms::Forbidden);
+        assert_eq!(config.generation, Generation(1));
+        assert_eq!(config.client.dkms, lfleet_types::DkmsPolicy::Forbidden);
+        assert_eq!(config.resync_seconds, DEFAULT_RESYNC_SECONDS);
         let mounts = config.desired_mounts();
         assert_eq!(
             mounts[0].fstab_entry().render(),

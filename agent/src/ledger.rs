@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 
 use lfleet_host::{HostError, HostRoot};
+use lfleet_types::Generation;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// Where the agent's ledger lives on a node.
@@ -20,7 +21,7 @@ pub const DEFAULT_LEDGER_PATH: &str = "var/lib/lfleet/desired.json";
 /// A stored configuration and its generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry<T> {
-    pub generation: u64,
+    pub generation: Generation,
     pub config: T,
 }
 
@@ -46,9 +47,12 @@ pub enum LedgerError {
         source: HostError,
     },
     #[error("generation {offered} is older than the accepted generation {accepted}")]
-    Stale { offered: u64, accepted: u64 },
+    Stale {
+        offered: Generation,
+        accepted: Generation,
+    },
     #[error("generation {generation} is already accepted with different content")]
-    Conflict { generation: u64 },
+    Conflict { generation: Generation },
 }
 
 /// What [`Ledger::accept`] did.
@@ -107,7 +111,7 @@ where
     }
 
     /// Accepts `config` at `generation` if it is newer, persisting it before returning.
-    pub fn accept(&mut self, generation: u64, config: T) -> Result<Accepted, LedgerError> {
+    pub fn accept(&mut self, generation: Generation, config: T) -> Result<Accepted, LedgerError> {
         if let Some(current) = &self.current {
             if generation < current.generation {
                 return Err(LedgerError::Stale {
@@ -161,14 +165,14 @@ mod tests {
         let mut first = ledger(&dir);
         assert!(first.current().is_none());
         assert_eq!(
-            first.accept(3, vec!["/lustre".into()]).unwrap(),
+            first.accept(Generation(3), vec!["/lustre".into()]).unwrap(),
             Accepted::Stored
         );
         let reopened = ledger(&dir);
         assert_eq!(
             reopened.current(),
             Some(&Entry {
-                generation: 3,
+                generation: Generation(3),
                 config: vec!["/lustre".to_string()]
             })
         );
@@ -178,22 +182,24 @@ mod tests {
     fn refuses_older_and_conflicting_generations_without_writing() {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = ledger(&dir);
-        ledger.accept(5, vec!["a".into()]).unwrap();
+        ledger.accept(Generation(5), vec!["a".into()]).unwrap();
         let host = HostRoot::new(dir.path());
         let before = host.read_limited(DEFAULT_LEDGER_PATH, 1 << 20).unwrap();
         assert!(matches!(
-            ledger.accept(4, vec!["b".into()]),
+            ledger.accept(Generation(4), vec!["b".into()]),
             Err(LedgerError::Stale {
-                offered: 4,
-                accepted: 5
+                offered: Generation(4),
+                accepted: Generation(5)
             })
         ));
         assert!(matches!(
-            ledger.accept(5, vec!["b".into()]),
-            Err(LedgerError::Conflict { generation: 5 })
+            ledger.accept(Generation(5), vec!["b".into()]),
+            Err(LedgerError::Conflict {
+                generation: Generation(5)
+            })
         ));
         assert_eq!(
-            ledger.accept(5, vec!["a".into()]).unwrap(),
+            ledger.accept(Generation(5), vec!["a".into()]).unwrap(),
             Accepted::Unchanged
         );
         assert_eq!(

@@ -230,7 +230,7 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         root = %args.node.root.display(),
-        generation = config.generation,
+        generation = config.generation.get(),
         coordinator = config.coordinator.as_ref().map(|c| c.url.as_str()).unwrap_or("none"),
         "lfleet-agent run starting"
     );
@@ -241,9 +241,9 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
             Ok(report) => {
                 for item in report.failed() {
                     tracing::warn!(
-                        kind = item.kind,
+                        kind = %item.kind,
                         id = item.id,
-                        class = item.class,
+                        class = item.failure.map(|c| c.code()).unwrap_or_default(),
                         message = item.message,
                         "first reconcile: item failed"
                     );
@@ -410,10 +410,14 @@ fn print(report: &Report, json: bool, mode: Mode) {
     for change in &report.changes {
         println!("{verb}: {change}");
     }
-    for item in report.failed() {
+    for item in report.items.iter().filter(|item| !item.result.ok()) {
+        let result = &item.result;
         println!(
             "FAILED {} {}: {} ({})",
-            item.kind, item.id, item.message, item.class
+            result.kind,
+            result.id,
+            result.message,
+            result.failure.map(|c| c.code()).unwrap_or_default()
         );
         if let Some(follow_up) = &item.follow_up {
             let dkms = if follow_up.dkms_tried {
@@ -456,7 +460,9 @@ async fn run(args: PassArgs, job: Job) -> ExitCode {
     let result = match &job {
         Job::Pass(mode) => reconcile(node.handle(), &config, *mode).await,
         Job::Kernel(kernel) => {
-            lfleet_agent::reconcile::ensure_kernel_client(node.handle(), &config, kernel).await
+            let install = lfleet_agent::reconcile::install_policy(&config);
+            lfleet_agent::reconcile::ensure_kernel_client(node.handle(), &config, kernel, &install)
+                .await
         }
         Job::Lnet => lfleet_agent::reconcile::lnet_up(node.handle(), &config).await,
     };

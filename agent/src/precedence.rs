@@ -15,7 +15,9 @@ use std::path::{Component, Path, PathBuf};
 
 use lfleet_host::{HostError, HostRoot};
 
-use crate::config::{ConfigError, DesiredState, NodeConfig};
+use lfleet_types::DesiredConfig;
+
+use crate::config::{ConfigError, NodeConfig};
 use crate::ledger::{DEFAULT_LEDGER_PATH, Ledger, LedgerError};
 
 /// Where agent.toml is on a node.
@@ -74,7 +76,10 @@ pub enum LoadError {
         "{}: generation {generation} is already accepted with other mounts, client or LNet settings; give the changed file a higher generation",
         path.display()
     )]
-    SameGeneration { path: PathBuf, generation: u64 },
+    SameGeneration {
+        path: PathBuf,
+        generation: lfleet_types::Generation,
+    },
     #[error(
         "no desired configuration: {} does not exist and the ledger is empty",
         path.display()
@@ -115,7 +120,7 @@ fn normalize(path: &Path) -> PathBuf {
 /// Loads the configuration from `path` (a real path, as [`config_path`] gives it) and the
 /// node's ledger, by the rule in this module's header.
 pub fn load(host: &HostRoot, path: &Path, access: Access) -> Result<Loaded, LoadError> {
-    let mut ledger: Ledger<DesiredState> = Ledger::open(host.clone(), DEFAULT_LEDGER_PATH)?;
+    let mut ledger: Ledger<DesiredConfig> = Ledger::open(host.clone(), DEFAULT_LEDGER_PATH)?;
     // The file is named as the operator gave it, so it is read from the real root.
     let text = HostRoot::new("/")
         .read_optional(path)
@@ -124,7 +129,7 @@ pub fn load(host: &HostRoot, path: &Path, access: Access) -> Result<Loaded, Load
         return match ledger.current() {
             Some(entry) => {
                 tracing::info!(
-                    generation = entry.generation,
+                    generation = entry.generation.get(),
                     path = %path.display(),
                     "no configuration file; running the ledger's desired state with default node settings"
                 );
@@ -146,8 +151,8 @@ pub fn load(host: &HostRoot, path: &Path, access: Access) -> Result<Loaded, Load
         && entry.generation > file.generation
     {
         tracing::info!(
-            accepted = entry.generation,
-            file = file.generation,
+            accepted = entry.generation.get(),
+            file = file.generation.get(),
             "the accepted generation is newer than the file's: mounts, client and LNet come from it"
         );
         return Ok(Loaded {
@@ -176,6 +181,7 @@ pub fn load(host: &HostRoot, path: &Path, access: Access) -> Result<Loaded, Load
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lfleet_types::Generation;
 
     const EXAMPLE: &str = include_str!("../../packaging/examples/agent.toml");
 
@@ -191,10 +197,10 @@ mod tests {
         host.write_atomic(path, text.as_bytes(), 0o644).unwrap();
     }
 
-    fn pushed(generation: u64, version: &str) -> DesiredState {
+    fn pushed(generation: u64, version: &str) -> DesiredConfig {
         let mut desired = NodeConfig::from_toml(EXAMPLE).unwrap().desired_state();
-        desired.generation = generation;
-        desired.client.lustre_version = version.into();
+        desired.generation = Generation(generation);
+        desired.client.lustre_version = version.parse().unwrap();
         desired
     }
 
@@ -203,7 +209,7 @@ mod tests {
         let (_dir, host, path) = node();
         Ledger::open(host.clone(), DEFAULT_LEDGER_PATH)
             .unwrap()
-            .accept(7, pushed(7, "2.16.1-10-gabcdef0"))
+            .accept(Generation(7), pushed(7, "2.16.1-10-gabcdef0"))
             .unwrap();
         write(
             &path,
@@ -212,13 +218,16 @@ mod tests {
         for access in [Access::ReadOnly, Access::Accept] {
             let loaded = load(&host, &path, access).unwrap();
             assert_eq!(loaded.source, Source::FileAndLedger);
-            assert_eq!(loaded.config.generation, 7);
-            assert_eq!(loaded.config.client.lustre_version, "2.16.1-10-gabcdef0");
+            assert_eq!(loaded.config.generation, Generation(7));
+            assert_eq!(
+                loaded.config.client.lustre_version.as_str(),
+                "2.16.1-10-gabcdef0"
+            );
             assert_eq!(loaded.config.health.lnet_health_sustain_seconds, 5);
         }
         // The ledger was not rewritten with the older file.
-        let ledger: Ledger<DesiredState> = Ledger::open(host, DEFAULT_LEDGER_PATH).unwrap();
-        assert_eq!(ledger.current().unwrap().generation, 7);
+        let ledger: Ledger<DesiredConfig> = Ledger::open(host, DEFAULT_LEDGER_PATH).unwrap();
+        assert_eq!(ledger.current().unwrap().generation, Generation(7));
     }
 
     #[test]
@@ -229,7 +238,7 @@ mod tests {
         assert_eq!(loaded.source, Source::File);
         assert!(!host.exists(DEFAULT_LEDGER_PATH).unwrap());
         load(&host, &path, Access::Accept).unwrap();
-        let ledger: Ledger<DesiredState> = Ledger::open(host, DEFAULT_LEDGER_PATH).unwrap();
+        let ledger: Ledger<DesiredConfig> = Ledger::open(host, DEFAULT_LEDGER_PATH).unwrap();
         assert_eq!(
             ledger.current().unwrap().config,
             NodeConfig::from_toml(EXAMPLE).unwrap().desired_state()
@@ -255,7 +264,13 @@ mod tests {
         );
         let error = load(&host, &path, Access::Accept).unwrap_err();
         assert!(
-            matches!(error, LoadError::SameGeneration { generation: 1, .. }),
+            matches!(
+                error,
+                LoadError::SameGeneration {
+                    generation: Generation(1),
+                    ..
+                }
+            ),
             "{error}"
         );
     }
@@ -270,12 +285,12 @@ mod tests {
         );
         Ledger::open(host.clone(), DEFAULT_LEDGER_PATH)
             .unwrap()
-            .accept(3, pushed(3, "2.15.7-33-g79ddf99"))
+            .accept(Generation(3), pushed(3, "2.15.7-33-g79ddf99"))
             .unwrap();
         let loaded = load(&host, &path, Access::ReadOnly).unwrap();
         assert_eq!(loaded.source, Source::Ledger);
-        assert_eq!(loaded.config.generation, 3);
-        assert_eq!(loaded.config.role, "compute");
+        assert_eq!(loaded.config.generation, Generation(3));
+        assert_eq!(loaded.config.role, lfleet_types::Role::Compute);
     }
 
     #[test]
@@ -284,7 +299,7 @@ mod tests {
         let whole = NodeConfig::from_toml(EXAMPLE).unwrap();
         Ledger::open(host.clone(), DEFAULT_LEDGER_PATH)
             .unwrap()
-            .accept(1, whole.clone())
+            .accept(Generation(1), whole.clone())
             .unwrap();
         let loaded = load(&host, &path, Access::ReadOnly).unwrap();
         assert_eq!(loaded.config.desired_state(), whole.desired_state());

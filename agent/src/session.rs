@@ -21,11 +21,12 @@ use tokio::sync::{mpsc, watch};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::checks::{CheckResult, Event, Outcome};
-use crate::config::{CoordinatorPolicy, DesiredState, NodeConfig};
+use crate::config::{CoordinatorPolicy, NodeConfig};
 use crate::ledger::{DEFAULT_LEDGER_PATH, Ledger, LedgerError};
 use crate::node::NodeHandle;
 use crate::reconcile::{Mode, reconcile};
 use crate::telemetry::{Sample, SampleBuffer};
+use lfleet_types::DesiredConfig;
 
 /// Where the node's key, certificate and its expiry are kept, under the node root.
 pub const TLS_DIR: &str = "var/lib/lfleet/tls";
@@ -282,29 +283,11 @@ fn wire_samples(samples: Vec<Sample>) -> Vec<v1::Sample> {
 /// The node config a desired config makes: the coordinator's part (generation, mounts,
 /// client, LNet) over this node's own settings, validated like a file.
 fn node_config(local: &NodeConfig, desired: &v1::DesiredConfig) -> Result<NodeConfig, String> {
-    let mounts = lfleet_proto::convert::mounts_from_wire(&desired.mounts)
-        .map_err(|error| lfleet_types::error_chain(&error))?;
-    let mut state = DesiredState {
-        generation: desired.generation,
-        client: local.client.clone(),
-        lnet: local.lnet.clone(),
-        mounts,
-    };
-    if let Some(client) = &desired.client {
-        state.client.lustre_version = client.lustre_version.clone();
-        state.client.dkms = if client.dkms == v1::DkmsPolicy::Allowed as i32 {
-            crate::config::Dkms::Allowed
-        } else {
-            crate::config::Dkms::Forbidden
-        };
-    }
-    if let Some(lnet) = &desired.lnet {
-        state.lnet.network = lnet.network.clone();
-        state.lnet.interface = lnet.interface.clone();
-    }
+    let desired =
+        DesiredConfig::try_from(desired).map_err(|error| lfleet_types::error_chain(&error))?;
     // Through the file's validation, so a coordinator cannot send what a file could not say.
     local
-        .with_desired_state(state)
+        .with_desired_state(desired)
         .revalidated()
         .map_err(|error| lfleet_types::error_chain(&error))
 }
@@ -326,7 +309,7 @@ fn hello(host: &HostRoot, config: &NodeConfig, policy: &CoordinatorPolicy) -> v1
     v1::Hello {
         node_name: String::new(),
         slurm_node_name: String::new(),
-        role: lfleet_proto::convert::role_to_wire(config.role.parse().ok()),
+        role: lfleet_proto::convert::role_to_wire(Some(config.role)),
         nodearray: policy.nodearray.clone(),
         distro,
         kernel_release: read("proc/sys/kernel/osrelease"),
@@ -413,7 +396,7 @@ async fn connect_and_serve(
     let applied = link.config.borrow().generation;
     let mut hello = hello_extra.clone();
     hello.node_name = name.clone();
-    hello.applied_generation = applied;
+    hello.applied_generation = applied.get();
     send(v1::agent_message::Body::Hello(hello))?;
     let mut inbound = client
         .session(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -483,7 +466,7 @@ fn status(
     events: Vec<Event>,
 ) -> v1::StatusReport {
     v1::StatusReport {
-        applied_generation: link.config.borrow().generation,
+        applied_generation: link.config.borrow().generation.get(),
         reconcile_status: v1::ReconcileStatus::Idle as i32,
         conditions: conditions.report(&round.results),
         items: items.to_vec(),
@@ -530,7 +513,7 @@ async fn apply(
         Ok(config) => config,
         Err(message) => return refuse("invalid-config", message),
     };
-    let mut ledger: Ledger<DesiredState> = match Ledger::open(host.clone(), DEFAULT_LEDGER_PATH) {
+    let mut ledger: Ledger<DesiredConfig> = match Ledger::open(host.clone(), DEFAULT_LEDGER_PATH) {
         Ok(ledger) => ledger,
         Err(error) => return refuse("ledger", lfleet_types::error_chain(&error)),
     };
@@ -554,17 +537,7 @@ async fn apply(
         Err(error) => return refuse("reconcile", lfleet_types::error_chain(&error)),
     };
     link.config.send_replace(config);
-    let items: Vec<v1::ItemResult> = report
-        .items
-        .iter()
-        .map(|i| v1::ItemResult {
-            kind: i.kind.clone(),
-            id: i.id.clone(),
-            ok: i.ok,
-            error_class: i.class.clone(),
-            message: i.message.clone(),
-        })
-        .collect();
+    let items: Vec<v1::ItemResult> = report.results().map(v1::ItemResult::from).collect();
     let failed: Vec<String> = report
         .failed()
         .map(|i| format!("{} {}: {}", i.kind, i.id, i.message))
@@ -576,7 +549,8 @@ async fn apply(
         error_class: report
             .failed()
             .next()
-            .map(|i| i.class.clone())
+            .and_then(|i| i.failure)
+            .map(|class| class.code().to_owned())
             .unwrap_or_default(),
         message: if failed.is_empty() {
             format!("applied: {}", report.changes.join("; "))

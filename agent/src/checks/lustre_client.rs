@@ -37,7 +37,7 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
             format!("no lustre module is installed for the running kernel {running}"),
         ),
         (Ok(None), Ok(Some(_))) => fail("module-not-loaded", "the lustre module is not loaded"),
-        (Ok(Some(version)), _) if !module_version_matches(&version, wanted) => fail(
+        (Ok(Some(version)), _) if !module_version_matches(&version, wanted.as_str()) => fail(
             "stale-module",
             format!(
                 "the loaded lustre module is {} but the configured client is {wanted}",

@@ -211,12 +211,15 @@ pub struct LnetPolicy {
 // === impl DesiredConfig ===
 
 /// Everything a node should be, as the coordinator sends it: a generation (agents refuse
-/// older ones), the node's mounts, its client and its LNet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// older ones), the node's mounts, its client and its LNet. An agent keeps the one it
+/// accepted in its ledger (serde; unknown fields are ignored so an older ledger still loads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredConfig {
     pub generation: Generation,
+    #[serde(default)]
     pub mounts: Vec<MountSpec>,
     pub client: ClientPolicy,
+    #[serde(default)]
     pub lnet: LnetPolicy,
 }
 

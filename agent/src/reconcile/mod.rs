@@ -1,0 +1,365 @@
+//! A reconcile pass in three steps: [`observe`] the node into one value, [`plan`] from the
+//! desired configuration and that value (pure), [`apply`] the plan with one executor. In
+//! [`Mode::Plan`] the plan is only described: nothing changes and only read-only commands
+//! run.
+//!
+//! The items, in order: repository files; the client for the running kernel, then for every
+//! other installed kernel (a reboot into one without a client is `reboot-unsafe`); the lustre
+//! module (a stale loaded version is reported, not papered over); LNet on the interface the
+//! route to the MGS uses; fstab and mounts (unmounts first); the slurmd drop-in. Every item
+//! gets an [`ItemResult`]; a failed item does not stop the independent ones.
+//!
+//! Applies on a node are serialized by [`APPLY_LOCK`] (the daemon and the one-shot CLI
+//! alike). Nothing is written before [`preflight`] says the node can be managed.
+//!
+//! Entry points: [`reconcile`], [`ensure_kernel_client`], [`lnet_up`], [`remount`].
+
+pub mod apply;
+pub mod observe;
+pub mod plan;
+
+use std::time::Duration;
+
+use lfleet_host::{CommandSpec, HostRoot};
+use lfleet_install::{Distro, FollowUp};
+use lfleet_types::ItemResult;
+use serde::Serialize;
+
+use crate::config::NodeConfig;
+use crate::install::{InstallPolicy, running_kernel};
+use crate::node::NodeHandle;
+
+pub use plan::{Plan, RemountRefusal};
+
+/// Plan (change nothing) or apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Plan,
+    Apply,
+}
+
+/// What a pass did or would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Changes made (apply) or that would be made (plan), in order.
+    pub changes: Vec<String>,
+    pub items: Vec<ReportItem>,
+    /// Problems to act on before something else breaks (`reboot-unsafe: ...`).
+    pub findings: Vec<String>,
+    /// Kernels whose client this pass installed or built.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub installed: Vec<String>,
+}
+
+/// One item's result and, when it failed, what happens next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportItem {
+    #[serde(flatten)]
+    pub result: ItemResult,
+    /// [`lfleet_install::follow_up`]'s decision for a failed install or module item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<FollowUpReport>,
+}
+
+/// A failed item's follow-up, as `apply` reports it and the reconciler acts on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FollowUpReport {
+    /// `retry` or `refused`.
+    pub action: String,
+    /// Seconds until the retry (with jitter), for `retry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+    /// Whether this pass tried a DKMS build for the item.
+    pub dkms_tried: bool,
+    /// The decision in words: when to retry and why DKMS was or was not tried, or the
+    /// refusal's reason.
+    pub text: String,
+}
+
+impl FollowUpReport {
+    pub(crate) fn new(decision: &FollowUp, dkms_tried: bool) -> FollowUpReport {
+        FollowUpReport {
+            action: decision.action().to_owned(),
+            retry_after_seconds: match decision {
+                FollowUp::Retry { after, .. } => Some(after.as_secs()),
+                _ => None,
+            },
+            dkms_tried,
+            text: decision.to_string(),
+        }
+    }
+}
+
+impl Report {
+    pub fn failed(&self) -> impl Iterator<Item = &ItemResult> {
+        self.items
+            .iter()
+            .map(|item| &item.result)
+            .filter(|item| !item.ok())
+    }
+
+    /// Every item's result, in order.
+    pub fn results(&self) -> impl Iterator<Item = &ItemResult> {
+        self.items.iter().map(|item| &item.result)
+    }
+}
+
+/// The installer's policy from the configuration: one attempt per pass (the follow-up
+/// schedules the next), the configured deadline of one package-manager run.
+pub fn install_policy(config: &NodeConfig) -> InstallPolicy {
+    InstallPolicy {
+        command_timeout: Duration::from_secs(u64::from(config.install_timeout_seconds)),
+        ..InstallPolicy::new(config.client.lustre_version.as_str())
+    }
+}
+
+/// Why a pass could not even observe the node. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("reading {what}")]
+    Host {
+        what: &'static str,
+        #[source]
+        source: lfleet_host::HostError,
+    },
+    #[error(transparent)]
+    Distro(#[from] lfleet_install::DistroError),
+    #[error("/etc/fstab cannot be managed safely")]
+    Fstab(#[source] lfleet_mount::FstabError),
+    #[error("/proc/self/mountinfo is unreadable")]
+    Mountinfo(#[source] lfleet_mount::MountInfoError),
+    #[error(
+        "another lfleet-agent holds {path} (mounts and installs are serialized per node); gave up after {waited:?}"
+    )]
+    Busy { path: String, waited: Duration },
+}
+
+/// Maps a host error to the pass error naming what was being read.
+pub(crate) fn host_error(
+    what: &'static str,
+) -> impl FnOnce(lfleet_host::HostError) -> ReconcileError {
+    move |source| ReconcileError::Host { what, source }
+}
+
+/// The lock that serializes applies on a node (daemon and one-shot CLI alike).
+pub const APPLY_LOCK: &str = "run/lfleet/agent.lock";
+/// How long an apply waits for another one to finish.
+pub const APPLY_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Takes the node's apply lock, polling until `wait` has passed.
+async fn lock_node(
+    host: &HostRoot,
+    wait: Duration,
+) -> Result<lfleet_host::LockGuard, ReconcileError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match host.try_lock(APPLY_LOCK) {
+            Ok(Some(guard)) => return Ok(guard),
+            Ok(None) if started.elapsed() < wait => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Ok(None) => {
+                return Err(ReconcileError::Busy {
+                    path: format!("/{APPLY_LOCK}"),
+                    waited: wait,
+                });
+            }
+            Err(source) => {
+                return Err(ReconcileError::Host {
+                    what: "the apply lock",
+                    source,
+                });
+            }
+        }
+    }
+}
+
+pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a read-only command; its stdout.
+pub(crate) async fn query(
+    node: NodeHandle<'_>,
+    program: &str,
+    args: &[&str],
+) -> Result<String, lfleet_host::CommandError> {
+    let spec = CommandSpec::new(program, QUERY_TIMEOUT).args(args.iter().copied());
+    node.runner.run(&spec).await.map(|output| output.stdout)
+}
+
+/// Runs a command that changes the node.
+pub(crate) async fn change(
+    node: NodeHandle<'_>,
+    program: &str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<(), lfleet_host::CommandError> {
+    let spec = CommandSpec::new(program, timeout).args(args.iter().cloned());
+    node.runner.run(&spec).await.map(|_| ())
+}
+
+/// The read-only checks that must pass before the agent writes anything to a node (its
+/// ledger, its lock): the distribution is one lfleet supports.
+pub fn preflight(host: &HostRoot) -> Result<Distro, ReconcileError> {
+    let os_release = host
+        .read_to_string("etc/os-release")
+        .map_err(host_error("/etc/os-release"))?;
+    Ok(Distro::from_os_release(&os_release)?)
+}
+
+/// The plan as a report of what would change; nothing is run.
+pub fn describe(config: &NodeConfig, plan: &Plan) -> Report {
+    let mut report = Report::default();
+    for entry in &plan.entries {
+        match entry {
+            plan::Entry::Settled(item) => report.items.push(ReportItem {
+                result: item.clone(),
+                follow_up: None,
+            }),
+            plan::Entry::Act(action) => report.changes.extend(action.describe(config)),
+        }
+    }
+    report
+}
+
+/// One whole pass with the default install policy. `Err` only when observation itself
+/// fails; per-item failures are in the report.
+pub async fn reconcile(
+    node: NodeHandle<'_>,
+    config: &NodeConfig,
+    mode: Mode,
+) -> Result<Report, ReconcileError> {
+    let memory = apply::Memory::default();
+    reconcile_with(node, config, mode, &install_policy(config), &memory).await
+}
+
+/// One whole pass: observe, plan, then describe or apply.
+pub async fn reconcile_with(
+    node: NodeHandle<'_>,
+    config: &NodeConfig,
+    mode: Mode,
+    install: &InstallPolicy,
+    memory: &apply::Memory,
+) -> Result<Report, ReconcileError> {
+    let distro = preflight(node.host)?;
+    // Applies are serialized per node: concurrent Lustre mounts and unmounts fail or crash.
+    let _lock = match mode {
+        Mode::Apply => Some(lock_node(node.host, APPLY_LOCK_WAIT).await?),
+        Mode::Plan => None,
+    };
+    let observed = observe::observe(node, config, distro).await?;
+    let plan = plan::plan(config, &observed);
+    Ok(match mode {
+        Mode::Plan => describe(config, &plan),
+        Mode::Apply => execute(node, config, &observed.distro, install, memory, plan).await,
+    })
+}
+
+async fn execute(
+    node: NodeHandle<'_>,
+    config: &NodeConfig,
+    distro: &Distro,
+    install: &InstallPolicy,
+    memory: &apply::Memory,
+    plan: Plan,
+) -> Report {
+    let context = apply::Context {
+        node,
+        distro,
+        install,
+        memory,
+        mount_timeout: Duration::from_secs(u64::from(config.mount_timeout_seconds)),
+    };
+    apply::execute(context, plan).await
+}
+
+/// Makes sure one kernel has its client (the kernel hook's job), with the same plan and
+/// executor as a whole pass. Serialized with applies.
+pub async fn ensure_kernel_client(
+    node: NodeHandle<'_>,
+    config: &NodeConfig,
+    kernel: &str,
+    install: &InstallPolicy,
+) -> Result<Report, ReconcileError> {
+    let distro = preflight(node.host)?;
+    let _lock = lock_node(node.host, APPLY_LOCK_WAIT).await?;
+    let running = running_kernel(node.host).map_err(host_error("the running kernel"))?;
+    let clients = observe::observe_clients(node, &running, &[kernel])?;
+    let dkms = observe::observe_dkms(node, config, &distro, &clients).await;
+    let mut plan = Plan::default();
+    plan::plan_clients(&clients, &dkms, &mut plan);
+    let memory = apply::Memory::default();
+    Ok(execute(node, config, &distro, install, &memory, plan).await)
+}
+
+/// Brings LNet up as desired (lfleet-lnet.service's job at boot). Serialized with applies.
+pub async fn lnet_up(node: NodeHandle<'_>, config: &NodeConfig) -> Result<Report, ReconcileError> {
+    let distro = preflight(node.host)?;
+    let _lock = lock_node(node.host, APPLY_LOCK_WAIT).await?;
+    let mut plan = Plan::default();
+    if let Some(first) = config.mounts.first()
+        && let Some(observed) = observe::observe_lnet(node, first).await
+    {
+        plan::plan_lnet(config, &observed, &mut plan);
+    }
+    let memory = apply::Memory::default();
+    Ok(execute(
+        node,
+        config,
+        &distro,
+        &install_policy(config),
+        &memory,
+        plan,
+    )
+    .await)
+}
+
+/// Why a remount did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RemountError {
+    #[error("remount refused")]
+    Refused(#[source] RemountRefusal),
+    #[error("remount could not observe the node")]
+    Reconcile(#[source] ReconcileError),
+}
+
+/// Unmounts and mounts one mount the agent owns (a coordinator's command). Serialized with
+/// applies.
+pub async fn remount(
+    node: NodeHandle<'_>,
+    config: &NodeConfig,
+    mount_point: &str,
+) -> Result<Report, RemountError> {
+    let distro = preflight(node.host).map_err(RemountError::Reconcile)?;
+    let _lock = lock_node(node.host, APPLY_LOCK_WAIT)
+        .await
+        .map_err(RemountError::Reconcile)?;
+    let observed = observe::observe_mounts(node.host).map_err(RemountError::Reconcile)?;
+    let plan = plan::plan_remount(config, &observed, mount_point).map_err(RemountError::Refused)?;
+    let memory = apply::Memory::default();
+    Ok(execute(
+        node,
+        config,
+        &distro,
+        &install_policy(config),
+        &memory,
+        plan,
+    )
+    .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_apply_waits_for_the_first_and_gives_up_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        let held = host.try_lock(APPLY_LOCK).unwrap().expect("free");
+        let err = lock_node(&host, Duration::from_secs(2)).await.unwrap_err();
+        assert!(matches!(err, ReconcileError::Busy { .. }), "{err}");
+        assert!(err.to_string().contains("/run/lfleet/agent.lock"), "{err}");
+        drop(held);
+        assert!(lock_node(&host, Duration::from_secs(2)).await.is_ok());
+    }
+}
