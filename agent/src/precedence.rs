@@ -7,6 +7,10 @@
 //!   accepted generation: the file's when it is newer than the ledger (then the file is
 //!   accepted into the ledger, unless the caller only reads), else the ledger's (what the
 //!   coordinator last pushed, or an earlier file).
+//! - With a `[coordinator]` section the coordinator is the source of the desired state: the
+//!   ledger (what it last pushed) wins whenever it has one, and the file's desired part only
+//!   serves until the first push and is never written to the ledger (two sources must not
+//!   number their configurations in one sequence).
 //! - With no agent.toml the ledger's desired state runs with default node settings.
 //!
 //! Entry points: [`config_path`], [`load`].
@@ -147,8 +151,9 @@ pub fn load(host: &HostRoot, path: &Path, access: Access) -> Result<Loaded, Load
         path: path.to_path_buf(),
         source,
     })?;
+    let coordinated = file.coordinator.is_some();
     if let Some(entry) = ledger.current()
-        && entry.generation > file.generation
+        && (coordinated || entry.generation > file.generation)
     {
         tracing::info!(
             accepted = entry.generation.get(),
@@ -163,6 +168,12 @@ pub fn load(host: &HostRoot, path: &Path, access: Access) -> Result<Loaded, Load
     let same_generation_differs = ledger.current().is_some_and(|entry| {
         entry.generation == file.generation && entry.config != file.desired_state()
     });
+    if coordinated {
+        return Ok(Loaded {
+            config: file,
+            source: Source::File,
+        });
+    }
     if same_generation_differs {
         return Err(LoadError::SameGeneration {
             path: path.to_path_buf(),
@@ -303,6 +314,30 @@ mod tests {
             .unwrap();
         let loaded = load(&host, &path, Access::ReadOnly).unwrap();
         assert_eq!(loaded.config.desired_state(), whole.desired_state());
+    }
+
+    #[test]
+    fn with_a_coordinator_its_pushes_win_and_the_file_never_enters_the_ledger() {
+        let (_dir, host, path) = node();
+        let coordinated = format!("{EXAMPLE}\n[coordinator]\nurl = \"https://coordinator:7443\"\n")
+            .replace("generation = 1", "generation = 5");
+        write(&path, &coordinated);
+        let loaded = load(&host, &path, Access::Accept).unwrap();
+        assert_eq!(loaded.source, Source::File);
+        assert!(!host.exists(DEFAULT_LEDGER_PATH).unwrap());
+        // The coordinator's generation 1 is taken, though the file says 5.
+        Ledger::open(host.clone(), DEFAULT_LEDGER_PATH)
+            .unwrap()
+            .accept(Generation(1), pushed(1, "2.16.1-10-gabcdef0"))
+            .unwrap();
+        let loaded = load(&host, &path, Access::Accept).unwrap();
+        assert_eq!(loaded.source, Source::FileAndLedger);
+        assert_eq!(loaded.config.generation, Generation(1));
+        assert_eq!(
+            loaded.config.client.lustre_version.as_str(),
+            "2.16.1-10-gabcdef0"
+        );
+        assert!(loaded.config.coordinator.is_some());
     }
 
     #[test]
