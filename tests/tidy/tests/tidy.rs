@@ -252,6 +252,30 @@ fn the_fleet_model_planners_and_agent_logic_never_see_wire_types() {
 }
 
 #[test]
+fn the_agents_reconcile_planner_reads_nothing_and_runs_nothing() {
+    let (_, code) = production_sources()
+        .into_iter()
+        .find(|(path, _)| relative(path) == "agent/src/reconcile/plan.rs")
+        .expect("agent/src/reconcile/plan.rs exists");
+    for forbidden in [
+        "HostRoot",
+        "CommandRunner",
+        "NodeHandle",
+        "Clock",
+        "async ",
+        ".await",
+        "tokio",
+        "std::fs",
+    ] {
+        assert!(
+            !code.contains(forbidden),
+            "the reconcile planner must stay pure (observation and execution do the I/O), but \
+             it mentions {forbidden}"
+        );
+    }
+}
+
+#[test]
 fn wall_time_comes_only_from_the_clock() {
     let mut offenders = Vec::new();
     for (path, code) in production_sources() {
