@@ -52,13 +52,33 @@ pub struct Report {
 }
 
 /// One item's result and, when it failed, what happens next.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportItem {
-    #[serde(flatten)]
     pub result: ItemResult,
     /// [`lfleet_install::follow_up`]'s decision for a failed install or module item.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<FollowUpReport>,
+}
+
+/// `--json` keeps the shape it has always had: `kind`, `id`, `ok`, `class` (empty when ok),
+/// `message`, and `follow_up` when there is one.
+impl Serialize for ReportItem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = if self.follow_up.is_some() { 6 } else { 5 };
+        let mut item = serializer.serialize_struct("ReportItem", fields)?;
+        item.serialize_field("kind", self.result.kind.as_str())?;
+        item.serialize_field("id", &self.result.id)?;
+        item.serialize_field("ok", &self.result.ok())?;
+        item.serialize_field(
+            "class",
+            self.result.failure.map(|class| class.code()).unwrap_or(""),
+        )?;
+        item.serialize_field("message", &self.result.message)?;
+        if let Some(follow_up) = &self.follow_up {
+            item.serialize_field("follow_up", follow_up)?;
+        }
+        item.end()
+    }
 }
 
 /// A failed item's follow-up, as `apply` reports it and the reconciler acts on it.
