@@ -12,6 +12,7 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod dkms;
+pub mod identity;
 pub mod install;
 pub mod ledger;
 pub mod metrics;

@@ -1,5 +1,6 @@
-//! The agent's session with the coordinator: enroll when it has no certificate (or its
-//! certificate is past half its life), then one long-lived mTLS stream. It sends Hello, a
+//! The agent's session with the coordinator: enroll with the join token when it has no valid
+//! certificate, then one long-lived mTLS stream, over which the certificate is renewed
+//! before half its life (`identity`). It sends Hello, a
 //! status report at once when a condition changes and every status interval otherwise, and
 //! telemetry batches; it receives desired configs, applies them (ledger first, then a
 //! reconcile pass) and acks each with its per-item results.
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::checks::{CheckResult, Event, Outcome};
+use crate::identity::{self, NodeTls};
 use crate::config::{CoordinatorPolicy, NodeConfig};
 use crate::ledger::{DEFAULT_LEDGER_PATH, Ledger, LedgerError};
 use crate::node::NodeHandle;
@@ -28,8 +30,7 @@ use crate::reconcile::{Mode, reconcile};
 use crate::telemetry::{Sample, SampleBuffer};
 use lfleet_types::DesiredConfig;
 
-/// Where the node's key, certificate and its expiry are kept, under the node root.
-pub const TLS_DIR: &str = "var/lib/lfleet/tls";
+pub use crate::identity::TLS_DIR;
 
 /// One round of checks, as the daemon hands it over.
 #[derive(Debug, Clone, Default)]
@@ -104,69 +105,26 @@ fn read_file(host: &HostRoot, path: &str) -> Result<String, SessionError> {
     host.read_to_string(path).map_err(setup_from(path))
 }
 
-/// The key and certificate, enrolling first when there is none or it is past half its life.
-async fn identity(
+/// The key and certificate: the stored ones while they are valid (renewal happens over the
+/// session), or a new enrollment with the join token.
+async fn node_tls(
     host: &HostRoot,
     clock: &dyn Clock,
     policy: &CoordinatorPolicy,
     name: &str,
     ca: &str,
-) -> Result<Identity, SessionError> {
-    let key_path = format!("{TLS_DIR}/node.key");
-    let cert_path = format!("{TLS_DIR}/node.pem");
-    let meta_path = format!("{TLS_DIR}/node.json");
-    let read = |path: &str| host.read_optional(path).ok().flatten();
-    if let (Some(key), Some(cert), Some(meta)) =
-        (read(&key_path), read(&cert_path), read(&meta_path))
-    {
-        let times: serde_json::Value = serde_json::from_str(&meta).unwrap_or_default();
-        let issued = times["issued_unix"].as_i64().unwrap_or(0);
-        let expires = times["not_after_unix"].as_i64().unwrap_or(0);
-        let same_node = times["node"].as_str() == Some(name);
-        if same_node && now_unix(clock) < issued + (expires - issued) / 2 {
-            return Ok(Identity::from_pem(cert, key));
-        }
-        tracing::info!(
-            node = name,
-            "certificate past half its life or for another name; enrolling again"
-        );
+) -> Result<NodeTls, SessionError> {
+    if let Some(tls) = identity::load(host, name).filter(|t| !t.expired(now_unix(clock))) {
+        return Ok(tls);
     }
-    let token = read_file(host, &policy.join_token_file)?.trim().to_owned();
-    let key = rcgen::KeyPair::generate().map_err(setup_from("a key"))?;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-        .map_err(setup_from("CSR parameters"))?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let csr = params
-        .serialize_request(&key)
-        .and_then(|csr| csr.pem())
-        .map_err(setup_from("a CSR"))?;
+    let token = read_file(host, &policy.join_token_file)
+        .map_err(|e| setup(format!("no valid certificate, and no join token to enroll: {e}")))?
+        .trim()
+        .to_owned();
     let channel = channel(&policy.url, ca, None).await?;
-    let response = AgentServiceClient::new(channel)
-        .enroll(v1::EnrollRequest {
-            join_token: token,
-            node_name: name.to_owned(),
-            csr_pem: csr,
-        })
-        .await?
-        .into_inner();
-    host.create_dir_all(TLS_DIR, 0o700)
-        .map_err(setup_from(TLS_DIR))?;
-    let key_pem = key.serialize_pem();
-    host.write_atomic(&key_path, key_pem.as_bytes(), 0o600)
-        .and_then(|_| host.write_atomic(&cert_path, response.certificate_pem.as_bytes(), 0o644))
-        .and_then(|_| {
-            let meta = serde_json::json!({
-                "node": name,
-                "issued_unix": now_unix(clock),
-                "not_after_unix": response.not_after_unix,
-            });
-            host.write_atomic(&meta_path, meta.to_string().as_bytes(), 0o644)
-        })
-        .map_err(setup_from("storing the certificate"))?;
-    tracing::info!(node = name, not_after = response.not_after_unix, "enrolled");
-    Ok(Identity::from_pem(response.certificate_pem, key_pem))
+    identity::enroll(host, clock, channel, name, token)
+        .await
+        .map_err(|e| setup(ErrorChain(&e)))
 }
 
 async fn channel(url: &str, ca: &str, identity: Option<Identity>) -> Result<Channel, SessionError> {
@@ -378,9 +336,18 @@ async fn connect_and_serve(
 ) -> Result<(), SessionError> {
     let name = node_name(host, policy)?;
     let ca = read_file(host, &policy.ca_file)?;
-    let identity = identity(host, clock, policy, &name, &ca).await?;
-    let channel = channel(&policy.url, &ca, Some(identity)).await?;
-    let mut client = AgentServiceClient::new(channel)
+    let mut tls = node_tls(host, clock, policy, &name, &ca).await?;
+    let channel = channel(
+        &policy.url,
+        &ca,
+        Some(Identity::from_pem(&tls.cert_pem, &tls.key_pem)),
+    )
+    .await?;
+    // Renewal is checked every tenth of the certificate's life (at most a minute), over this
+    // channel, while the session lasts.
+    let lifetime = (tls.not_after_unix - tls.issued_unix).max(10) as u64;
+    let mut renew_every = tokio::time::interval(Duration::from_secs((lifetime / 10).clamp(1, 60)));
+    let mut client = AgentServiceClient::new(channel.clone())
         .max_decoding_message_size(lfleet_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(lfleet_proto::MAX_MESSAGE_BYTES);
     let (tx, rx) = mpsc::channel::<v1::AgentMessage>(256);
@@ -441,6 +408,14 @@ async fn connect_and_serve(
                 let round = link.rounds.borrow().clone();
                 let report = status(link, conditions, &round, &items, Vec::new());
                 send(v1::agent_message::Body::Status(report))?;
+            }
+            _ = renew_every.tick() => {
+                if tls.needs_renewal(now_unix(clock)) {
+                    match identity::renew(host, clock, channel.clone(), &name, &tls).await {
+                        Ok(renewed) => tls = renewed,
+                        Err(error) => identity::renewal_failed(&name, &error),
+                    }
+                }
             }
             _ = telemetry_every.tick() => {
                 let (samples, dropped) = {

@@ -10,16 +10,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lfleet_proto::convert::status_from_wire;
+use lfleet_proto::convert::{role_from_wire, status_from_wire};
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_message::Body;
 use lfleet_types::{AgentHello, ConfigAck, ErrorChain, TelemetryBatch};
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::app::agents::Enrolled;
 use crate::app::{ApiError, Coordinator};
 use crate::config::FieldError;
-use crate::pki::{PeerIdentity, peer_identity};
+use crate::pki::{PeerCertificate, PeerIdentity, peer_certificate};
 use crate::sessions::Outgoing;
 
 /// How long an agent has to send its Hello.
@@ -44,21 +45,32 @@ pub fn status(error: ApiError) -> Status {
     }
 }
 
-/// The node a session's certificate names.
-fn node_of<T>(request: &Request<T>) -> Result<String, Status> {
+/// The node a session's certificate names, with the certificate.
+fn node_of<T>(request: &Request<T>) -> Result<(String, PeerCertificate), Status> {
     let certs = request
         .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("a session needs the node's client certificate"))?;
-    match certs.first().and_then(|c| peer_identity(c)) {
-        Some(PeerIdentity::Node(name)) => Ok(name.as_str().to_owned()),
+        .ok_or_else(|| Status::unauthenticated("this call needs the node's client certificate"))?;
+    match certs.first().and_then(|c| peer_certificate(c)) {
+        Some(
+            peer @ PeerCertificate {
+                identity: PeerIdentity::Node(_),
+                ..
+            },
+        ) => {
+            let PeerIdentity::Node(name) = &peer.identity else {
+                unreachable!("matched above")
+            };
+            Ok((name.as_str().to_owned(), peer.clone()))
+        }
         _ => Err(Status::permission_denied(
             "the certificate does not name a node",
         )),
     }
 }
 
-/// The operator behind a call: root on the admin socket, or an admin certificate.
-pub fn operator_of<T>(request: &Request<T>) -> Result<String, Status> {
+/// The operator behind a call: root on the admin socket, or an admin certificate that was
+/// not revoked.
+pub fn operator_of<T>(coordinator: &Coordinator, request: &Request<T>) -> Result<String, Status> {
     if let Some(info) = request
         .extensions()
         .get::<tonic::transport::server::UdsConnectInfo>()
@@ -72,9 +84,21 @@ pub fn operator_of<T>(request: &Request<T>) -> Result<String, Status> {
     }
     match request
         .peer_certs()
-        .and_then(|certs| certs.first().and_then(|c| peer_identity(c)))
+        .and_then(|certs| certs.first().and_then(|c| peer_certificate(c)))
     {
-        Some(PeerIdentity::Admin(name)) => Ok(name),
+        Some(PeerCertificate {
+            identity: PeerIdentity::Admin(name),
+            serial,
+            ..
+        }) => {
+            if coordinator.identities().admin_allowed(&name, &serial) {
+                Ok(name)
+            } else {
+                Err(Status::permission_denied(format!(
+                    "the certificate of operator {name:?} was revoked"
+                )))
+            }
+        }
         _ => Err(Status::permission_denied(
             "operator calls need an admin certificate or root on the admin socket",
         )),
@@ -116,13 +140,27 @@ impl v1::agent_service_server::AgentService for AgentApi {
         let request = request.into_inner();
         let enrolled = self
             .0
-            .enroll(&request.node_name, &request.join_token, &request.csr_pem)
+            .enroll(
+                &request.node_name,
+                &request.join_token,
+                &request.csr_pem,
+                &request.vm_id,
+            )
+            .await
             .map_err(status)?;
-        Ok(Response::new(v1::EnrollResponse {
-            certificate_pem: enrolled.certificate_pem,
-            ca_certificate_pem: enrolled.ca_certificate_pem,
-            not_after_unix: enrolled.not_after_unix,
-        }))
+        Ok(Response::new(enrolled_to_wire(enrolled)))
+    }
+
+    async fn renew(
+        &self,
+        request: Request<v1::RenewRequest>,
+    ) -> Result<Response<v1::EnrollResponse>, Status> {
+        let (name, peer) = node_of(&request)?;
+        let enrolled = self
+            .0
+            .renew(&peer, &name, &request.get_ref().csr_pem)
+            .map_err(status)?;
+        Ok(Response::new(enrolled_to_wire(enrolled)))
     }
 
     type SessionStream = SessionStream;
@@ -131,7 +169,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
         &self,
         request: Request<Streaming<v1::AgentMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
-        let name = node_of(&request)?;
+        let (name, peer) = node_of(&request)?;
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_DEADLINE, inbound.message()).await {
             Ok(Ok(Some(v1::AgentMessage {
@@ -144,7 +182,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
         };
         let hello =
             AgentHello::try_from(&hello).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let (id, outbound) = self.0.open_session(&name, hello).map_err(status)?;
+        let (id, outbound) = self.0.open_session(&peer, &name, hello).map_err(status)?;
         let coordinator = self.0.clone();
         tokio::spawn(async move {
             loop {
@@ -164,6 +202,14 @@ impl v1::agent_service_server::AgentService for AgentApi {
         });
         let stream = ReceiverStream::new(outbound).map(outgoing_to_wire);
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+fn enrolled_to_wire(enrolled: Enrolled) -> v1::EnrollResponse {
+    v1::EnrollResponse {
+        certificate_pem: enrolled.certificate_pem,
+        ca_certificate_pem: enrolled.ca_certificate_pem,
+        not_after_unix: enrolled.not_after_unix,
     }
 }
 
@@ -205,7 +251,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::ListNodesRequest>,
     ) -> Result<Response<v1::ListNodesResponse>, Status> {
-        operator_of(&request)?;
+        operator_of(&self.0, &request)?;
         let nodes = self.0.list_nodes(request.get_ref().unhealthy_only);
         Ok(Response::new(v1::ListNodesResponse {
             nodes: nodes.iter().map(v1::NodeSummary::from).collect(),
@@ -216,7 +262,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::GetNodeRequest>,
     ) -> Result<Response<v1::NodeDetail>, Status> {
-        operator_of(&request)?;
+        operator_of(&self.0, &request)?;
         let detail = self
             .0
             .node_detail(&request.get_ref().node_name)
@@ -228,7 +274,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::ListFilesystemsRequest>,
     ) -> Result<Response<v1::ListFilesystemsResponse>, Status> {
-        operator_of(&request)?;
+        operator_of(&self.0, &request)?;
         let name = &request.get_ref().name;
         let filesystems = self
             .0
@@ -245,7 +291,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::GetConfigRequest>,
     ) -> Result<Response<v1::ConfigDocument>, Status> {
-        operator_of(&request)?;
+        operator_of(&self.0, &request)?;
         let (generation, toml) = self.0.config();
         Ok(Response::new(v1::ConfigDocument {
             generation: generation.get(),
@@ -257,7 +303,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::DiffConfigRequest>,
     ) -> Result<Response<v1::DiffConfigResponse>, Status> {
-        operator_of(&request)?;
+        operator_of(&self.0, &request)?;
         let diff = self.0.diff_config(&request.into_inner().toml);
         Ok(Response::new(v1::DiffConfigResponse {
             diff: diff.diff,
@@ -270,7 +316,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::ApplyConfigRequest>,
     ) -> Result<Response<v1::ApplyConfigResponse>, Status> {
-        let who = operator_of(&request)?;
+        let who = operator_of(&self.0, &request)?;
         let request = request.into_inner();
         let (running, _) = self.0.config();
         if request.dry_run {
@@ -281,17 +327,34 @@ impl v1::fleet_service_server::FleetService for FleetApi {
             return Ok(Response::new(v1::ApplyConfigResponse {
                 generation: running.get(),
                 errors: field_errors(errors),
+                ..Default::default()
             }));
         }
+        let wait = Duration::from_secs(u64::from(request.wait_seconds.min(600)));
         Ok(Response::new(
-            match self.0.apply_config(&request.toml, &who).await {
-                Ok(generation) => v1::ApplyConfigResponse {
-                    generation: generation.get(),
+            match self.0.apply_config(&request.toml, &who, wait).await {
+                Ok(applied) => v1::ApplyConfigResponse {
+                    generation: applied.generation.get(),
                     errors: Vec::new(),
+                    acks: applied
+                        .acks
+                        .iter()
+                        .map(|(node, ack)| {
+                            let wire = v1::Ack::from(ack);
+                            v1::NodeAck {
+                                node_name: node.clone(),
+                                accepted: wire.accepted,
+                                error_class: wire.error_class,
+                                message: wire.message,
+                            }
+                        })
+                        .collect(),
+                    unanswered: applied.unanswered,
                 },
                 Err(errors) => v1::ApplyConfigResponse {
                     generation: running.get(),
                     errors: field_errors(errors.0),
+                    ..Default::default()
                 },
             },
         ))
@@ -301,7 +364,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::ListDrainsRequest>,
     ) -> Result<Response<v1::ListDrainsResponse>, Status> {
-        operator_of(&request)?;
+        operator_of(&self.0, &request)?;
         let drains = self.0.drains().await.map_err(status)?;
         Ok(Response::new(v1::ListDrainsResponse {
             drains: drains.iter().map(v1::DrainRecord::from).collect(),
@@ -312,7 +375,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::UndrainRequest>,
     ) -> Result<Response<v1::UndrainResponse>, Status> {
-        let who = operator_of(&request)?;
+        let who = operator_of(&self.0, &request)?;
         let request = request.into_inner();
         let (undrained, message) = self
             .0
@@ -326,7 +389,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::ListIncidentsRequest>,
     ) -> Result<Response<v1::ListIncidentsResponse>, Status> {
-        operator_of(&request)?;
+        operator_of(&self.0, &request)?;
         let incidents = self
             .0
             .incidents(request.get_ref().open_only)
@@ -340,7 +403,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::ListEventsRequest>,
     ) -> Result<Response<v1::ListEventsResponse>, Status> {
-        operator_of(&request)?;
+        operator_of(&self.0, &request)?;
         let request = request.into_inner();
         let events = self
             .0
@@ -355,7 +418,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::GetPolicyRequest>,
     ) -> Result<Response<v1::PolicyDocument>, Status> {
-        operator_of(&request)?;
+        operator_of(&self.0, &request)?;
         let policy = self.0.policy();
         Ok(Response::new(v1::PolicyDocument {
             toml: toml::to_string(&policy)
@@ -368,7 +431,7 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         &self,
         request: Request<v1::SetDryRunRequest>,
     ) -> Result<Response<v1::SetDryRunResponse>, Status> {
-        let who = operator_of(&request)?;
+        let who = operator_of(&self.0, &request)?;
         let request = request.into_inner();
         let policy = self
             .0
@@ -377,6 +440,72 @@ impl v1::fleet_service_server::FleetService for FleetApi {
             .map_err(status)?;
         Ok(Response::new(v1::SetDryRunResponse {
             dry_run: policy.dry_run,
+        }))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<v1::RemoveNodeRequest>,
+    ) -> Result<Response<v1::RemoveNodeResponse>, Status> {
+        let who = operator_of(&self.0, &request)?;
+        let request = request.into_inner();
+        let message = self
+            .0
+            .remove_node(&request.node_name, request.rekey_only, &who)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::RemoveNodeResponse { message }))
+    }
+
+    async fn rotate_token(
+        &self,
+        request: Request<v1::RotateTokenRequest>,
+    ) -> Result<Response<v1::RotateTokenResponse>, Status> {
+        let who = operator_of(&self.0, &request)?;
+        let request = request.into_inner();
+        let expires = (request.expires_unix != 0).then_some(request.expires_unix);
+        let token = self
+            .0
+            .rotate_token(role_from_wire(request.role), &request.nodes, expires, &who)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::RotateTokenResponse {
+            token,
+            expires_unix: request.expires_unix,
+        }))
+    }
+
+    async fn list_certificates(
+        &self,
+        request: Request<v1::ListCertificatesRequest>,
+    ) -> Result<Response<v1::ListCertificatesResponse>, Status> {
+        operator_of(&self.0, &request)?;
+        let certificates = self.0.certificates().map_err(status)?;
+        Ok(Response::new(v1::ListCertificatesResponse {
+            certificates: certificates
+                .into_iter()
+                .map(|c| v1::CertificateRecord {
+                    kind: c.kind.into(),
+                    name: c.name,
+                    id: c.id,
+                    not_after_unix: c.not_after_unix,
+                    state: c.state.into(),
+                    vm_id: c.vm_id,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn revoke_admin(
+        &self,
+        request: Request<v1::RevokeAdminRequest>,
+    ) -> Result<Response<v1::RevokeAdminResponse>, Status> {
+        let who = operator_of(&self.0, &request)?;
+        let name = request.into_inner().name;
+        let revoked = self.0.revoke_admin(&name, &who).await.map_err(status)?;
+        Ok(Response::new(v1::RevokeAdminResponse {
+            revoked: revoked as u32,
+            message: format!("operator {name:?}: {revoked} certificate(s) revoked"),
         }))
     }
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::hostlist::HostPattern;
+use crate::identity::{EnrollmentRule, EnrollmentRules, NodeIdentity};
 
 /// One refusal, where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,19 @@ pub struct ServerConfig {
     /// Hours an agent certificate is valid; agents renew at half of it.
     #[serde(default = "default_cert_hours")]
     pub agent_certificate_hours: u32,
+    /// Seconds instead of hours (tests of renewal); absent: `agent_certificate_hours`.
+    #[serde(default)]
+    pub agent_certificate_seconds: Option<u32>,
+}
+
+impl ServerConfig {
+    /// How long an agent certificate is valid, in seconds (at least a minute... or what a
+    /// test asks for, at least 10 s).
+    pub fn agent_certificate_lifetime_seconds(&self) -> u32 {
+        self.agent_certificate_seconds
+            .unwrap_or(self.agent_certificate_hours.saturating_mul(3600))
+            .max(10)
+    }
 }
 
 fn default_listen() -> String {
@@ -93,6 +107,7 @@ impl Default for ServerConfig {
             server_names: default_server_names(),
             metrics_listen: None,
             agent_certificate_hours: default_cert_hours(),
+            agent_certificate_seconds: None,
         }
     }
 }
@@ -187,11 +202,40 @@ impl Default for SlurmConfig {
     }
 }
 
+/// One `[[enrollment.rules]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    nodes: Vec<String>,
+    #[serde(default = "default_rule_role")]
+    role: String,
+    #[serde(default)]
+    nodearray: String,
+    #[serde(default = "default_slurm_name")]
+    slurm_name: String,
+}
+
+fn default_rule_role() -> String {
+    Role::default().to_string()
+}
+fn default_slurm_name() -> String {
+    "{name}".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnrollment {
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
     server: Option<ServerConfig>,
+    #[serde(default)]
+    enrollment: Option<Spanned<RawEnrollment>>,
     #[serde(default)]
     slurm: Option<SlurmConfig>,
     #[serde(default)]
@@ -214,15 +258,6 @@ pub struct Filesystem {
     pub nodes: Vec<HostPattern>,
     /// CycleCloud nodearrays; empty: every nodearray.
     pub nodearrays: Vec<String>,
-}
-
-/// Who a node is, for choosing its filesystems: the coordinator's facts, never an agent's
-/// claims.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
-pub struct NodeIdentity {
-    pub name: String,
-    pub role: Role,
-    pub nodearray: String,
 }
 
 impl Filesystem {
@@ -259,6 +294,8 @@ impl Desired {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CoordinatorFile {
     pub server: ServerConfig,
+    /// `[enrollment]`: who a node is (like `[server]`, read at start, not by `config apply`).
+    pub enrollment: EnrollmentRules,
     pub slurm: SlurmConfig,
     pub policy: crate::policy::Policy,
     pub desired: Desired,
@@ -500,11 +537,69 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
         }
         None => crate::policy::Policy::default(),
     };
+    let mut rules = Vec::new();
+    if let Some(enrollment) = &raw.enrollment {
+        let span = enrollment.span();
+        for (index, rule) in enrollment.get_ref().rules.iter().enumerate() {
+            let field = |name: &str| format!("enrollment.rules[{index}].{name}");
+            let mut nodes = Vec::new();
+            for pattern in &rule.nodes {
+                match HostPattern::parse(pattern) {
+                    Ok(p) => nodes.push(p),
+                    Err(message) => error(span.clone(), field("nodes"), message),
+                }
+            }
+            if rule.nodes.is_empty() {
+                error(span.clone(), field("nodes"), "lists no host pattern".into());
+            }
+            let role = rule.role.parse::<Role>().unwrap_or_else(|e| {
+                error(
+                    span.clone(),
+                    field("role"),
+                    format!("{:?} {}", e.value, e.reason),
+                );
+                Role::default()
+            });
+            let nodearray_ok = rule.nodearray.len() <= 64
+                && rule
+                    .nodearray
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+            if !nodearray_ok {
+                error(
+                    span.clone(),
+                    field("nodearray"),
+                    format!("{:?} is not a nodearray name", rule.nodearray),
+                );
+            }
+            let example = rule
+                .slurm_name
+                .replace("{name}", "hpc-1")
+                .replace("{short}", "hpc-1");
+            if example.parse::<lfleet_types::NodeName>().is_err() {
+                error(
+                    span.clone(),
+                    field("slurm_name"),
+                    format!(
+                        "{:?} does not make a node name from {{name}} or {{short}}",
+                        rule.slurm_name
+                    ),
+                );
+            }
+            rules.push(EnrollmentRule {
+                nodes,
+                role,
+                nodearray: rule.nodearray.clone(),
+                slurm_name: rule.slurm_name.clone(),
+            });
+        }
+    }
     let Some(lustre_version) = lustre_version.filter(|_| errors.is_empty()) else {
         return Err(ConfigErrors(errors));
     };
     Ok(CoordinatorFile {
         server: raw.server.unwrap_or_default(),
+        enrollment: EnrollmentRules { rules },
         slurm: raw.slurm.unwrap_or_default(),
         policy,
         desired: Desired {

@@ -183,6 +183,24 @@ impl EventLog {
         self.write(source, node, kind.into(), detail.into(), self.now_ms());
     }
 
+    /// Records an event that outsiders can cause over and over (a refused enrollment or
+    /// session), within the same per-name rate as agent events; false when dropped.
+    pub fn record_limited(
+        &self,
+        source: Source,
+        node: &str,
+        kind: CoordinatorKind,
+        detail: impl Into<String>,
+    ) -> bool {
+        let now = self.now_ms();
+        if !self.take_token(&format!("{}|{node}", source.as_str()), now) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.write(source, node, kind.into(), detail.into(), now);
+        true
+    }
+
     /// Records an agent's event, within the node's rate; returns false when it was dropped.
     pub fn record_agent(&self, node: &str, kind: AgentEventKind, detail: String) -> bool {
         let now = self.now_ms();

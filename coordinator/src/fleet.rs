@@ -15,12 +15,13 @@ use lfleet_types::fleet::{
     FilesystemSummary, Health, MountState, NodeDetail, NodeSummary, TargetState,
 };
 use lfleet_types::{
-    AgentHello, CheckId, Condition, DesiredConfig, Generation, KnownCheck, Outcome, Role,
-    SampleValue, StatusReport, TelemetryBatch, metric,
+    AgentHello, CheckId, Condition, DesiredConfig, Generation, KnownCheck, Outcome, SampleValue,
+    StatusReport, TelemetryBatch, metric,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Desired, NodeIdentity};
+use crate::config::Desired;
+use crate::identity::NodeIdentity;
 use crate::policy::{Fact, NodeFacts};
 
 /// A node silent this long (nothing received, whatever TCP says) is SILENT.
@@ -398,11 +399,6 @@ impl Fleet {
             .map(|(name, _)| name.clone())
             .collect()
     }
-}
-
-/// A role claimed in a Hello, or compute when none was (the agent's default).
-pub fn claimed_role(hello: &AgentHello) -> Role {
-    hello.claims.role.unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! - [`events`] (the fleet's event log) over [`store`] (SQLite, one writer thread);
 //! - state and rules: [`config`] (coordinator.toml: the server's settings and the fleet's
 //!   desired state), [`hostlist`], [`fleet`] (every node, in domain types), [`policy`] (the
-//!   pure drain planner), [`pki`] (the CA, peer identities), [`sessions`] (live agent
+//!   pure drain planner), [`pki`] (the CA, peer certificates), [`identity`] (join tokens, name-to-key bindings,
+//!   enrollment rules, operator certificates), [`sessions`] (live agent
 //!   queues), [`slurm`] (scontrol) and [`drain`] (the executor and its intents);
 //! - [`app`]: the coordinator, one domain function per request;
 //! - [`api`] (thin gRPC handlers), [`metrics`] (Prometheus) and [`server`] (listeners).
@@ -16,6 +17,7 @@ pub mod drain;
 pub mod events;
 pub mod fleet;
 pub mod hostlist;
+pub mod identity;
 pub mod metrics;
 pub mod pki;
 pub mod policy;

@@ -139,9 +139,23 @@ async fn run(cli: Cli) -> Result<(), String> {
     let pki = Pki::load_or_create(&server.data_dir, &server.server_names)
         .map_err(|e| lfleet_types::error_chain(&e))?;
     if let Some(Command::AdminCert { name, out, hours }) = &cli.command {
-        let (cert, key) = pki
+        let issued = pki
             .issue_admin(name, *hours)
             .map_err(|e| lfleet_types::error_chain(&e))?;
+        // Recorded before it is handed out, so `lfleet certs` lists it and a revocation of
+        // this operator covers it.
+        let store = Store::open(&server.data_dir.join("coordinator.db"))
+            .map_err(|e| ErrorChain(&e).to_string())?;
+        lfleet_coordinator::identity::record_admin(
+            &store,
+            name,
+            &issued.serial,
+            issued.not_after_unix,
+            lfleet_host::Clock::wall_unix_ms(&SystemClock) as i64,
+        )
+        .map_err(|e| ErrorChain(&e).to_string())?;
+        store.close().map_err(|e| ErrorChain(&e).to_string())?;
+        let (cert, key) = (issued.certificate_pem, issued.key_pem);
         let files = HostRoot::new("/");
         files
             .create_dir_all(out, 0o700)
@@ -169,8 +183,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             store.clone(),
             pki,
             Enrollment {
-                join_token: token,
-                cert_hours: server.agent_certificate_hours,
+                file_token: token,
+                token_file: server.join_token_file.clone(),
+                certificate_seconds: server.agent_certificate_lifetime_seconds(),
             },
             Arc::new(SystemClock),
             Arc::new(SystemCommandRunner::from_env()),

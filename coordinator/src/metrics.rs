@@ -85,6 +85,14 @@ pub fn render(coordinator: &Coordinator) -> String {
         "# TYPE lfleet_agent_events_dropped_total counter\nlfleet_agent_events_dropped_total {}",
         coordinator.events().dropped()
     );
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_enroll_refused_total counter\nlfleet_enroll_refused_total {}",
+        coordinator
+            .refusals()
+            .enroll
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     let filesystems = coordinator.filesystems(None);
     out.push_str("# TYPE lfleet_filesystem_clients gauge\n");
     for fs in &filesystems {

@@ -147,6 +147,7 @@ async fn refusals_leave_a_good_agent_served() {
             join_token: format!("{token}x"),
             node_name: "rogue-a".into(),
             csr_pem: csr.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -160,6 +161,7 @@ async fn refusals_leave_a_good_agent_served() {
             join_token: token.clone(),
             node_name: "rogue-a".into(),
             csr_pem: csr_a,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -201,6 +201,15 @@ impl HostRoot {
         Ok(path.exists())
     }
 
+    /// The permission bits of a path (not following a final symlink).
+    pub fn mode(&self, node_path: impl AsRef<Path>) -> Result<u32, HostError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.resolve(node_path)?;
+        std::fs::symlink_metadata(&path)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .map_err(io_error("stat", &path))
+    }
+
     /// True if the path is a directory (following symlinks). An unreadable parent counts as
     /// absent.
     pub fn is_dir(&self, node_path: impl AsRef<Path>) -> Result<bool, HostError> {

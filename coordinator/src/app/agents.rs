@@ -1,20 +1,26 @@
 //! What agents ask: enrollment (a join token and a CSR for a certificate), and the session
 //! (Hello, then status reports, telemetry and acks), in domain types.
 //!
-//! A node can only speak for itself: the session's Hello must name the node its certificate
-//! names. The node's role, nodearray and Slurm name are the coordinator's facts, decided in
-//! [`Coordinator::identity_for`]; desired config is pushed on every session start and on
-//! every accepted change.
+//! A node can only speak for itself: its certificate's key must be the one bound to its name
+//! (`identity`), and the session's Hello must name that node. The node's role, nodearray
+//! and Slurm name are the coordinator's facts (token scope and enrollment rules); the
+//! Hello's claims are ignored. Desired config is pushed on every session start and on every
+//! accepted change.
 
 use lfleet_proto::convert::ReceivedStatus;
-use lfleet_types::{AgentHello, ConfigAck, ErrorChain, NodeName, SpecError, TelemetryBatch};
+use lfleet_types::{
+    AckRefusal, AgentHello, ConfigAck, ErrorChain, Generation, NodeName, SpecError,
+    TelemetryBatch,
+};
 use tokio::sync::mpsc;
 
 use super::{ApiError, Coordinator};
-use crate::config::NodeIdentity;
 use crate::events::{CoordinatorKind, Source};
-use crate::fleet::{NodeState, claimed_role};
+use crate::fleet::NodeState;
+use crate::identity::EnrollFailure;
+use crate::pki::{PeerCertificate, csr_key_fingerprint};
 use crate::sessions::Outgoing;
+use crate::store::Write;
 
 /// How often agents should report when nothing changes.
 pub const STATUS_INTERVAL_SECONDS: u32 = 10;
@@ -28,39 +34,116 @@ pub struct Enrolled {
     pub not_after_unix: i64,
 }
 
-/// Compares without stopping at the first difference.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 impl Coordinator {
-    /// Signs a node's CSR when the join token is right.
-    pub fn enroll(&self, name: &str, token: &str, csr_pem: &str) -> Result<Enrolled, ApiError> {
+    /// Signs a node's CSR when the join token is right and the name is free or bound to the
+    /// CSR's key (and VM). A wrong token is counted, not stored; a bound name claimed with
+    /// another key is a security event and changes nothing.
+    pub async fn enroll(
+        &self,
+        name: &str,
+        token: &str,
+        csr_pem: &str,
+        vm_id: &str,
+    ) -> Result<Enrolled, ApiError> {
+        let now = self.now_ms();
         let node: NodeName = name
             .parse()
             .map_err(|e: SpecError| ApiError::InvalidArgument(e.to_string()))?;
-        let expected = &self.enrollment.join_token;
-        if expected.is_empty() || !same_secret(token, expected) {
-            self.record(
-                Source::Security,
-                node.as_str(),
-                CoordinatorKind::EnrollRefused,
-                "wrong join token",
-            );
-            return Err(ApiError::PermissionDenied("wrong join token".into()));
-        }
+        let token_role = match self
+            .identities
+            .check_token(node.as_str(), token, now / 1000)
+        {
+            Ok(role) => role,
+            Err(refusal) => {
+                self.refusals
+                    .enroll_refused(now, node.as_str(), &refusal.to_string());
+                return Err(ApiError::PermissionDenied(refusal.to_string()));
+            }
+        };
+        let key = csr_key_fingerprint(csr_pem)
+            .map_err(|e| ApiError::InvalidArgument(ErrorChain(&e).to_string()))?;
+        let vm_id = lfleet_types::safe_text(vm_id, 128);
         let (certificate_pem, not_after) = self
             .pki
-            .sign_node(&node, csr_pem, self.enrollment.cert_hours)
+            .sign_node(&node, csr_pem, self.certificate_seconds)
             .map_err(|e| ApiError::InvalidArgument(ErrorChain(&e).to_string()))?;
+        match self
+            .identities
+            .enroll(node.as_str(), &key, &vm_id, token_role, not_after, now)
+            .await
+        {
+            Ok(()) => {}
+            Err(EnrollFailure::Refused(refusal)) => {
+                self.events.record_limited(
+                    Source::Security,
+                    node.as_str(),
+                    CoordinatorKind::EnrollRefused,
+                    format!("{refusal} (key {}, VM {vm_id:?})", &key[..16]),
+                );
+                return Err(ApiError::AlreadyExists(refusal.to_string()));
+            }
+            Err(failure @ EnrollFailure::Store(_)) => {
+                return Err(ApiError::internal("recording the enrollment", failure));
+            }
+        }
         self.record(
             Source::Coordinator,
             node.as_str(),
             CoordinatorKind::Enrolled,
+            format!("key {}, certificate valid until {not_after}", &key[..16]),
+        );
+        Ok(Enrolled {
+            certificate_pem,
+            ca_certificate_pem: self.pki.ca_pem.clone(),
+            not_after_unix: not_after,
+        })
+    }
+
+    /// Checks a node's certificate against its binding (sessions and renewals).
+    fn check_node_certificate(&self, peer: &PeerCertificate, name: &str) -> Result<(), ApiError> {
+        self.identities
+            .check_certificate(name, &peer.key_fingerprint, peer.not_before_unix)
+            .map(|_| ())
+            .map_err(|refusal| {
+                self.events.record_limited(
+                    Source::Security,
+                    name,
+                    CoordinatorKind::SessionRefused,
+                    refusal.to_string(),
+                );
+                ApiError::PermissionDenied(refusal.to_string())
+            })
+    }
+
+    /// A new certificate for the node's bound key, asked over mTLS with its current one.
+    pub fn renew(
+        &self,
+        peer: &PeerCertificate,
+        name: &str,
+        csr_pem: &str,
+    ) -> Result<Enrolled, ApiError> {
+        self.check_node_certificate(peer, name)?;
+        let key = csr_key_fingerprint(csr_pem)
+            .map_err(|e| ApiError::InvalidArgument(ErrorChain(&e).to_string()))?;
+        if key != peer.key_fingerprint {
+            return Err(ApiError::InvalidArgument(
+                "a renewal keeps the enrolled key; a new key needs `lfleet node rekey` and a \
+                 join token"
+                    .into(),
+            ));
+        }
+        let node: NodeName = name
+            .parse()
+            .map_err(|e: SpecError| ApiError::InvalidArgument(e.to_string()))?;
+        let (certificate_pem, not_after) = self
+            .pki
+            .sign_node(&node, csr_pem, self.certificate_seconds)
+            .map_err(|e| ApiError::InvalidArgument(ErrorChain(&e).to_string()))?;
+        self.identities.renewed(name, not_after);
+        self.record(
+            Source::Coordinator,
+            name,
+            CoordinatorKind::CertificateRenewed,
             format!("certificate valid until {not_after}"),
         );
         Ok(Enrolled {
@@ -70,28 +153,15 @@ impl Coordinator {
         })
     }
 
-    /// The coordinator's facts about a node: its role, nodearray and Slurm name.
-    pub fn identity_for(&self, name: &str, hello: &AgentHello) -> (NodeIdentity, String) {
-        let identity = NodeIdentity {
-            name: name.to_owned(),
-            role: claimed_role(hello),
-            nodearray: hello.claims.nodearray.clone(),
-        };
-        let slurm_name = if hello.claims.slurm_node_name.is_empty() {
-            name.to_owned()
-        } else {
-            hello.claims.slurm_node_name.clone()
-        };
-        (identity, slurm_name)
-    }
-
     /// Starts a session for the node `certificate_name` names, after its Hello: registers
     /// it, queues the session parameters and the node's desired config.
     pub fn open_session(
         &self,
+        peer: &PeerCertificate,
         certificate_name: &str,
         hello: AgentHello,
     ) -> Result<(u64, mpsc::Receiver<Outgoing>), ApiError> {
+        self.check_node_certificate(peer, certificate_name)?;
         if hello.node_name.as_str() != certificate_name {
             self.record(
                 Source::Security,
@@ -106,7 +176,10 @@ impl Coordinator {
         }
         let name = certificate_name.to_owned();
         let now = self.now_ms();
-        let (identity, slurm_name) = self.identity_for(&name, &hello);
+        let (identity, slurm_name) = self.identities.identity_of(&name);
+        if hello.applied_generation > self.fleet().generation {
+            self.generation_above(hello.applied_generation);
+        }
         let (id, receiver) = self.sessions.open(&name);
         let (desired, snapshot) = {
             let mut fleet = self.fleet();
@@ -212,6 +285,25 @@ impl Coordinator {
         if let Some(node) = self.fleet().nodes.get_mut(name) {
             node.last_seen_ms = now;
         }
+        self.acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), ack.clone());
+        // Refused as old, or as the same number with other content: this node accepted a
+        // generation from a coordinator that lost its store. Number above it.
+        if matches!(
+            ack.refusal,
+            Some(AckRefusal::StaleGeneration) | Some(AckRefusal::Ledger)
+        ) {
+            let applied = self
+                .fleet()
+                .nodes
+                .get(name)
+                .map(|n| n.applied_generation)
+                .unwrap_or(Generation::ZERO)
+                .max(ack.generation);
+            self.generation_above(applied);
+        }
         let (kind, text) = match ack.refusal {
             None => (CoordinatorKind::ConfigAcked, ack.message),
             Some(refusal) => (
@@ -248,6 +340,38 @@ impl Coordinator {
                 "session ended",
             );
         }
+    }
+
+    /// Makes the running generation larger than `applied` (what a node accepted) when it is
+    /// not already:
+    /// after a lost store the coordinator would otherwise hand out generations every agent
+    /// refuses as old. The same desired state is stored again under the new number and
+    /// pushed.
+    pub fn generation_above(&self, applied: Generation) {
+        let (generation, text) = {
+            let mut fleet = self.fleet();
+            if applied < fleet.generation {
+                return;
+            }
+            fleet.generation = applied.next();
+            (fleet.generation, fleet.desired.text.clone())
+        };
+        self.store.submit(vec![Write::Config {
+            generation: generation.get(),
+            text,
+            source: format!("renumbered above generation {applied} a node reported"),
+            at_ms: self.now_ms(),
+        }]);
+        self.record(
+            Source::Coordinator,
+            "",
+            CoordinatorKind::ConfigApplied,
+            format!(
+                "generation {generation}: the same desired state, numbered above generation \
+                 {applied} that a node accepted earlier (the store lost it)"
+            ),
+        );
+        self.push_all();
     }
 
     /// Sends every connected node its desired config now.

@@ -16,12 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lfleet_host::{Clock, CommandRunner};
-use lfleet_types::{ErrorChain, Generation};
+use lfleet_types::{ConfigAck, ErrorChain, Generation};
 
 use crate::config::{self, ConfigErrors, CoordinatorFile};
 use crate::drain::{Drainer, PolicySwitches};
 use crate::events::{CoordinatorKind, EventLog, Source};
 use crate::fleet::{Fleet, NodeState};
+use crate::identity::Identities;
 use crate::pki::Pki;
 use crate::sessions::Sessions;
 use crate::slurm::Scontrol;
@@ -82,11 +83,43 @@ pub enum StartError {
     },
 }
 
-/// What enrollment needs.
+/// What enrollment needs at start.
 #[derive(Debug)]
 pub struct Enrollment {
-    pub join_token: String,
-    pub cert_hours: u32,
+    /// The token read from (or made in) the token file; the join token when the store holds
+    /// none yet.
+    pub file_token: String,
+    /// Where `lfleet token rotate` writes the new token.
+    pub token_file: std::path::PathBuf,
+    /// How long an agent certificate is valid.
+    pub certificate_seconds: u32,
+}
+
+/// Counters of what was refused before anyone was known (not stored row by row).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    pub enroll: std::sync::atomic::AtomicU64,
+    /// When the last summary was logged, and the count then.
+    logged: Mutex<(i64, u64)>,
+}
+
+impl Refusals {
+    /// Counts one refused enrollment; logs a summary at most every 10 s.
+    pub fn enroll_refused(&self, now_ms: i64, name: &str, why: &str) {
+        use std::sync::atomic::Ordering;
+        let total = self.enroll.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        if now_ms - logged.0 >= 10_000 {
+            tracing::warn!(
+                refused_since_last = total - logged.1,
+                total,
+                last_name = name,
+                why,
+                "enrollments refused"
+            );
+            *logged = (now_ms, total);
+        }
+    }
 }
 
 /// The coordinator.
@@ -98,7 +131,11 @@ pub struct Coordinator {
     pki: Pki,
     fleet: Mutex<Fleet>,
     sessions: Sessions,
-    enrollment: Enrollment,
+    identities: Identities,
+    certificate_seconds: u32,
+    refusals: Refusals,
+    /// Each node's last answer to a pushed config.
+    acks: Mutex<BTreeMap<String, ConfigAck>>,
     policy: PolicySwitches,
     drainer: Option<tokio::sync::Mutex<Drainer>>,
     drain_interval: Duration,
@@ -147,6 +184,13 @@ impl Coordinator {
             }
         };
         let events = Arc::new(EventLog::new(store.clone(), clock.clone()));
+        let identities = Identities::load(
+            store.clone(),
+            &enrollment.file_token,
+            enrollment.token_file.clone(),
+            file.enrollment.clone(),
+            now,
+        )?;
         let policy = PolicySwitches::load(file.policy.clone(), store.clone())?;
         let drainer = file.slurm.enabled.then(|| {
             tokio::sync::Mutex::new(Drainer::new(
@@ -173,7 +217,10 @@ impl Coordinator {
                 nodes,
             }),
             sessions: Sessions::default(),
-            enrollment,
+            identities,
+            certificate_seconds: enrollment.certificate_seconds,
+            refusals: Refusals::default(),
+            acks: Mutex::new(BTreeMap::new()),
             policy,
             drainer,
         })
@@ -197,6 +244,14 @@ impl Coordinator {
 
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    pub fn identities(&self) -> &Identities {
+        &self.identities
+    }
+
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
     fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {

@@ -5,11 +5,12 @@
 use lfleet_types::fleet::{
     DrainRecord, FilesystemSummary, FleetEvent, Health, IncidentView, NodeDetail, NodeSummary,
 };
-use lfleet_types::{CheckId, ErrorChain, Generation, SpecError};
+use lfleet_types::{CheckId, ConfigAck, ErrorChain, Generation, Role, SpecError};
 
 use super::{ApiError, Coordinator};
 use crate::config::{self, ConfigErrors, FieldError};
 use crate::events::{CoordinatorKind, Source};
+use crate::identity::RotateError;
 use crate::policy::Policy;
 use crate::store::Write;
 
@@ -19,6 +20,27 @@ pub struct ConfigDiff {
     pub diff: String,
     pub errors: Vec<FieldError>,
     pub affected_nodes: Vec<String>,
+}
+
+/// What `config apply` answers: the generation, and each connected node's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub generation: Generation,
+    /// (node, its ack of this generation)
+    pub acks: Vec<(String, ConfigAck)>,
+    /// Connected nodes that did not answer within the wait.
+    pub unanswered: Vec<String>,
+}
+
+/// An issued certificate, for `lfleet certs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateView {
+    pub kind: &'static str,
+    pub name: String,
+    pub id: String,
+    pub not_after_unix: i64,
+    pub state: &'static str,
+    pub vm_id: String,
 }
 
 /// How long an ended drain stays in `lfleet drains`.
@@ -95,7 +117,12 @@ impl Coordinator {
     /// generation and pushes it. The next generation is above the running one and above
     /// every generation a node reports it applied, so a coordinator that lost its store
     /// never hands out one the agents would refuse as old.
-    pub async fn apply_config(&self, text: &str, who: &str) -> Result<Generation, ConfigErrors> {
+    pub async fn apply_config(
+        &self,
+        text: &str,
+        who: &str,
+        wait: std::time::Duration,
+    ) -> Result<Applied, ConfigErrors> {
         let parsed = config::parse(text)?;
         let generation = {
             let fleet = self.fleet();
@@ -134,8 +161,186 @@ impl Coordinator {
             CoordinatorKind::ConfigApplied,
             format!("generation {generation} from {source}"),
         );
+        let expected = self.sessions.names();
         self.push_all();
-        Ok(generation)
+        Ok(self.await_acks(generation, expected, wait).await)
+    }
+
+    /// Waits until every node in `expected` answered `generation` (or a later one), or
+    /// `wait` passed.
+    async fn await_acks(
+        &self,
+        generation: Generation,
+        expected: Vec<String>,
+        wait: std::time::Duration,
+    ) -> Applied {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let (acks, unanswered) = {
+                let acks = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+                let mut answered = Vec::new();
+                let mut unanswered = Vec::new();
+                for name in &expected {
+                    match acks.get(name) {
+                        Some(ack) if ack.generation >= generation => {
+                            answered.push((name.clone(), ack.clone()));
+                        }
+                        _ => unanswered.push(name.clone()),
+                    }
+                }
+                (answered, unanswered)
+            };
+            if unanswered.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Applied {
+                    generation,
+                    acks,
+                    unanswered,
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Releases a node's name (its certificate is refused from now on, its session ends, its
+    /// state is forgotten), or only its key binding.
+    pub async fn remove_node(
+        &self,
+        name: &str,
+        rekey_only: bool,
+        who: &str,
+    ) -> Result<String, ApiError> {
+        let known = self.identities.remove(name, rekey_only).await?;
+        let had_state = self.fleet().nodes.contains_key(name);
+        if !known && !had_state {
+            return Err(ApiError::NotFound(format!("no node {name:?}")));
+        }
+        if rekey_only {
+            self.record(
+                Source::Operator,
+                name,
+                CoordinatorKind::NodeRemoved,
+                format!("key binding released by {who}: the next enrollment binds a new key"),
+            );
+            return Ok(format!(
+                "{name}: key released; it may enroll again with a join token"
+            ));
+        }
+        self.sessions.end(name, "the node was removed");
+        self.fleet().nodes.remove(name);
+        self.acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        self.events.forget(name);
+        self.store
+            .commit(vec![Write::Delete {
+                table: crate::store::Table::Nodes,
+                key: name.to_owned(),
+            }])
+            .await?;
+        self.record(
+            Source::Operator,
+            name,
+            CoordinatorKind::NodeRemoved,
+            format!("removed by {who}: its certificate is refused, its state forgotten"),
+        );
+        Ok(format!(
+            "{name}: removed; its certificate is refused from now on"
+        ))
+    }
+
+    /// A new join token; the old one is refused from now on.
+    pub async fn rotate_token(
+        &self,
+        role: Option<Role>,
+        nodes: &str,
+        expires_unix: Option<i64>,
+        who: &str,
+    ) -> Result<String, ApiError> {
+        let nodes: Vec<String> = if nodes.is_empty() {
+            Vec::new()
+        } else {
+            vec![nodes.to_owned()]
+        };
+        let token = self
+            .identities
+            .rotate(role, nodes.clone(), expires_unix, self.now_ms())
+            .await
+            .map_err(|e| match e {
+                RotateError::BadNodes(message) => ApiError::InvalidArgument(message),
+                other => ApiError::internal("rotating the join token", other),
+            })?;
+        self.record(
+            Source::Operator,
+            "",
+            CoordinatorKind::TokenRotated,
+            format!(
+                "by {who}: role {}, nodes {}, expires {}",
+                role.map_or("by the rules".to_owned(), |r| r.to_string()),
+                if nodes.is_empty() {
+                    "any".to_owned()
+                } else {
+                    nodes.join(",")
+                },
+                expires_unix.map_or("never".to_owned(), |t| t.to_string())
+            ),
+        );
+        Ok(token)
+    }
+
+    /// Every node binding and operator certificate, with its state now.
+    pub fn certificates(&self) -> Result<Vec<CertificateView>, ApiError> {
+        let now = self.now_ms() / 1000;
+        let mut out: Vec<CertificateView> = self
+            .identities
+            .bindings()
+            .into_iter()
+            .map(|b| CertificateView {
+                kind: "node",
+                state: if b.removed {
+                    "revoked"
+                } else if b.not_after_unix != 0 && b.not_after_unix <= now {
+                    "expired"
+                } else {
+                    "valid"
+                },
+                name: b.name,
+                id: b.key_fingerprint,
+                not_after_unix: b.not_after_unix,
+                vm_id: b.vm_id,
+            })
+            .collect();
+        for admin in self.identities.admins()? {
+            for (serial, not_after, _) in &admin.issued {
+                out.push(CertificateView {
+                    kind: "admin",
+                    name: admin.name.clone(),
+                    id: serial.clone(),
+                    not_after_unix: *not_after,
+                    state: if !admin.allows(serial) {
+                        "revoked"
+                    } else if *not_after <= now {
+                        "expired"
+                    } else {
+                        "valid"
+                    },
+                    vm_id: String::new(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Revokes every certificate issued to operator `name` so far.
+    pub async fn revoke_admin(&self, name: &str, who: &str) -> Result<usize, ApiError> {
+        let count = self.identities.revoke_admin(name, self.now_ms()).await?;
+        self.record(
+            Source::Operator,
+            "",
+            CoordinatorKind::AdminRevoked,
+            format!("operator {name:?}: {count} certificate(s) revoked by {who}"),
+        );
+        Ok(count)
     }
 
     /// lfleet's ledger (active drains and those ended in the last day) beside Slurm's view,

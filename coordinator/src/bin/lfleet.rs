@@ -55,8 +55,27 @@ enum Command {
         #[arg(long)]
         unhealthy: bool,
     },
-    /// One node in detail.
-    Node { name: String },
+    /// One node in detail (`node NAME`), or release a node's name (`node remove NAME`:
+    /// its certificate is refused from then on) or only its key (`node rekey NAME`: a
+    /// reimaged VM may enroll again).
+    Node {
+        /// NAME, or `remove NAME`, or `rekey NAME`.
+        #[arg(num_args = 1..=2, value_name = "NAME | remove NAME | rekey NAME")]
+        words: Vec<String>,
+    },
+    /// The join token.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Issued certificates: every node's key binding and every operator certificate, with
+    /// expiry and state.
+    Certs,
+    /// Operator certificates.
+    AdminCert {
+        #[command(subcommand)]
+        action: AdminCertAction,
+    },
     /// Filesystems: clients mounted vs expected, throughput.
     Fs { name: Option<String> },
     /// The desired configuration.
@@ -103,10 +122,58 @@ enum PolicyAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Replace the join token: the new one is printed once and written to the coordinator's
+    /// token file; the old one is refused from now on; enrolled nodes are not affected.
+    Rotate {
+        /// How long it is valid: `30m`, `12h`, `7d` (default: no expiry).
+        #[arg(long, value_parser = parse_duration_seconds)]
+        expires: Option<i64>,
+        /// Nodes enrolling with it get this role (head, compute, login).
+        #[arg(long)]
+        role: Option<String>,
+        /// Only these nodes may enroll with it: a Slurm host list (`hpc-pg0-[1-100]`).
+        #[arg(long, default_value = "")]
+        nodes: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCertAction {
+    /// Refuse every certificate issued to this operator so far.
+    Revoke { name: String },
+}
+
+/// `30m`, `12h`, `7d`, `90s`: seconds.
+fn parse_duration_seconds(text: &str) -> Result<i64, String> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: give a number with s, m, h or d")),
+    };
+    number
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * scale)
+        .ok_or_else(|| format!("{text:?}: give a positive number with s, m, h or d"))
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigAction {
     Show,
-    Diff { file: PathBuf },
-    Apply { file: PathBuf },
+    Diff {
+        file: PathBuf,
+    },
+    Apply {
+        file: PathBuf,
+        /// Seconds to wait for the connected nodes' answers (exit 1 if any refuses).
+        #[arg(long, default_value_t = 10)]
+        wait: u32,
+    },
 }
 
 async fn connect(cli: &Cli) -> Result<FleetServiceClient<Channel>, String> {
@@ -261,7 +328,29 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
                 }
             }
         }
-        Command::Node { name } => {
+        Command::Node { words } if words.len() == 2 => {
+            let rekey_only = match words[0].as_str() {
+                "remove" => false,
+                "rekey" => true,
+                other => {
+                    return Err(format!(
+                        "lfleet node {other} {}: the action is remove or rekey",
+                        words[1]
+                    ));
+                }
+            };
+            let answer = client
+                .remove_node(v1::RemoveNodeRequest {
+                    node_name: words[1].clone(),
+                    rekey_only,
+                })
+                .await
+                .map_err(call)?
+                .into_inner();
+            out.line(lfleet_types::safe_text(&answer.message, 1024));
+        }
+        Command::Node { words } => {
+            let name = &words[0];
             let detail = client
                 .get_node(v1::GetNodeRequest {
                     node_name: name.clone(),
@@ -346,7 +435,7 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
                     out.line(format!("# generation {}\n{}", doc.generation, doc.toml));
                 }
             }
-            ConfigAction::Diff { file } | ConfigAction::Apply { file } => {
+            ConfigAction::Diff { file } | ConfigAction::Apply { file, .. } => {
                 let text = std::path::absolute(file)
                     .map_err(|e| lfleet_types::error_chain(&e))
                     .and_then(|path| {
@@ -374,16 +463,45 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
                     }
                     diff.errors
                 } else {
+                    let wait = match action {
+                        ConfigAction::Apply { wait, .. } => *wait,
+                        _ => 0,
+                    };
                     let applied = client
                         .apply_config(v1::ApplyConfigRequest {
                             toml: text,
                             dry_run: false,
+                            wait_seconds: wait,
                         })
                         .await
                         .map_err(call)?
                         .into_inner();
                     if applied.errors.is_empty() {
                         out.line(format!("applied: generation {}", applied.generation));
+                        let refused: Vec<&v1::NodeAck> =
+                            applied.acks.iter().filter(|a| !a.accepted).collect();
+                        out.line(format!(
+                            "acked by {} of {} connected nodes",
+                            applied.acks.len() - refused.len(),
+                            applied.acks.len() + applied.unanswered.len()
+                        ));
+                        for ack in &refused {
+                            out.line(format!(
+                                "refused by {}: {}: {}",
+                                lfleet_types::safe_text(&ack.node_name, 256),
+                                lfleet_types::safe_text(&ack.error_class, 64),
+                                lfleet_types::safe_text(&ack.message, 1024)
+                            ));
+                        }
+                        if !applied.unanswered.is_empty() {
+                            out.line(format!(
+                                "no answer within {wait} s from: {}",
+                                lfleet_types::safe_text(&applied.unanswered.join(", "), 4096)
+                            ));
+                        }
+                        if !refused.is_empty() {
+                            return Ok(ExitCode::from(1));
+                        }
                     }
                     applied.errors
                 };
@@ -511,6 +629,92 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
                 },
                 if answer.dry_run { "on" } else { "off" }
             ));
+        }
+        Command::Token {
+            action:
+                TokenAction::Rotate {
+                    expires,
+                    role,
+                    nodes,
+                },
+        } => {
+            let role = match role {
+                Some(role) => lfleet_proto::convert::role_to_wire(Some(
+                    role.parse::<lfleet_types::Role>()
+                        .map_err(|e| e.to_string())?,
+                )),
+                None => lfleet_proto::convert::role_to_wire(None),
+            };
+            let expires_unix = expires.map_or(0, |s| SystemClock.wall_unix_ms() as i64 / 1000 + s);
+            let answer = client
+                .rotate_token(v1::RotateTokenRequest {
+                    expires_unix,
+                    role,
+                    nodes: nodes.clone(),
+                })
+                .await
+                .map_err(call)?
+                .into_inner();
+            if cli.json {
+                out.json(&serde_json::json!({
+                    "token": answer.token, "expires_unix": answer.expires_unix,
+                }));
+            } else {
+                out.line(lfleet_types::safe_text(&answer.token, 256));
+                eprintln!(
+                    "the old join token is refused from now on; the coordinator's token file \
+                     holds the new one"
+                );
+            }
+        }
+        Command::Certs => {
+            let certificates = client
+                .list_certificates(v1::ListCertificatesRequest {})
+                .await
+                .map_err(call)?
+                .into_inner()
+                .certificates;
+            let rows: Vec<serde_json::Value> = certificates
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "kind": lfleet_types::safe_text(&c.kind, 16),
+                        "name": lfleet_types::safe_text(&c.name, 256),
+                        "id": lfleet_types::safe_text(&c.id, 128),
+                        "not_after_unix": c.not_after_unix,
+                        "state": lfleet_types::safe_text(&c.state, 16),
+                        "vm_id": lfleet_types::safe_text(&c.vm_id, 128),
+                    })
+                })
+                .collect();
+            if cli.json {
+                out.json(&rows);
+            } else {
+                out.line(format!(
+                    "{:<6} {:<24} {:<8} {:<12} ID",
+                    "KIND", "NAME", "STATE", "NOT AFTER"
+                ));
+                for row in &rows {
+                    out.line(format!(
+                        "{:<6} {:<24} {:<8} {:<12} {}",
+                        row["kind"].as_str().unwrap_or_default(),
+                        row["name"].as_str().unwrap_or_default(),
+                        row["state"].as_str().unwrap_or_default(),
+                        row["not_after_unix"],
+                        row["id"].as_str().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        Command::AdminCert {
+            action: AdminCertAction::Revoke { name },
+        } => {
+            let answer = client
+                .revoke_admin(v1::RevokeAdminRequest { name: name.clone() })
+                .await
+                .map_err(call)?
+                .into_inner();
+            out.line(lfleet_types::safe_text(&answer.message, 1024));
         }
         Command::Events { minutes } => {
             let since = SystemClock.wall_unix_ms() as i64 - minutes * 60_000;

@@ -180,6 +180,7 @@ fn one(n: usize, quick: bool) -> serde_json::Value {
                         join_token: token,
                         node_name: name.clone(),
                         csr_pem: csr,
+                        ..Default::default()
                     })
                     .await
                     .expect("enroll")
