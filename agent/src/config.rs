@@ -242,6 +242,33 @@ pub struct NodeConfig {
     /// The coordinator to join, if any.
     #[serde(default)]
     pub coordinator: Option<CoordinatorPolicy>,
+    /// Where this node lets filesystems be mounted. Node-local: a pushed config is checked
+    /// against the node's own list, so a compromised coordinator cannot mount over `/root`.
+    #[serde(default)]
+    pub mount_policy: MountPolicy,
+}
+
+/// `[mount_policy]`: the roots mount points must be on or below.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountPolicy {
+    #[serde(default = "default_allowed_roots")]
+    pub allowed_roots: Vec<String>,
+}
+
+fn default_allowed_roots() -> Vec<String> {
+    lfleet_types::DEFAULT_ALLOWED_MOUNT_ROOTS
+        .iter()
+        .map(|r| (*r).to_owned())
+        .collect()
+}
+
+impl Default for MountPolicy {
+    fn default() -> Self {
+        MountPolicy {
+            allowed_roots: default_allowed_roots(),
+        }
+    }
 }
 
 /// Why a configuration was refused.
@@ -281,6 +308,8 @@ struct RawConfig {
     prometheus: PrometheusPolicy,
     #[serde(default)]
     coordinator: Option<CoordinatorPolicy>,
+    #[serde(default)]
+    mount_policy: MountPolicy,
 }
 
 /// `[client]` as written, so each value is validated with its field in errors.
@@ -395,10 +424,15 @@ impl NodeConfig {
                 ));
             }
         }
+        let roots = lfleet_types::MountRoots::new(&raw.mount_policy.allowed_roots)
+            .map_err(|e| e.within("mount_policy"))?;
         let mut mounts = Vec::new();
         for (index, mount) in raw.mounts.into_iter().enumerate() {
             let spec =
                 MountSpec::try_from(mount).map_err(|e| e.within(&format!("mounts[{index}]")))?;
+            roots
+                .check(&spec.mount_point)
+                .map_err(|e| e.within(&format!("mounts[{index}]")))?;
             if mounts
                 .iter()
                 .any(|m: &MountSpec| m.mount_point == spec.mount_point)
@@ -423,6 +457,7 @@ impl NodeConfig {
             health: raw.health,
             prometheus: raw.prometheus,
             coordinator: raw.coordinator,
+            mount_policy: raw.mount_policy,
         })
     }
 
@@ -463,6 +498,7 @@ impl NodeConfig {
             health: HealthPolicy::default(),
             prometheus: PrometheusPolicy::default(),
             coordinator: None,
+            mount_policy: MountPolicy::default(),
         }
     }
 
@@ -483,12 +519,17 @@ impl NodeConfig {
     }
 }
 
-/// The managed fstab options of a mount: `defaults`, the user's options (with `noatime` and
-/// `flock` unless they chose otherwise), then what boot ordering needs: `_netdev`, `nofail`
+/// The managed fstab options of a mount: `defaults,nosuid,nodev` (no set-user-ID programs or
+/// device files from a shared filesystem), the user's options (with `noatime` and `flock`
+/// unless they chose otherwise), then what boot ordering needs: `_netdev`, `nofail`
 /// (a missing filesystem must not stop the boot), the LNet unit, an explicit order before
 /// `remote-fs.target` (systemd drops that order for `nofail` mounts), and a mount timeout.
 pub fn desired_mount(spec: &MountSpec, timeout_seconds: u32) -> DesiredMount {
-    let mut options = vec!["defaults".to_string()];
+    let mut options = vec![
+        "defaults".to_string(),
+        "nosuid".to_string(),
+        "nodev".to_string(),
+    ];
     let has = |wanted: &dyn Fn(&MountOption) -> bool| spec.options.iter().any(wanted);
     if !has(&|o| matches!(o, MountOption::Noatime)) {
         options.push("noatime".into());
@@ -507,6 +548,7 @@ pub fn desired_mount(spec: &MountSpec, timeout_seconds: u32) -> DesiredMount {
             MountOption::MountTimeout(seconds) => timeout = *seconds,
             MountOption::Requires(unit) if unit == LNET_UNIT => {}
             MountOption::Before(unit) if unit == "remote-fs.target" => {}
+            MountOption::Nosuid | MountOption::Nodev => {}
             other => options.push(other.to_string()),
         }
     }
@@ -539,9 +581,12 @@ mod tests {
         let mounts = config.desired_mounts();
         assert_eq!(
             mounts[0].fstab_entry().render(),
-            "10.0.1.4@tcp:/lustrefs /lustre lustre defaults,noatime,flock,_netdev,nofail,x-systemd.requires=lfleet-lnet.service,x-systemd.before=remote-fs.target,x-systemd.mount-timeout=120 0 0"
+            "10.0.1.4@tcp:/lustrefs /lustre lustre defaults,nosuid,nodev,noatime,flock,_netdev,nofail,x-systemd.requires=lfleet-lnet.service,x-systemd.before=remote-fs.target,x-systemd.mount-timeout=120 0 0"
         );
-        assert_eq!(mounts[0].mount_options(), vec!["noatime", "flock"]);
+        assert_eq!(
+            mounts[0].mount_options(),
+            vec!["nosuid", "nodev", "noatime", "flock"]
+        );
     }
 
     /// "line N" of the `generation` key in the example.
@@ -640,6 +685,64 @@ mod tests {
         }
     }
 
+    /// A minimal config with one mount at `point` with `options`, and `policy` appended.
+    fn one_mount(point: &str, options: &str, policy: &str) -> String {
+        format!(
+            "generation = 1\n[client]\nlustre_version = \"2.15.4\"\n[[mounts]]\nmgs_nids = \"10.0.1.4@tcp\"\nfsname = \"lustrefs\"\nmount_point = \"{point}\"\noptions = [{options}]\n{policy}"
+        )
+    }
+
+    #[test]
+    fn mount_points_must_be_below_an_allowed_root_of_this_node() {
+        for bad in [
+            "/root",
+            "/var/spool/cron/x",
+            "/var/lib/dpkg/x",
+            "/opt/cycle/x",
+            "/home",
+        ] {
+            let error = NodeConfig::from_toml(&one_mount(bad, "", "")).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.contains("mounts[0].mount_point") && text.contains("allowed root"),
+                "{bad}: {text}"
+            );
+        }
+        for good in ["/lustre", "/mnt/lustre/a", "/scratch", "/work/x"] {
+            NodeConfig::from_toml(&one_mount(good, "", "")).unwrap();
+        }
+        // The node's own list replaces the default one.
+        let narrow = "[mount_policy]\nallowed_roots = [\"/amlfs\"]\n";
+        assert!(NodeConfig::from_toml(&one_mount("/lustre", "", narrow)).is_err());
+        NodeConfig::from_toml(&one_mount("/amlfs/fs1", "", narrow)).unwrap();
+        let bad_root = "[mount_policy]\nallowed_roots = [\"/etc\"]\n";
+        let error = NodeConfig::from_toml(&one_mount("/etc/x", "", bad_root)).unwrap_err();
+        assert!(
+            error.to_string().contains("mount_policy.allowed_roots"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn nosuid_and_nodev_are_always_written_and_noexec_may_be_added() {
+        let config = NodeConfig::from_toml(&one_mount(
+            "/lustre",
+            "\"nosuid\", \"nodev\", \"noexec\"",
+            "",
+        ))
+        .unwrap();
+        let options = &config.desired_mounts()[0].fstab_options;
+        assert_eq!(&options[..3], ["defaults", "nosuid", "nodev"]);
+        assert_eq!(options.iter().filter(|o| *o == "nosuid").count(), 1);
+        assert!(options.contains(&"noexec".to_string()));
+        let plain = NodeConfig::from_toml(&one_mount("/lustre", "", "")).unwrap();
+        let options = &plain.desired_mounts()[0].fstab_options;
+        assert!(
+            options.contains(&"nosuid".to_string()) && !options.contains(&"noexec".to_string())
+        );
+        assert!(NodeConfig::from_toml(&one_mount("/lustre", "\"suid\"", "")).is_err());
+    }
+
     #[test]
     fn user_choices_replace_the_defaults_they_conflict_with() {
         let spec = MountSpec::new(
@@ -652,7 +755,7 @@ mod tests {
         let mount = desired_mount(&spec, 120);
         assert_eq!(
             mount.fstab_options.join(","),
-            "defaults,noatime,localflock,ro,_netdev,nofail,x-systemd.requires=lfleet-lnet.service,x-systemd.before=remote-fs.target,x-systemd.mount-timeout=30"
+            "defaults,nosuid,nodev,noatime,localflock,ro,_netdev,nofail,x-systemd.requires=lfleet-lnet.service,x-systemd.before=remote-fs.target,x-systemd.mount-timeout=30"
         );
     }
 }

@@ -177,7 +177,11 @@ pub async fn renew(
         not_after_unix: response.not_after_unix,
     };
     store(host, name, &tls)?;
-    tracing::info!(node = name, not_after = tls.not_after_unix, "certificate renewed");
+    tracing::info!(
+        node = name,
+        not_after = tls.not_after_unix,
+        "certificate renewed"
+    );
     Ok(tls)
 }
 

@@ -1,7 +1,8 @@
 //! Which configuration the agent runs with: agent.toml and the ledger, merged by one rule.
 //!
 //! - The node's own settings (`role`, `mount_timeout_seconds`, `resync_seconds`,
-//!   `[repository]`, `[health]`, `[prometheus]`, `[coordinator]`) always come from agent.toml,
+//!   `[repository]`, `[health]`, `[prometheus]`, `[coordinator]`, `[mount_policy]`) always
+//!   come from agent.toml,
 //!   so a local edit takes effect at the next start whatever generation the coordinator is at.
 //! - The desired state (`generation`, `[client]`, `[lnet]`, `[[mounts]]`) comes from the newest
 //!   accepted generation: the file's when it is newer than the ledger (then the file is

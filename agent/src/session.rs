@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, watch};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::checks::{CheckResult, Event, Outcome};
-use crate::identity::{self, NodeTls};
 use crate::config::{CoordinatorPolicy, NodeConfig};
+use crate::identity::{self, NodeTls};
 use crate::ledger::{DEFAULT_LEDGER_PATH, Ledger, LedgerError};
 use crate::node::NodeHandle;
 use crate::reconcile::{Mode, reconcile};
@@ -118,7 +118,11 @@ async fn node_tls(
         return Ok(tls);
     }
     let token = read_file(host, &policy.join_token_file)
-        .map_err(|e| setup(format!("no valid certificate, and no join token to enroll: {e}")))?
+        .map_err(|e| {
+            setup(format!(
+                "no valid certificate, and no join token to enroll: {e}"
+            ))
+        })?
         .trim()
         .to_owned();
     let channel = channel(&policy.url, ca, None).await?;
@@ -488,6 +492,9 @@ async fn apply(
         Ok(config) => config,
         Err(message) => return refuse("invalid-config", message),
     };
+    if let Err(error) = crate::reconcile::check_mount_points(host, &config) {
+        return refuse("invalid-config", ErrorChain(&error).to_string());
+    }
     let mut ledger: Ledger<DesiredConfig> = match Ledger::open(host.clone(), DEFAULT_LEDGER_PATH) {
         Ok(ledger) => ledger,
         Err(error) => return refuse("ledger", lfleet_types::error_chain(&error)),

@@ -183,7 +183,7 @@ fn fresh_node_converges_and_stays_put(distro: &str, kernel: &str, lustre: Lustre
         "LNet on eth0, never the VF"
     );
     let fstab = read(&node, "etc/fstab");
-    assert!(fstab.contains("10.0.1.4@tcp:/lustrefs /lustre lustre defaults,noatime,flock,_netdev,nofail,x-systemd.requires=lfleet-lnet.service,x-systemd.before=remote-fs.target,x-systemd.mount-timeout=120 0 0\n"), "{fstab}");
+    assert!(fstab.contains("10.0.1.4@tcp:/lustrefs /lustre lustre defaults,nosuid,nodev,noatime,flock,_netdev,nofail,x-systemd.requires=lfleet-lnet.service,x-systemd.before=remote-fs.target,x-systemd.mount-timeout=120 0 0\n"), "{fstab}");
     assert!(
         fstab.starts_with(lfleet_sim::node::INITIAL_FSTAB),
         "foreign lines kept byte for byte"
@@ -887,7 +887,7 @@ fn an_owned_mount_that_drifted_to_another_source_is_remounted() {
         mounts,
         [
             "umount /lustre",
-            "mount -t lustre -o noatime,flock 10.0.1.4@tcp:/lustrefs /lustre"
+            "mount -t lustre -o nosuid,nodev,noatime,flock 10.0.1.4@tcp:/lustrefs /lustre"
         ],
         "unmount before mount"
     );

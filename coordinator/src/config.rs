@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use lfleet_types::{
-    ClientPolicy, DkmsPolicy, LnetPolicy, MountSpec, RawMountSpec, Role, SpecError,
+    ClientPolicy, DkmsPolicy, LnetPolicy, MountRoots, MountSpec, RawMountSpec, Role, SpecError,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -222,6 +222,13 @@ fn default_slurm_name() -> String {
     "{name}".into()
 }
 
+/// `[mount_policy]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMountPolicy {
+    allowed_roots: Vec<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnrollment {
@@ -236,6 +243,8 @@ struct RawFile {
     server: Option<ServerConfig>,
     #[serde(default)]
     enrollment: Option<Spanned<RawEnrollment>>,
+    #[serde(default)]
+    mount_policy: Option<Spanned<RawMountPolicy>>,
     #[serde(default)]
     slurm: Option<SlurmConfig>,
     #[serde(default)]
@@ -363,6 +372,18 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
         .map_err(|e| spec_error(lnet_span.clone(), "lnet", e))
         .unwrap_or_default();
     let lnet = LnetPolicy { network, interface };
+    let roots = match &raw.mount_policy {
+        Some(policy) => MountRoots::new(&policy.get_ref().allowed_roots).unwrap_or_else(|e| {
+            let e = e.within("mount_policy");
+            error(
+                policy.span(),
+                e.field,
+                format!("{:?} {}", e.value, e.reason),
+            );
+            MountRoots::default()
+        }),
+        None => MountRoots::default(),
+    };
     let mut filesystems = Vec::new();
     let mut names = BTreeSet::new();
     for (index, fs) in raw.filesystems.into_iter().enumerate() {
@@ -410,6 +431,7 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
                 fs.mount_point
                     .get_ref()
                     .parse::<lfleet_types::MountPoint>()
+                    .and_then(|point| roots.check(&point))
                     .err(),
                 fs.mount_point.span(),
                 "mount_point",

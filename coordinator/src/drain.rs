@@ -392,19 +392,62 @@ impl Drainer {
         }
 
         for drain in &plan.drains {
-            self.drain(drain, now).await?;
+            let result = self.drain(drain, now).await;
+            self.node_step(&drain.node, "drain", result)?;
         }
-        for (_, id) in &plan.undrains {
+        for (node, id) in &plan.undrains {
             let Some(entry) = ledger.iter().find(|e| &e.drain_id == id) else {
                 continue;
             };
-            self.undrain(entry, "undrained").await?;
+            let result = self.undrain(entry, "undrained").await.map(|_| ());
+            self.node_step(node, "undrain", result)?;
         }
         Ok(())
     }
 
+    /// A step on one node: Slurm refusing it (permission, a state it will not leave) is
+    /// reported and the pass goes on; an unreachable slurmctld or a store failure stops it.
+    fn node_step(
+        &mut self,
+        node: &str,
+        what: &str,
+        result: Result<(), DrainError>,
+    ) -> Result<(), DrainError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(error @ DrainError::Store(_)) => Err(error),
+            Err(error) if error.is_unreachable() => Err(error),
+            Err(error) => {
+                self.say(
+                    node,
+                    what,
+                    CoordinatorKind::DrainNotConfirmed,
+                    format!("{what} refused by Slurm: {}", ErrorChain(&error)),
+                );
+                Ok(())
+            }
+        }
+    }
+
     async fn drain(&mut self, drain: &policy::Drain, now: i64) -> Result<(), DrainError> {
-        let node = self.slurm.node(&drain.slurm_name).await?;
+        let node = match self.slurm.node(&drain.slurm_name).await {
+            Ok(node) => node,
+            // A node Slurm does not know (a misnamed or a rogue node) is reported and skipped;
+            // it must not stop the pass for every other node.
+            Err(SlurmError::NoSuchNode(_)) => {
+                self.say(
+                    &drain.node,
+                    "not-in-slurm",
+                    CoordinatorKind::LeftAlone,
+                    format!(
+                        "not drained: Slurm has no node {:?} (check [enrollment] slurm_name)",
+                        drain.slurm_name
+                    ),
+                );
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        };
         if node.is_managed_elsewhere() || (node.is_out() && !node.reason.starts_with("lfleet:")) {
             self.say(
                 &drain.node,

@@ -201,6 +201,30 @@ impl HostRoot {
         Ok(path.exists())
     }
 
+    /// The first component of `node_path` (from the root down) that is a symbolic link, as a
+    /// node path; `None` when no existing component is one. Components that do not exist
+    /// end the walk: they will be made as directories.
+    pub fn first_symlink(&self, node_path: impl AsRef<Path>) -> Result<Option<String>, HostError> {
+        let node_path = node_path.as_ref();
+        let mut walked = PathBuf::new();
+        for component in node_path.components() {
+            match component {
+                std::path::Component::RootDir | std::path::Component::CurDir => continue,
+                other => walked.push(other),
+            }
+            let path = self.resolve(&walked)?;
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Ok(Some(format!("/{}", walked.display())));
+                }
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(error) => return Err(io_error("stat", &path)(error)),
+            }
+        }
+        Ok(None)
+    }
+
     /// The permission bits of a path (not following a final symlink).
     pub fn mode(&self, node_path: impl AsRef<Path>) -> Result<u32, HostError> {
         use std::os::unix::fs::PermissionsExt;

@@ -152,6 +152,29 @@ pub enum ReconcileError {
         "another lfleet-agent holds {path} (mounts and installs are serialized per node); gave up after {waited:?}"
     )]
     Busy { path: String, waited: Duration },
+    #[error(
+        "mount point {mount_point} is or is below the symbolic link {link}: lfleet never mounts through a link (it could point anywhere)"
+    )]
+    SymlinkMountPoint { mount_point: String, link: String },
+}
+
+/// Refuses a config whose mount points are, or lie below, a symbolic link on this node (a
+/// link could send a mount over `/etc` or `/root`). Read-only; run before anything is
+/// written.
+pub fn check_mount_points(host: &HostRoot, config: &NodeConfig) -> Result<(), ReconcileError> {
+    for mount in &config.mounts {
+        let point = mount.mount_point.as_str();
+        if let Some(link) = host
+            .first_symlink(point)
+            .map_err(host_error("a mount point's path"))?
+        {
+            return Err(ReconcileError::SymlinkMountPoint {
+                mount_point: point.to_owned(),
+                link,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Maps a host error to the pass error naming what was being read.
@@ -261,6 +284,7 @@ pub async fn reconcile_with(
     memory: &apply::Memory,
 ) -> Result<Report, ReconcileError> {
     let distro = preflight(node.host)?;
+    check_mount_points(node.host, config)?;
     // Applies are serialized per node: concurrent Lustre mounts and unmounts fail or crash.
     let _lock = match mode {
         Mode::Apply => Some(lock_node(node.host, APPLY_LOCK_WAIT).await?),

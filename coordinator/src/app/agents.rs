@@ -9,8 +9,7 @@
 
 use lfleet_proto::convert::ReceivedStatus;
 use lfleet_types::{
-    AckRefusal, AgentHello, ConfigAck, ErrorChain, Generation, NodeName, SpecError,
-    TelemetryBatch,
+    AckRefusal, AgentHello, ConfigAck, ErrorChain, Generation, NodeName, SpecError, TelemetryBatch,
 };
 use tokio::sync::mpsc;
 
@@ -291,17 +290,17 @@ impl Coordinator {
             .insert(name.to_owned(), ack.clone());
         // Refused as old, or as the same number with other content: this node accepted a
         // generation from a coordinator that lost its store. Number above it.
-        if matches!(
+        let applied = self
+            .fleet()
+            .nodes
+            .get(name)
+            .map(|n| n.applied_generation)
+            .unwrap_or(Generation::ZERO);
+        let stale = matches!(
             ack.refusal,
             Some(AckRefusal::StaleGeneration) | Some(AckRefusal::Ledger)
-        ) {
-            let applied = self
-                .fleet()
-                .nodes
-                .get(name)
-                .map(|n| n.applied_generation)
-                .unwrap_or(Generation::ZERO)
-                .max(ack.generation);
+        );
+        if stale && applied >= ack.generation {
             self.generation_above(applied);
         }
         let (kind, text) = match ack.refusal {

@@ -48,8 +48,8 @@ pub use chain::{ErrorChain, error_chain};
 pub use error::SpecError;
 pub use hello::{AgentHello, HelloClaims};
 pub use mount::{
-    FORBIDDEN_MOUNT_ROOTS, FsName, Lnd, MgsNids, MountOption, MountPoint, MountSource, MountSpec,
-    Nid, RawMountSpec, UnitName,
+    DEFAULT_ALLOWED_MOUNT_ROOTS, FORBIDDEN_MOUNT_ROOTS, FsName, Lnd, MgsNids, MountOption,
+    MountPoint, MountRoots, MountSource, MountSpec, Nid, RawMountSpec, UnitName,
 };
 pub use node::{Generation, NodeName};
 pub use policy::{

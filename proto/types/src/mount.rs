@@ -49,6 +49,88 @@ pub const FORBIDDEN_MOUNT_ROOTS: [&str; 12] = [
     "/var/lib/lfleet",
 ];
 
+/// Where Lustre filesystems may be mounted unless a configuration says otherwise: a mount
+/// point must be one of these or below one. Both the coordinator (for what it pushes) and the
+/// agent (for what it accepts, from its own agent.toml) enforce a list, so a compromised
+/// coordinator cannot mount over `/root` or `/var/spool/cron`.
+pub const DEFAULT_ALLOWED_MOUNT_ROOTS: [&str; 8] = [
+    "/lustre",
+    "/amlfs",
+    "/mnt",
+    "/scratch",
+    "/shared",
+    "/data",
+    "/projects",
+    "/work",
+];
+
+/// The roots mount points must be on or below.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MountRoots(Vec<MountPoint>);
+
+impl Default for MountRoots {
+    fn default() -> Self {
+        MountRoots(
+            DEFAULT_ALLOWED_MOUNT_ROOTS
+                .iter()
+                .map(|root| {
+                    root.parse()
+                        .expect("the default roots are valid mount points")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl MountRoots {
+    /// A list of roots, each itself a valid mount point (so never a system directory).
+    pub fn new<S: AsRef<str>>(roots: &[S]) -> Result<MountRoots, SpecError> {
+        if roots.is_empty() {
+            return Err(SpecError::new(
+                "allowed_roots",
+                "",
+                "is empty: no filesystem could be mounted",
+            ));
+        }
+        roots
+            .iter()
+            .map(|root| {
+                root.as_ref()
+                    .parse::<MountPoint>()
+                    .map_err(|e| SpecError::new("allowed_roots", &e.value, e.reason))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(MountRoots)
+    }
+
+    /// Refuses a mount point that is not on or below one of the roots.
+    pub fn check(&self, point: &MountPoint) -> Result<(), SpecError> {
+        let text = point.as_str();
+        let allowed = self.0.iter().any(|root| {
+            text == root.as_str()
+                || text
+                    .strip_prefix(root.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if allowed {
+            Ok(())
+        } else {
+            Err(SpecError::new(
+                "mount_point",
+                text,
+                format!(
+                    "is not on or below an allowed root ({}); the mount policy's allowed_roots lists them",
+                    self.roots().join(", ")
+                ),
+            ))
+        }
+    }
+
+    pub fn roots(&self) -> Vec<&str> {
+        self.0.iter().map(MountPoint::as_str).collect()
+    }
+}
+
 // === impl Nid ===
 
 /// A Lustre network driver.
@@ -508,8 +590,9 @@ serde_via_string!(UnitName);
 
 // === impl MountOption ===
 
-/// A mount option lfleet accepts. Anything else (`exec`, `suid`, `dev`, `uid=0`...) is
-/// refused: the agent writes these into fstab and onto mount's command line.
+/// A mount option lfleet accepts. Anything else (`suid`, `dev`, `exec`, `uid=0`...) is
+/// refused: the agent writes these into fstab and onto mount's command line. `nosuid` and
+/// `nodev` are what the agent writes anyway; `noexec` may be asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MountOption {
     Noatime,
@@ -533,6 +616,9 @@ pub enum MountOption {
     After(UnitName),
     /// `x-systemd.automount`.
     Automount,
+    Nosuid,
+    Nodev,
+    Noexec,
 }
 
 impl FromStr for MountOption {
@@ -558,6 +644,9 @@ impl FromStr for MountOption {
             "ro" => MountOption::Ro,
             "rw" => MountOption::Rw,
             "x-systemd.automount" => MountOption::Automount,
+            "nosuid" => MountOption::Nosuid,
+            "nodev" => MountOption::Nodev,
+            "noexec" => MountOption::Noexec,
             _ => {
                 if let Some(seconds) = text.strip_prefix("x-systemd.mount-timeout=") {
                     let digits = !seconds.is_empty() && seconds.bytes().all(|b| b.is_ascii_digit());
@@ -573,7 +662,7 @@ impl FromStr for MountOption {
                     MountOption::After(unit.parse()?)
                 } else {
                     return refuse(
-                        "is not an option lfleet allows (noatime, flock, localflock, noflock, user_xattr, nouser_xattr, lazystatfs, nolazystatfs, ro, rw, x-systemd.mount-timeout/requires/before/after/automount)",
+                        "is not an option lfleet allows (noatime, flock, localflock, noflock, user_xattr, nouser_xattr, lazystatfs, nolazystatfs, ro, rw, nosuid, nodev, noexec, x-systemd.mount-timeout/requires/before/after/automount)",
                     );
                 }
             }
@@ -600,6 +689,9 @@ impl fmt::Display for MountOption {
             MountOption::Before(unit) => write!(f, "x-systemd.before={unit}"),
             MountOption::After(unit) => write!(f, "x-systemd.after={unit}"),
             MountOption::Automount => f.write_str("x-systemd.automount"),
+            MountOption::Nosuid => f.write_str("nosuid"),
+            MountOption::Nodev => f.write_str("nodev"),
+            MountOption::Noexec => f.write_str("noexec"),
         }
     }
 }

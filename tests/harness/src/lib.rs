@@ -219,8 +219,23 @@ impl Cluster {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(root.join(format!("{name}.log"))).unwrap();
-        let process = Owned(
+        let process = self.spawn_agent(name, sim.root());
+        self.nodes.push(AgentNode {
+            name: name.to_owned(),
+            sim,
+            process,
+        });
+    }
+
+    /// `lfleet-agent run` for the sim node `name` with its config `<dir>/<name>.toml`.
+    fn spawn_agent(&self, name: &str, node_root: &Path) -> Owned {
+        let root = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join(format!("{name}.log")))
+            .unwrap();
+        Owned(
             Command::new(agent_binary())
                 .args([
                     "run",
@@ -232,21 +247,29 @@ impl Cluster {
                     "1",
                     "--root",
                 ])
-                .arg(sim.root())
+                .arg(node_root)
                 .arg("--config")
-                .arg(&config)
-                .env("PATH", path_with(sim.root()))
+                .arg(root.join(format!("{name}.toml")))
+                .env("PATH", path_with(node_root))
                 .env("LFLEET_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
                 .unwrap(),
-        );
-        self.nodes.push(AgentNode {
-            name: name.to_owned(),
-            sim,
-            process,
-        });
+        )
+    }
+
+    /// Stops agent `name` (SIGTERM, then SIGKILL after 5 s) and starts it again with its
+    /// config file as it is now.
+    pub fn restart_agent(&mut self, name: &str) {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no agent {name}"));
+        self.nodes[index].process.stop();
+        let root = self.nodes[index].sim.root().to_path_buf();
+        self.nodes[index].process = self.spawn_agent(name, &root);
     }
 
     /// Stops the coordinator and starts it again on the same address and data directory.
