@@ -16,7 +16,7 @@ PACKAGES=(
   munge slurmctld slurmd slurm-client
   dpkg-dev apt-utils
   dnf createrepo-c rpm
-  mmdebstrap systemd-container lintian
+  mmdebstrap systemd-container lintian openssl
 )
 
 missing=()

@@ -364,10 +364,18 @@ async fn connect_and_serve(
         })
         .map_err(|_| setup("the session queue is full or closed"))
     };
-    let applied = link.config.borrow().generation;
+    // What this coordinator side last had applied is what the ledger accepted from it; a
+    // node whose ledger is empty has applied nothing yet, whatever generation its own file
+    // (written by cluster-init) carries, so the coordinator pushes its first config.
+    let applied = match Ledger::<DesiredConfig>::open(host.clone(), DEFAULT_LEDGER_PATH) {
+        Ok(ledger) => ledger
+            .current()
+            .map_or(0, |_| link.config.borrow().generation.get()),
+        Err(_) => 0,
+    };
     let mut hello = hello_extra.clone();
     hello.node_name = name.clone();
-    hello.applied_generation = applied.get();
+    hello.applied_generation = applied;
     send(v1::agent_message::Body::Hello(hello))?;
     let mut inbound = client
         .session(tokio_stream::wrappers::ReceiverStream::new(rx))

@@ -25,6 +25,8 @@ if [ -f "$fstab" ] && grep -q "^$begin" "$fstab"; then
     mv "$tmp" "$fstab"
   fi
 fi
+# The copy of the previous fstab the agent keeps at every write.
+rm -f "$root/etc/fstab.lfleet-backup"
 rm -f "$root/etc/apt/sources.list.d/lfleet-amlfs.list" "$root"/etc/apt/keyrings/lfleet-amlfs.* \
       "$root/etc/yum.repos.d/lfleet-amlfs.repo" "$root"/etc/pki/rpm-gpg/lfleet-amlfs.*
 rm -rf "$root/var/lib/lfleet" "$root/run/lfleet"

@@ -219,11 +219,14 @@ impl Overlay {
         self.write(inside, bytes, mode);
     }
 
-    /// Runs a program chrooted into the node (before it boots).
+    /// Runs a program chrooted into the node (before it boots), with a /proc of its own
+    /// mount namespace (gone when the program exits).
     pub fn chroot(&self, argv: &[&str]) -> Output {
         run(
-            Command::new("chroot")
+            Command::new("unshare")
+                .args(["--mount", "--fork", "chroot"])
                 .arg(&self.merged)
+                .args(["sh", "-c", "mount -t proc proc /proc && exec \"$@\"", "sh"])
                 .args(argv)
                 .env_clear()
                 .env("PATH", NODE_PATH)
@@ -295,6 +298,7 @@ impl Container {
     /// Boots `root` as machine `name` (also its hostname), with `binds` (this machine's
     /// directory, the path inside), and waits until systemd has finished booting.
     pub fn boot(root: &Path, name: &str, binds: &[(&Path, &str)], console: &Path) -> Container {
+        let started = std::time::SystemTime::now();
         let log = fs::File::create(console).unwrap();
         let mut command = Command::new("systemd-nspawn");
         command
@@ -337,7 +341,11 @@ impl Container {
             "no init process in {name} after 30 s:\n{}",
             container.console_text()
         );
-        container.wait_booted();
+        let state = container.wait_booted();
+        println!(
+            "   {name} booted ({state}) in {:.1} s",
+            started.elapsed().unwrap_or_default().as_secs_f64()
+        );
         container
     }
 
@@ -395,19 +403,19 @@ impl Container {
         command
     }
 
-    /// Runs `argv` inside the node; its stdout, or a panic with everything it printed.
-    pub fn ok(&self, argv: &[&str]) -> String {
+    /// Runs `argv` inside the node; its stdout, or everything it printed as the error.
+    pub fn ok(&self, argv: &[&str]) -> Result<String, String> {
         let output = self.exec(argv);
         if !output.status.success() {
-            panic!(
+            return Err(format!(
                 "{argv:?} in {} failed ({}):\nstdout:\n{}\nstderr:\n{}",
                 self.name,
                 output.status,
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
-            );
+            ));
         }
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Whatever `argv` prints (stdout and stderr), whatever its exit status.
@@ -424,6 +432,7 @@ impl Container {
     /// One property of a unit (`systemctl show -P`).
     pub fn unit_property(&self, unit: &str, property: &str) -> String {
         self.ok(&["systemctl", "show", "-P", property, unit])
+            .unwrap_or_default()
             .trim()
             .to_owned()
     }
@@ -440,10 +449,20 @@ impl Container {
                 "--lines=0",
                 unit,
             ]));
+            // Warnings and errors first (they are what explains a failure), then the tail.
             report.push_str(&self.text(&[
                 "journalctl",
                 "--no-pager",
-                "--lines=40",
+                "--lines=25",
+                "--priority=warning",
+                "--output=short-monotonic",
+                "--unit",
+                unit,
+            ]));
+            report.push_str(&self.text(&[
+                "journalctl",
+                "--no-pager",
+                "--lines=15",
                 "--output=short-monotonic",
                 "--unit",
                 unit,
@@ -455,10 +474,16 @@ impl Container {
 
     /// `systemctl poweroff` and waits (at most 60 s) for the container to stop.
     pub fn poweroff(mut self) {
+        let started = std::time::SystemTime::now();
         let _ = self.exec(&["systemctl", "poweroff"]);
         if let Some(mut child) = self.nspawn.take() {
             for _ in 0..600 {
                 if let Ok(Some(_)) = child.try_wait() {
+                    println!(
+                        "   {} powered off in {:.1} s",
+                        self.name,
+                        started.elapsed().unwrap_or_default().as_secs_f64()
+                    );
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -507,9 +532,11 @@ impl Step {
     ) -> T {
         println!("== step: {name}");
         let _ = std::io::stdout().flush();
+        let started = std::time::SystemTime::now();
         match body() {
             Ok(value) => {
-                println!("   ok: {name}");
+                let took = started.elapsed().unwrap_or_default().as_secs_f64();
+                println!("   ok ({took:.1} s): {name}");
                 value
             }
             Err(why) => panic!(

@@ -50,6 +50,8 @@ pub enum Fault {
     VfIdle,
     /// The route to the MGS leaves through the VF instead of the synthetic NIC.
     MgsViaVf,
+    /// The MGS does not answer: new mounts fail (mount.lustre's EIO, "Is the MGS running?").
+    MgsUnreachable,
     /// The package repository stops answering (connection refused).
     RepoUnreachable,
     /// The repository publishes a kernel's metapackage but not yet its kmod package.
@@ -65,7 +67,7 @@ pub enum Fault {
 }
 
 /// The fault kinds, as the CLI names them.
-pub const KINDS: [&str; 19] = [
+pub const KINDS: [&str; 20] = [
     "import",
     "mount-lost",
     "lbug",
@@ -79,6 +81,7 @@ pub const KINDS: [&str; 19] = [
     "vf-down",
     "vf-idle",
     "mgs-via-vf",
+    "mgs-unreachable",
     "kernel-upgrade",
     "repo-missing",
     "repo-unreachable",
@@ -285,6 +288,10 @@ pub fn apply(state: &mut NodeState, fault: &Fault) -> Result<String, SimError> {
                 crate::render::VF
             ))
         }
+        Fault::MgsUnreachable => {
+            state.faults.mgs_unreachable = true;
+            Ok("the MGS stops answering: new mounts fail".into())
+        }
         Fault::RepoUnreachable => {
             state.faults.repo_unreachable = true;
             Ok("the package repository refuses connections".into())
@@ -363,6 +370,9 @@ pub fn heal(state: &mut NodeState, kind: Option<&str>) -> Result<String, SimErro
     }
     if is("mgs-via-vf") {
         faults.mgs_via_vf = false;
+    }
+    if is("mgs-unreachable") {
+        faults.mgs_unreachable = false;
     }
     if is("repo-unreachable") {
         faults.repo_unreachable = false;

@@ -15,6 +15,7 @@ const USAGE: &str = "usage:
   lfleet-sim node create DIR --distro D --kernel KVER --lustre 2.10|2.12|2.15|2.16|2.17
                  [--ib N] [--ib-rate 25|100|200|400] [--accelnet] [--vf-driver mlx4_core|mlx5_core|mana]
                  [--osts N] [--mdts N] [--hostname NAME] [--real-packages]
+                 [--real-mounts]   (mount.lustre also mounts a tmpfs at the real mount point)
                  [--secure-boot on|off]   (absent: a node booted without EFI)
                  [--confidential-vm]      (Secure Boot on; the firmware lacks AMLFS's kmod certificate)
                  [--lockdown on|off]      (default: on for azurelinux-3 and with Secure Boot on)
@@ -79,6 +80,7 @@ fn run(args: &[String]) -> Result<String, SimError> {
             spec.ib_hcas = number(args, "--ib", 0)?;
             spec.accelnet = words.contains(&"--accelnet");
             spec.real_packages = words.contains(&"--real-packages");
+            spec.real_mounts = words.contains(&"--real-mounts");
             spec.secure_boot = on_off(args, "--secure-boot")?;
             spec.confidential_vm = words.contains(&"--confidential-vm");
             spec.lockdown = on_off(args, "--lockdown")?;
@@ -143,6 +145,7 @@ fn run(args: &[String]) -> Result<String, SimError> {
                 "vf-down" => Fault::VfDown,
                 "vf-idle" => Fault::VfIdle,
                 "mgs-via-vf" => Fault::MgsViaVf,
+                "mgs-unreachable" => Fault::MgsUnreachable,
                 "repo-unreachable" => Fault::RepoUnreachable,
                 "repo-dependency-missing" => Fault::RepoDependencyMissing {
                     kernel: required(args, "--kernel")?,

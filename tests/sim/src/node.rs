@@ -26,6 +26,9 @@ pub struct NodeSpec {
     pub hostname: String,
     /// Leave out the package-manager shims: tests run real apt/dpkg into the root instead.
     pub real_packages: bool,
+    /// mount.lustre also makes a real mount (a tmpfs) at the mount point, a path of this
+    /// machine, so systemd's mount units become active (a booted test node).
+    pub real_mounts: bool,
     /// None: no EFI; Some(on): an EFI node with Secure Boot on or off.
     pub secure_boot: Option<bool>,
     /// A Confidential VM: its firmware lacks the certificate AMLFS signs modules with.
@@ -64,6 +67,7 @@ impl NodeSpec {
             mdts: 1,
             hostname: "node1".into(),
             real_packages: false,
+            real_mounts: false,
             secure_boot: None,
             confidential_vm: false,
             lockdown: None,
@@ -168,6 +172,7 @@ impl SimNode {
             clients: BTreeSet::new(),
             deb_meta_version: None,
             real_packages: spec.real_packages,
+            real_mounts: spec.real_mounts,
             loaded_modules: BTreeSet::new(),
             lnet_configured: false,
             lnet_nets: Vec::new(),

@@ -177,7 +177,13 @@ fn mount_lustre(node: &SimNode, source: &str, dir: &str, options: &[String]) -> 
     if nids.is_empty() || fsname.is_empty() || fsname.len() > 8 {
         return Ok(mount_failed(source, dir, 22, "Invalid argument"));
     }
-    let target_path = node.root().join(dir.trim_start_matches('/'));
+    let real = node.state()?.real_mounts;
+    // With real mounts the mount point is this machine's path; otherwise the node root's.
+    let target_path = if real {
+        std::path::PathBuf::from(dir)
+    } else {
+        node.root().join(dir.trim_start_matches('/'))
+    };
     if !target_path.is_dir() {
         // Constructed from mount_lustre.c's check of the mount point.
         return Ok(ShimOutput::fail(
@@ -185,15 +191,39 @@ fn mount_lustre(node: &SimNode, source: &str, dir: &str, options: &[String]) -> 
             format!("mount.lustre: mount point {dir} inaccessible: No such file or directory\n"),
         ));
     }
+    let root = node.root().to_path_buf();
     node.change(|state| {
         if !state.loaded_modules.contains("lustre") {
-            // The kernel has no lustre filesystem type until the module loads.
-            return Ok(ShimOutput::fail(19, format!(
-                "mount.lustre: mount {source} at {dir} failed: No such device\nAre the lustre modules loaded?\nCheck /etc/modprobe.conf and /proc/filesystems\n"
+            if state.real_mounts && module_file_exists(&root, &state.running_kernel, "lustre") {
+                // A mount of type lustre makes the kernel load the installed module itself
+                // (request_module("fs-lustre")), as it does at boot from fstab.
+                state
+                    .loaded_modules
+                    .extend(with_dependencies("lustre").into_iter().map(str::to_owned));
+            } else {
+                // The kernel has no lustre filesystem type until the module loads.
+                return Ok(ShimOutput::fail(19, format!(
+                    "mount.lustre: mount {source} at {dir} failed: No such device\nAre the lustre modules loaded?\nCheck /etc/modprobe.conf and /proc/filesystems\n"
+                )));
+            }
+        }
+        if state.faults.mgs_unreachable {
+            // mount_lustre.c adds the hint to an EIO from the kernel.
+            return Ok(ShimOutput::fail(5, format!(
+                "mount.lustre: mount {source} at {dir} failed: Input/output error\nIs the MGS running?\n"
             )));
+        }
+        if state.real_mounts {
+            // A mount the machine no longer has (unmounted by the real umount) is gone.
+            state.mounts.retain(|m| m.mount_point != dir || really_mounted(dir));
         }
         if state.visible_mounts().any(|m| m.mount_point == dir) {
             return Ok(mount_failed(source, dir, 16, "Device or resource busy"));
+        }
+        if state.real_mounts
+            && let Err(failed) = real_mount(source, dir)
+        {
+            return Ok(failed);
         }
         if !state.lnet_configured {
             // Mounting brings LNet up with its default network, as the kernel does.
@@ -237,6 +267,13 @@ fn umount(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     };
     let target = target.trim_end_matches('/');
     node.change(|state| {
+        if state.real_mounts
+            && state.visible_mounts().any(|m| m.mount_point == target)
+            && really_mounted(target)
+            && let Err(failed) = real_umount(target)
+        {
+            return Ok(failed);
+        }
         let position = state.mounts.iter().position(|m| {
             (m.mount_point == target || m.source == target)
                 && !state.faults.lost_mounts.contains(&m.mount_point)
@@ -257,6 +294,53 @@ fn umount(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
             )),
         }
     })
+}
+
+/// util-linux's mount on this machine, not the node's shim.
+fn system_tool(name: &str) -> String {
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        .iter()
+        .map(|dir| format!("{dir}/{name}"))
+        .find(|path| Path::new(path).is_file())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// Whether this machine has a mount at `dir` (its /proc/self/mountinfo).
+fn really_mounted(dir: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|text| text.lines().any(|line| line.split(' ').nth(4) == Some(dir)))
+        .unwrap_or(false)
+}
+
+/// A real mount standing in for the Lustre one: a small tmpfs named after the source.
+fn real_mount(source: &str, dir: &str) -> std::result::Result<(), ShimOutput> {
+    let output = std::process::Command::new(system_tool("mount"))
+        .args(["-t", "tmpfs", "-o", "size=16m,mode=0755", source, dir])
+        .output()
+        .map_err(|e| ShimOutput::fail(32, format!("mount: {e}\n")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(ShimOutput::fail(
+            output.status.code().unwrap_or(32),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    }
+}
+
+fn real_umount(dir: &str) -> std::result::Result<(), ShimOutput> {
+    let output = std::process::Command::new(system_tool("umount"))
+        .arg(dir)
+        .output()
+        .map_err(|e| ShimOutput::fail(32, format!("umount: {e}\n")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(ShimOutput::fail(
+            output.status.code().unwrap_or(32),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    }
 }
 
 // === modules ===

@@ -165,6 +165,9 @@ pub struct Faults {
     /// node: a VF with an address of its own, or a policy route onto it).
     #[serde(default)]
     pub mgs_via_vf: bool,
+    /// The MGS does not answer: new mounts fail.
+    #[serde(default)]
+    pub mgs_unreachable: bool,
     /// The VF is present but down.
     #[serde(default)]
     pub vf_down: bool,
@@ -214,6 +217,10 @@ pub struct NodeState {
     pub deb_meta_version: Option<String>,
     /// Whether the node's package shims are real apt/dpkg instead (modules come from files).
     pub real_packages: bool,
+    /// Mounts are also real (a tmpfs at the real mount point), so systemd's mount units
+    /// become active; mount points are then this machine's paths, not the node root's.
+    #[serde(default)]
+    pub real_mounts: bool,
     pub loaded_modules: BTreeSet<String>,
     pub lnet_configured: bool,
     /// (network, interface) pairs configured in LNet.

@@ -109,6 +109,12 @@ if [ -z "$root" ] && [ -d /run/systemd/system ]; then
   systemctl enable lfleet-coordinator.service
   # restart, not `enable --now`: the package already started it with the inert config.
   systemctl restart lfleet-coordinator.service
+  # Publish only once it answers, so nodes that find the URL can enroll at once.
+  for _ in $(seq 60); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 1
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || fail "the coordinator does not answer on port $port after 60 s (journalctl -u lfleet-coordinator)"
 fi
 for _ in $(seq 60); do
   [ -s "$ca" ] && [ -s "$token" ] && break

@@ -114,6 +114,15 @@ if ! lfleet-agent plan --root "$root/" --config "$tmp" >/dev/null; then
   rm -f "$tmp"
   fail "the generated agent.toml was refused; the old one stays"
 fi
+# A node joining a coordinator for the first time forgets the desired state it accepted from
+# its own file (the package's inert one, or an administrator's): from now on the ledger holds
+# what the coordinator pushes, and generations from two sources never meet in it.
+if ! grep -qs '^\[coordinator\]' "$root/etc/lfleet/agent.toml"; then
+  if [ -z "$root" ] && [ -d /run/systemd/system ]; then
+    systemctl stop lfleet-agent.service
+  fi
+  rm -f "$root/var/lib/lfleet/desired.json"
+fi
 printf '%s\n' "$ca" >"$root/etc/lfleet/.ca.pem.new"
 mv "$root/etc/lfleet/.ca.pem.new" "$root/etc/lfleet/ca.pem"
 (umask 077 && printf '%s\n' "$token" >"$root/etc/lfleet/.join-token.new")
