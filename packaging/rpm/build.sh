@@ -3,7 +3,8 @@
 # each target distribution: EL8 (.el8), EL9 (.el9) and Azure Linux 3 (.azl3).
 #   packaging/rpm/build.sh OUTDIR [BINDIR]
 # BINDIR defaults to target/release. LFLEET_RPM_DISTS picks the distributions (default
-# "el8 el9 azl3"); LFLEET_VERSION overrides the workspace version.
+# "el8 el9 azl3"); LFLEET_VERSION overrides the workspace version; LFLEET_RPM_PAYLOAD the
+# payload compression (default w2.xzdio, which EL8's rpm reads; tests use w1.gzdio).
 # The binaries link the C library of the machine they were built on; each distribution's RPM
 # is made only when they run on its C library (EL8 2.28, EL9 2.34, Azure Linux 3 2.38), and
 # a distribution they cannot run on is refused before anything is written: build those
@@ -76,6 +77,7 @@ for dist in $dists; do
     --define "_rpmdir $out" \
     --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
     --define "dist .$dist" \
+    --define "_binary_payload ${LFLEET_RPM_PAYLOAD:-w2.xzdio}" \
     --define "lfleet_version $version" \
     --define "lfleet_stage $stage" \
     --define "lfleet_repo $repo" \
