@@ -40,7 +40,7 @@ impl std::fmt::Display for FieldError {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct ConfigErrors(pub Vec<FieldError>);
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Where agents and operators with certificates connect (mTLS).
@@ -66,6 +66,39 @@ pub struct ServerConfig {
     /// Seconds instead of hours (tests of renewal); absent: `agent_certificate_hours`.
     #[serde(default)]
     pub agent_certificate_seconds: Option<u32>,
+    /// A node that sent nothing for this long is SILENT, whatever its TCP connection says.
+    #[serde(default = "default_silence")]
+    pub silence_seconds: f64,
+    /// HTTP/2 keepalive: a ping after this long without traffic, and the connection closed
+    /// when the answer takes longer than this again.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_seconds: f64,
+    /// A TLS handshake that takes longer is dropped (an idle or stalled connection).
+    #[serde(default = "default_handshake")]
+    pub tls_handshake_seconds: f64,
+    /// Connections served at once on the TLS port (capped below the open-file limit);
+    /// more are refused.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections one source address may hold; more are refused.
+    #[serde(default = "default_max_per_address")]
+    pub max_connections_per_address: usize,
+}
+
+fn default_silence() -> f64 {
+    30.0
+}
+fn default_keepalive() -> f64 {
+    10.0
+}
+fn default_handshake() -> f64 {
+    10.0
+}
+fn default_max_connections() -> usize {
+    50_000
+}
+fn default_max_per_address() -> usize {
+    64
 }
 
 impl ServerConfig {
@@ -108,6 +141,11 @@ impl Default for ServerConfig {
             metrics_listen: None,
             agent_certificate_hours: default_cert_hours(),
             agent_certificate_seconds: None,
+            silence_seconds: default_silence(),
+            keepalive_seconds: default_keepalive(),
+            tls_handshake_seconds: default_handshake(),
+            max_connections: default_max_connections(),
+            max_connections_per_address: default_max_per_address(),
         }
     }
 }
@@ -297,6 +335,34 @@ impl Desired {
             .map(|f| f.spec.clone())
             .collect()
     }
+}
+
+/// What differs between two desired states, in words (empty when they are the same; comments
+/// and layout never count).
+pub fn differences(running: &Desired, candidate: &Desired) -> Vec<String> {
+    let mut out = Vec::new();
+    if running.client != candidate.client {
+        out.push(format!(
+            "[client] {} -> {}",
+            running.client.lustre_version, candidate.client.lustre_version
+        ));
+    }
+    if running.lnet != candidate.lnet {
+        out.push("[lnet] changed".into());
+    }
+    for fs in &candidate.filesystems {
+        match running.filesystems.iter().find(|r| r.name == fs.name) {
+            None => out.push(format!("filesystem {} added", fs.name)),
+            Some(old) if old != fs => out.push(format!("filesystem {} changed", fs.name)),
+            Some(_) => {}
+        }
+    }
+    for fs in &running.filesystems {
+        if !candidate.filesystems.iter().any(|c| c.name == fs.name) {
+            out.push(format!("filesystem {} removed", fs.name));
+        }
+    }
+    out
 }
 
 /// A whole coordinator.toml.
@@ -614,6 +680,43 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
                 nodearray: rule.nodearray.clone(),
                 slurm_name: rule.slurm_name.clone(),
             });
+        }
+    }
+    if let Some(server) = &raw.server {
+        for (field, value, low, high) in [
+            (
+                "server.silence_seconds",
+                server.silence_seconds,
+                1.0,
+                3600.0,
+            ),
+            (
+                "server.keepalive_seconds",
+                server.keepalive_seconds,
+                0.5,
+                600.0,
+            ),
+            (
+                "server.tls_handshake_seconds",
+                server.tls_handshake_seconds,
+                0.5,
+                120.0,
+            ),
+        ] {
+            if !(low..=high).contains(&value) {
+                error(
+                    0..0,
+                    field.into(),
+                    format!("{value} is not from {low} to {high}"),
+                );
+            }
+        }
+        if server.max_connections == 0 || server.max_connections_per_address == 0 {
+            error(
+                0..0,
+                "server.max_connections".into(),
+                "connection caps are at least 1".into(),
+            );
         }
     }
     let Some(lustre_version) = lustre_version.filter(|_| errors.is_empty()) else {

@@ -317,13 +317,10 @@ impl Drainer {
         // Settle what a crash (or an unreachable Slurm) left first.
         self.recover().await?;
         let now = self.now_ms();
-        let ledger = self.store.drains()?;
-        let incidents = self.store.incidents()?;
-        let open: Vec<Incident> = incidents
-            .iter()
-            .filter(|i| i.closed_ms.is_none())
-            .cloned()
-            .collect();
+        // Bounded reads by index: what the budget window and the flap penalty's day can see.
+        let horizon = (policy.budget_window_seconds as i64 * 1000).max(86_400_000);
+        let ledger = self.store.drains_since(now - horizon)?;
+        let open: Vec<Incident> = self.store.open_incidents()?;
         let plan = policy::plan(policy, facts, &ledger, &open, now);
 
         for incident in &plan.open {

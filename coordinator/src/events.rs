@@ -76,6 +76,7 @@ kinds! {
     Disconnected => "disconnected", false;
     Conditions => "conditions", false;
     ConfigApplied => "config-applied", true;
+    ConfigFileDiffers => "config-file-differs", true;
     ConfigAcked => "config-acked", false;
     ConfigRefused => "config-refused", false;
     Drained => "drained", true;

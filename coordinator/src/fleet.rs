@@ -24,7 +24,8 @@ use crate::config::Desired;
 use crate::identity::NodeIdentity;
 use crate::policy::{Fact, NodeFacts};
 
-/// A node silent this long (nothing received, whatever TCP says) is SILENT.
+/// A node silent this long (nothing received, whatever TCP says) is SILENT, by default
+/// (`[server] silence_seconds`).
 pub const SILENT_AFTER_MS: i64 = 30_000;
 
 /// Throughput samples kept per node: one hour at one a second.
@@ -65,6 +66,10 @@ pub struct NodeState {
     pub applied_generation: Generation,
     #[serde(skip)]
     pub connected: bool,
+    /// Slurm has it powered down (power saving, a deallocated cloud node): not expected to
+    /// report or mount. Read from Slurm on every drain pass.
+    #[serde(skip)]
+    pub powered_down: bool,
     #[serde(skip)]
     pub telemetry: NodeTelemetry,
 }
@@ -80,18 +85,31 @@ impl NodeState {
             last_seen_ms: 0,
             applied_generation: Generation::ZERO,
             connected: false,
+            powered_down: false,
             telemetry: NodeTelemetry::default(),
         }
     }
 
     /// Whether anything arrived within the silence limit.
-    pub fn is_live(&self, now_ms: i64) -> bool {
-        now_ms - self.last_seen_ms <= SILENT_AFTER_MS
+    pub fn is_live(&self, now_ms: i64, silence_ms: i64) -> bool {
+        now_ms - self.last_seen_ms <= silence_ms
     }
 
-    /// HEALTHY, UNHEALTHY (a condition fails), UNKNOWN (one is unknown, or none yet), SILENT.
-    pub fn health(&self, now_ms: i64) -> Health {
-        if !self.is_live(now_ms) {
+    /// Slurm powered it down and it has no session (or sends nothing): neither silent nor
+    /// expected to mount. A node that keeps its session and reports is judged by its
+    /// reports, whatever Slurm's power state says.
+    pub fn is_resting(&self, now_ms: i64, silence_ms: i64) -> bool {
+        self.powered_down && (!self.connected || !self.is_live(now_ms, silence_ms))
+    }
+
+    /// POWERED-DOWN (Slurm says so and it does not report), SILENT (nothing within the
+    /// silence limit), UNHEALTHY (a condition fails), UNKNOWN (one is unknown, or none yet),
+    /// HEALTHY.
+    pub fn health(&self, now_ms: i64, silence_ms: i64) -> Health {
+        if self.is_resting(now_ms, silence_ms) {
+            return Health::PoweredDown;
+        }
+        if !self.is_live(now_ms, silence_ms) {
             return Health::Silent;
         }
         let outcomes = self.status.conditions.iter().map(|c| c.outcome);
@@ -150,10 +168,12 @@ impl NodeState {
         changed
     }
 
-    /// Takes the llite rates of a telemetry batch as the node's per-mount throughput.
-    pub fn take_telemetry(&mut self, batch: &TelemetryBatch, now_ms: i64) {
+    /// Takes the llite rates of a telemetry batch as the node's per-mount throughput; returns
+    /// how many samples the caps refused.
+    pub fn take_telemetry(&mut self, batch: &TelemetryBatch, now_ms: i64) -> u64 {
         self.last_seen_ms = now_ms;
         let telemetry = &mut self.telemetry;
+        let dropped_before = telemetry.dropped;
         let mut touched = false;
         for sample in &batch.samples {
             let read = match sample.metric.as_str() {
@@ -195,11 +215,12 @@ impl NodeState {
                 telemetry.history.pop_front();
             }
         }
+        telemetry.dropped - dropped_before
     }
 
     /// A mount's rates now: `None` when the node is silent (unknown, not its last value).
-    pub fn rates(&self, mount_point: &str, now_ms: i64) -> Option<MountRates> {
-        if !self.is_live(now_ms) {
+    pub fn rates(&self, mount_point: &str, now_ms: i64, silence_ms: i64) -> Option<MountRates> {
+        if !self.is_live(now_ms, silence_ms) {
             return None;
         }
         Some(
@@ -212,8 +233,8 @@ impl NodeState {
     }
 
     /// Mount points with a passing `mount.present`, while the node is live.
-    fn mounted(&self, mount_point: &str, now_ms: i64) -> bool {
-        self.is_live(now_ms)
+    fn mounted(&self, mount_point: &str, now_ms: i64, silence_ms: i64) -> bool {
+        self.is_live(now_ms, silence_ms)
             && self.status.conditions.iter().any(|c| {
                 c.check == KnownCheck::MountPresent
                     && c.outcome == Outcome::Pass
@@ -228,6 +249,8 @@ pub struct Fleet {
     pub desired: Desired,
     pub generation: Generation,
     pub nodes: BTreeMap<String, NodeState>,
+    /// A node is silent after this long without a message.
+    pub silence_ms: i64,
 }
 
 impl Fleet {
@@ -247,7 +270,7 @@ impl Fleet {
         let hello = node.hello.as_ref();
         Some(NodeSummary {
             name: name.to_owned(),
-            health: node.health(now_ms),
+            health: node.health(now_ms, self.silence_ms),
             connected: node.connected,
             last_seen_unix_ms: node.last_seen_ms,
             agent_version: hello.map(|h| h.agent_version.clone()).unwrap_or_default(),
@@ -261,11 +284,11 @@ impl Fleet {
                 .iter()
                 .map(|spec| {
                     let point = spec.mount_point.as_str();
-                    let rates = node.rates(point, now_ms);
+                    let rates = node.rates(point, now_ms, self.silence_ms);
                     MountState {
                         mount_point: point.to_owned(),
                         source: spec.source().to_string(),
-                        mounted: node.mounted(point, now_ms),
+                        mounted: node.mounted(point, now_ms, self.silence_ms),
                         read_bytes_per_second: rates.map(|r| r.read_bytes_per_second),
                         write_bytes_per_second: rates.map(|r| r.write_bytes_per_second),
                     }
@@ -308,16 +331,19 @@ impl Fleet {
                 let (mut expected, mut mounted) = (0, 0);
                 let (mut read, mut write) = (0.0, 0.0);
                 let mut states: BTreeMap<String, u32> = BTreeMap::new();
-                for node in self.nodes.values().filter(|n| fs.applies_to(&n.identity)) {
+                // Powered-down nodes are not expected to mount (nor counted).
+                for node in self.nodes.values().filter(|n| {
+                    fs.applies_to(&n.identity) && !n.is_resting(now_ms, self.silence_ms)
+                }) {
                     expected += 1;
-                    if node.mounted(point, now_ms) {
+                    if node.mounted(point, now_ms, self.silence_ms) {
                         mounted += 1;
                     }
-                    if let Some(rates) = node.rates(point, now_ms) {
+                    if let Some(rates) = node.rates(point, now_ms, self.silence_ms) {
                         read += rates.read_bytes_per_second;
                         write += rates.write_bytes_per_second;
                     }
-                    if !node.is_live(now_ms) {
+                    if !node.is_live(now_ms, self.silence_ms) {
                         continue;
                     }
                     for condition in &node.status.conditions {
@@ -363,7 +389,8 @@ impl Fleet {
                 name: name.clone(),
                 slurm_name: node.slurm_name.clone(),
                 role: node.identity.role,
-                connected: node.is_live(now_ms),
+                connected: node.is_live(now_ms, self.silence_ms)
+                    && !node.is_resting(now_ms, self.silence_ms),
                 facts: node
                     .status
                     .conditions
@@ -385,6 +412,23 @@ impl Fleet {
                     .collect(),
             })
             .collect()
+    }
+
+    /// Marks the nodes whose Slurm name is in `down` as powered down, the others as up;
+    /// returns the names that changed, with their new state.
+    pub fn set_powered_down(
+        &mut self,
+        down: &std::collections::BTreeSet<String>,
+    ) -> Vec<(String, bool)> {
+        let mut changed = Vec::new();
+        for (name, node) in &mut self.nodes {
+            let now_down = down.contains(&node.slurm_name);
+            if node.powered_down != now_down {
+                node.powered_down = now_down;
+                changed.push((name.clone(), now_down));
+            }
+        }
+        changed
     }
 
     /// Nodes whose desired state differs between the running config and `candidate`.
@@ -494,16 +538,29 @@ mod tests {
             },
             1_000,
         );
-        assert_eq!(node.health(2_000), Health::Healthy);
-        assert!(node.mounted("/lustre", 2_000));
+        let silence = SILENT_AFTER_MS;
+        assert_eq!(node.health(2_000, silence), Health::Healthy);
+        assert!(node.mounted("/lustre", 2_000, silence));
         assert_eq!(
-            node.rates("/lustre", 2_000).unwrap().write_bytes_per_second,
+            node.rates("/lustre", 2_000, silence)
+                .unwrap()
+                .write_bytes_per_second,
             3e8
         );
         let later = 1_000 + SILENT_AFTER_MS + 1;
-        assert_eq!(node.health(later), Health::Silent, "connected or not");
-        assert!(!node.mounted("/lustre", later));
-        assert_eq!(node.rates("/lustre", later), None);
+        assert_eq!(
+            node.health(later, silence),
+            Health::Silent,
+            "connected or not"
+        );
+        assert!(!node.mounted("/lustre", later, silence));
+        assert_eq!(node.rates("/lustre", later, silence), None);
+        // Powered down by Slurm: neither silent nor expected.
+        node.powered_down = true;
+        assert_eq!(node.health(later, silence), Health::PoweredDown);
+        assert!(node.is_resting(later, silence));
+        // Reporting again, it is judged by its reports whatever Slurm says.
+        assert_eq!(node.health(2_000, silence), Health::Healthy);
     }
 
     #[test]

@@ -46,6 +46,11 @@ struct Cli {
     /// Overrides [server].metrics_listen.
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Make the desired state in coordinator.toml the running configuration (a new
+    /// generation) when it differs from the stored one; without it the store wins and the
+    /// difference is reported.
+    #[arg(long)]
+    take_config_from_file: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -187,6 +192,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 token_file: server.join_token_file.clone(),
                 certificate_seconds: server.agent_certificate_lifetime_seconds(),
             },
+            cli.take_config_from_file,
             Arc::new(SystemClock),
             Arc::new(SystemCommandRunner::from_env()),
         )
@@ -223,7 +229,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         shutdown,
     )
     .await;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drains).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drains).await;
     coordinator.shut_down();
     store.close().map_err(|e| ErrorChain(&e).to_string())?;
     served

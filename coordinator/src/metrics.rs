@@ -93,6 +93,30 @@ pub fn render(coordinator: &Coordinator) -> String {
             .enroll
             .load(std::sync::atomic::Ordering::Relaxed)
     );
+    if let Some(admission) = coordinator.admission() {
+        let _ = writeln!(
+            out,
+            "# TYPE lfleet_connections_open gauge\nlfleet_connections_open {}",
+            admission.open()
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE lfleet_connections_refused_total counter\nlfleet_connections_refused_total {}",
+            admission.refused.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_telemetry_samples_dropped_total counter\nlfleet_telemetry_samples_dropped_total {}",
+        coordinator
+            .telemetry_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_store_writes_dropped_total counter\nlfleet_store_writes_dropped_total {}",
+        coordinator.store().dropped()
+    );
     let filesystems = coordinator.filesystems(None);
     out.push_str("# TYPE lfleet_filesystem_clients gauge\n");
     for fs in &filesystems {

@@ -33,6 +33,14 @@ impl SlurmNode {
             .any(|f| self.has(f))
     }
 
+    /// Powered down or on its way down or up (power saving, a deallocated cloud node): not
+    /// expected to run an agent, mount, or report.
+    pub fn is_powered_down(&self) -> bool {
+        ["POWERED_DOWN", "POWERING_DOWN", "POWER_DOWN", "POWERING_UP"]
+            .iter()
+            .any(|f| self.has(f))
+    }
+
     /// States lfleet never touches: power management, reboots, maintenance.
     pub fn is_managed_elsewhere(&self) -> bool {
         [

@@ -381,6 +381,38 @@ impl Store {
         )
     }
 
+    /// What the drain planner needs, by index: active drains and those drained or ended since
+    /// `since_ms` (the budget window, the flap penalty's day).
+    pub fn drains_since(&self, since_ms: i64) -> Result<Vec<DrainEntry>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare(
+                "SELECT entry FROM drains WHERE ended_ms IS NULL OR ended_ms >= ?1 OR drained_ms >= ?1
+                 ORDER BY drained_ms, drain_id",
+            )
+            .map_err(err("read the drain ledger"))?;
+        let rows = statement
+            .query_map([since_ms], |row| row.get::<_, String>(0))
+            .map_err(err("read the drain ledger"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let text = row.map_err(err("read the drain ledger"))?;
+            match serde_json::from_str(&text) {
+                Ok(entry) => out.push(entry),
+                Err(error) => tracing::error!(%error, "an unreadable ledger row is skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Incidents not closed yet, by index.
+    pub fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        self.json_rows(
+            "SELECT entry FROM incidents WHERE closed_ms IS NULL ORDER BY opened_ms, id",
+            "read open incidents",
+        )
+    }
+
     pub fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
         self.json_rows(
             "SELECT entry FROM incidents ORDER BY opened_ms, id",

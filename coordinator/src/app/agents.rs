@@ -273,8 +273,13 @@ impl Coordinator {
     /// A telemetry batch from `name`'s session.
     pub fn on_telemetry(&self, name: &str, batch: &TelemetryBatch) {
         let now = self.now_ms();
-        if let Some(node) = self.fleet().nodes.get_mut(name) {
-            node.take_telemetry(batch, now);
+        let dropped = match self.fleet().nodes.get_mut(name) {
+            Some(node) => node.take_telemetry(batch, now),
+            None => 0,
+        };
+        if dropped > 0 {
+            self.telemetry_dropped
+                .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

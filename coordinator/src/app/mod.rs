@@ -26,7 +26,10 @@ use crate::identity::Identities;
 use crate::pki::Pki;
 use crate::sessions::Sessions;
 use crate::slurm::Scontrol;
-use crate::store::{Store, StoreError, Table, Write, put};
+use crate::store::{Store, StoreError, Table, put};
+
+/// How often Slurm's power states are read (at most once per drain pass).
+const POWER_POLL: Duration = Duration::from_secs(1);
 
 /// Why a request could not be served. `api` maps each to a gRPC status in one place.
 #[derive(Debug, thiserror::Error)]
@@ -139,17 +142,23 @@ pub struct Coordinator {
     policy: PolicySwitches,
     drainer: Option<tokio::sync::Mutex<Drainer>>,
     drain_interval: Duration,
+    /// The TLS port's connection caps, once the server runs.
+    admission: std::sync::OnceLock<Arc<crate::server::Admission>>,
+    /// Telemetry samples refused by the per-node caps since start.
+    pub telemetry_dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Coordinator {
-    /// Builds the state from the store and the config file: the file becomes a new
-    /// generation when it changed since the last start (or the store is empty); otherwise the
-    /// stored generation (perhaps applied with `lfleet config apply`) stays.
+    /// Builds the state from the store and the config file. The store is the one source of the
+    /// desired state after the first start: a file whose desired state differs from it is
+    /// not applied silently (the difference is logged and recorded, with how to apply it),
+    /// unless `take_file` says so. Its server sections are read at every start.
     pub fn start(
         file: CoordinatorFile,
         store: Arc<Store>,
         pki: Pki,
         enrollment: Enrollment,
+        take_file: bool,
         clock: Arc<dyn Clock>,
         runner: Arc<dyn CommandRunner>,
     ) -> Result<Coordinator, StartError> {
@@ -166,24 +175,51 @@ impl Coordinator {
             .unwrap_or(Generation::ZERO);
         let file_text = file.desired.text.clone();
         let stored = store.current_config()?;
+        let mut differs = None;
         let (generation, desired) = match stored {
-            Some((generation, text)) if store.meta("file_text")?.as_deref() == Some(&file_text) => {
-                let parsed = config::parse(&text)
-                    .map_err(|errors| StartError::StoredConfig { generation, errors })?;
-                (Generation(generation), parsed.desired)
+            Some((generation, text)) => {
+                let running = config::parse(&text)
+                    .map_err(|errors| StartError::StoredConfig { generation, errors })?
+                    .desired;
+                let changes = config::differences(&running, &file.desired);
+                if changes.is_empty() || !take_file {
+                    if !changes.is_empty() {
+                        differs = Some((generation, changes));
+                    }
+                    (Generation(generation), running)
+                } else {
+                    let generation = Generation(generation).max(highest_applied).next();
+                    store.add_config_blocking(
+                        generation.get(),
+                        &file_text,
+                        "coordinator.toml at start (--take-config-from-file)",
+                        now,
+                    )?;
+                    (generation, file.desired)
+                }
             }
-            stored => {
-                let last = Generation(stored.map(|(g, _)| g).unwrap_or(0));
-                let generation = last.max(highest_applied).next();
-                store.add_config_blocking(generation.get(), &file_text, "file", now)?;
-                store.commit_blocking(vec![Write::Meta {
-                    key: "file_text".into(),
-                    value: file_text.clone(),
-                }])?;
+            None => {
+                let generation = highest_applied.next();
+                store.add_config_blocking(generation.get(), &file_text, "coordinator.toml", now)?;
                 (generation, file.desired)
             }
         };
         let events = Arc::new(EventLog::new(store.clone(), clock.clone()));
+        if let Some((generation, changes)) = differs {
+            let text = format!(
+                "coordinator.toml differs from the running configuration (generation {generation}): \
+                 {}; the running configuration stays. Apply the file with `lfleet config apply \
+                 FILE`, or start with --take-config-from-file",
+                changes.join("; ")
+            );
+            tracing::warn!(generation = generation, "{text}");
+            events.record(
+                Source::Coordinator,
+                "",
+                CoordinatorKind::ConfigFileDiffers,
+                text,
+            );
+        }
         let identities = Identities::load(
             store.clone(),
             &enrollment.file_token,
@@ -215,6 +251,7 @@ impl Coordinator {
                 desired,
                 generation,
                 nodes,
+                silence_ms: (file.server.silence_seconds * 1000.0) as i64,
             }),
             sessions: Sessions::default(),
             identities,
@@ -223,6 +260,8 @@ impl Coordinator {
             acks: Mutex::new(BTreeMap::new()),
             policy,
             drainer,
+            admission: std::sync::OnceLock::new(),
+            telemetry_dropped: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -244,6 +283,15 @@ impl Coordinator {
 
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    pub fn set_admission(&self, admission: Arc<crate::server::Admission>) {
+        let _ = self.admission.set(admission);
+    }
+
+    /// The TLS port's connection caps, once the server runs.
+    pub fn admission(&self) -> Option<&crate::server::Admission> {
+        self.admission.get().map(|a| a.as_ref())
     }
 
     pub fn identities(&self) -> &Identities {
@@ -283,6 +331,7 @@ impl Coordinator {
         let Some(drainer) = &self.drainer else {
             return;
         };
+        let mut last_power = tokio::time::Instant::now() - POWER_POLL;
         let mut every = tokio::time::interval(self.drain_interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -291,10 +340,45 @@ impl Coordinator {
                 _ = stop.wait_for(|s| *s) => return,
             }
             let policy = self.policy.effective();
-            let facts = self.with_fleet(|fleet| fleet.facts(self.now_ms()));
             let mut drainer = drainer.lock().await;
+            // Slurm's power states first: a powered-down node is neither silent nor judged.
+            if last_power.elapsed() >= POWER_POLL {
+                last_power = tokio::time::Instant::now();
+                match drainer.slurm_nodes().await {
+                    Ok(slurm) => self.take_power_states(&slurm),
+                    Err(error) => tracing::debug!(%error, "power states not read this pass"),
+                }
+            }
+            let facts = self.with_fleet(|fleet| fleet.facts(self.now_ms()));
             if let Err(error) = drainer.pass(&policy, &facts).await {
                 tracing::warn!(error = %ErrorChain(&error), "drain pass stopped; retrying next interval");
+            }
+        }
+    }
+
+    /// Marks nodes Slurm has powered down (and back up); each change is an event.
+    pub fn take_power_states(&self, slurm: &[crate::slurm::SlurmNode]) {
+        let down: std::collections::BTreeSet<String> = slurm
+            .iter()
+            .filter(|n| n.is_powered_down())
+            .map(|n| n.name.clone())
+            .collect();
+        let changed = self.fleet().set_powered_down(&down);
+        for (name, now_down) in changed {
+            if now_down {
+                self.record(
+                    Source::Coordinator,
+                    &name,
+                    CoordinatorKind::PoweredDown,
+                    "Slurm powered it down: not expected to report or mount",
+                );
+            } else {
+                self.record(
+                    Source::Coordinator,
+                    &name,
+                    CoordinatorKind::PoweredUp,
+                    "Slurm powered it up: expected to report again",
+                );
             }
         }
     }

@@ -136,7 +136,20 @@ async fn agent(
 }
 
 fn one(n: usize, quick: bool) -> serde_json::Value {
-    let cluster = Cluster::start_with(tempfile::tempdir().expect("scratch"), &[], "");
+    // Every simulated agent connects from 127.0.0.1: lift the per-address cap meant for real
+    // nodes (one connection each), and open files for tens of thousands of connections.
+    {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+    let cluster = Cluster::start_configured(
+        tempfile::tempdir().expect("scratch"),
+        &[],
+        "max_connections = 100000\nmax_connections_per_address = 100000\n",
+        "",
+    );
     let ca = std::fs::read_to_string(cluster.dir.path().join("data/ca.pem")).expect("ca");
     let token = std::fs::read_to_string(cluster.dir.path().join("token"))
         .expect("token")
@@ -231,7 +244,13 @@ fn one(n: usize, quick: bool) -> serde_json::Value {
     )
     .expect("config");
     applied_tx.send_replace(Some(Instant::now()));
-    let applied = cluster.lfleet(&["config", "apply", file.to_str().unwrap_or("")]);
+    let applied = cluster.lfleet(&[
+        "config",
+        "apply",
+        file.to_str().unwrap_or(""),
+        "--wait",
+        "0",
+    ]);
     assert!(applied.status.success(), "{applied:?}");
     let apply_started = Instant::now();
     while stats.acked.load(Ordering::SeqCst) < connected

@@ -118,8 +118,25 @@ impl Cluster {
     /// Starts the coordinator on `listen`; returns it, the address it bound and its
     /// Prometheus endpoint.
     pub fn spawn_coordinator(dir: &Path, listen: &str) -> (Owned, String, String) {
+        Cluster::spawn_coordinator_under(dir, listen, &[])
+    }
+
+    /// [`Cluster::spawn_coordinator`] run through `wrapper` (`prlimit --nofile=4096:4096`).
+    pub fn spawn_coordinator_under(
+        dir: &Path,
+        listen: &str,
+        wrapper: &[&str],
+    ) -> (Owned, String, String) {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(coordinator_binary());
+                command
+            }
+            None => Command::new(coordinator_binary()),
+        };
         let mut child = Owned(
-            Command::new(coordinator_binary())
+            command
                 .arg("--config")
                 .arg(dir.join("coordinator.toml"))
                 .args(["--listen", listen, "--metrics-listen", "127.0.0.1:0"])
@@ -160,6 +177,16 @@ impl Cluster {
 
     /// A cluster in `dir` with agents named `names` and `extra` appended to coordinator.toml.
     pub fn start_with(dir: tempfile::TempDir, names: &[String], extra: &str) -> Cluster {
+        Cluster::start_configured(dir, names, "", extra)
+    }
+
+    /// [`Cluster::start_with`] with `server` lines added to coordinator.toml's `[server]`.
+    pub fn start_configured(
+        dir: tempfile::TempDir,
+        names: &[String],
+        server: &str,
+        extra: &str,
+    ) -> Cluster {
         let root = dir.path();
         let config_text = EXAMPLE
             .replace("listen = \"0.0.0.0:7443\"", "listen = \"127.0.0.1:0\"")
@@ -175,6 +202,10 @@ impl Cluster {
                 "admin_socket = \"/run/lfleet/coordinator.sock\"",
                 &format!("admin_socket = \"{}\"", root.join("admin.sock").display()),
             );
+        let config_text = config_text.replace(
+            "agent_certificate_hours = 24\n",
+            &format!("agent_certificate_hours = 24\n{server}"),
+        );
         // `extra` replaces the example's own [slurm] and [policy] tables.
         let config_text = if extra.is_empty() {
             config_text
@@ -274,11 +305,16 @@ impl Cluster {
 
     /// Stops the coordinator and starts it again on the same address and data directory.
     pub fn restart_coordinator(&mut self) {
+        self.restart_coordinator_under(&[]);
+    }
+
+    /// [`Cluster::restart_coordinator`] through `wrapper` (see `spawn_coordinator_under`).
+    pub fn restart_coordinator_under(&mut self, wrapper: &[&str]) {
         if let Some(mut old) = self.coordinator.take() {
             old.stop();
         }
         let (coordinator, address, metrics) =
-            Cluster::spawn_coordinator(self.dir.path(), &self.address);
+            Cluster::spawn_coordinator_under(self.dir.path(), &self.address, wrapper);
         assert_eq!(address, self.address);
         self.coordinator = Some(coordinator);
         self.metrics = metrics;

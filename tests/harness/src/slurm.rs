@@ -39,6 +39,11 @@ fn log(dir: &Path, name: &str) -> Stdio {
 
 impl Slurm {
     pub fn start(dir: &Path, nodes: &[&str]) -> Slurm {
+        Slurm::start_with(dir, nodes, "")
+    }
+
+    /// [`Slurm::start`] with `extra` lines in slurm.conf (power saving, a reboot program).
+    pub fn start_with(dir: &Path, nodes: &[&str], extra: &str) -> Slurm {
         let dir = dir.join("slurm");
         for sub in ["state", "spool"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -88,6 +93,7 @@ SchedulerType=sched/builtin\nSelectType=select/linear\nReturnToService=2\nMpiDef
             ));
         }
         conf.push_str("PartitionName=all Nodes=ALL Default=YES State=UP\n");
+        conf.push_str(extra);
         let conf_path = dir.join("slurm.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let mut slurm = Slurm {
@@ -125,6 +131,25 @@ SchedulerType=sched/builtin\nSelectType=select/linear\nReturnToService=2\nMpiDef
                 .map(|n| slurm.node(n))
                 .collect::<Vec<_>>(),
             std::fs::read_to_string(dir.join("slurmctld.log")).unwrap_or_default()
+        );
+    }
+
+    /// Restarts `node`'s slurmd, as a booting node would start it.
+    pub fn restart_slurmd(&mut self, node: &str) {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n == node)
+            .unwrap_or_else(|| panic!("no node {node}"));
+        self.slurmds[index].stop();
+        self.slurmds[index] = Owned(
+            Command::new("slurmd")
+                .args(["-D", "-N", node])
+                .env("SLURM_CONF", &self.conf)
+                .stdout(Stdio::null())
+                .stderr(log(&self.dir, &format!("slurmd-{node}.out")))
+                .spawn()
+                .expect("slurmd runs"),
         );
     }
 
