@@ -147,6 +147,68 @@ fn matches_parts(parts: &[Part], name: &str) -> bool {
     }
 }
 
+/// Names compressed the way `sinfo` prints them: names that differ only in a trailing number
+/// share a prefix with bracketed ranges (`hpc-pg0-[1-4,7],login1`), zero padding kept; the
+/// result parses back to the same set with [`HostPattern::parse`].
+pub fn compress<S: AsRef<str>>(names: &[S]) -> String {
+    use std::collections::BTreeMap;
+    // prefix -> (width, number) for names ending in digits; others stand alone.
+    let mut groups: BTreeMap<String, Vec<(usize, u64)>> = BTreeMap::new();
+    let mut plain: Vec<String> = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
+        let (prefix, number) = name.split_at(name.len() - digits);
+        match number.parse::<u64>() {
+            Ok(value) if digits > 0 && digits <= 18 => {
+                let width = if number.len() > 1 && number.starts_with('0') {
+                    number.len()
+                } else {
+                    0
+                };
+                groups
+                    .entry(prefix.to_owned())
+                    .or_default()
+                    .push((width, value));
+            }
+            _ => plain.push(name.to_owned()),
+        }
+    }
+    let mut parts = Vec::new();
+    for (prefix, mut numbers) in groups {
+        numbers.sort_unstable_by_key(|(width, value)| (*value, *width));
+        numbers.dedup();
+        if numbers.len() == 1 {
+            let (width, value) = numbers[0];
+            parts.push(format!("{prefix}{value:0width$}"));
+            continue;
+        }
+        let mut ranges: Vec<String> = Vec::new();
+        let mut index = 0;
+        while index < numbers.len() {
+            let (width, low) = numbers[index];
+            let mut high = low;
+            while index + 1 < numbers.len()
+                && numbers[index + 1].0 == width
+                && numbers[index + 1].1 == high + 1
+            {
+                high += 1;
+                index += 1;
+            }
+            ranges.push(if low == high {
+                format!("{low:0width$}")
+            } else {
+                format!("{low:0width$}-{high:0width$}")
+            });
+            index += 1;
+        }
+        parts.push(format!("{prefix}[{}]", ranges.join(",")));
+    }
+    plain.sort();
+    parts.extend(plain);
+    parts.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +236,43 @@ mod tests {
         assert!(big.matches("n999999999"));
         for bad in ["", "a[", "a[3-1]", "a[x]", "a b", "a]", "a[1-2],,b", "a;rm"] {
             assert!(HostPattern::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn compression_reads_like_sinfo_and_parses_back_to_the_same_set() {
+        assert_eq!(
+            compress(&[
+                "hpc-pg0-3",
+                "hpc-pg0-1",
+                "hpc-pg0-2",
+                "hpc-pg0-4",
+                "hpc-pg0-7",
+                "login1"
+            ]),
+            "hpc-pg0-[1-4,7],login1"
+        );
+        assert_eq!(compress(&["gpu01", "gpu02", "gpu10"]), "gpu[01-02,10]");
+        assert_eq!(compress(&["n5"]), "n5");
+        assert_eq!(compress(&["sched", "n1", "n1"]), "n1,sched");
+        assert_eq!(compress::<&str>(&[]), "");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compressed_lists_match_exactly_their_names(
+            numbers in proptest::collection::btree_set(0u64..300, 1..40),
+            padded in proptest::bool::ANY,
+        ) {
+            let names: Vec<String> = numbers
+                .iter()
+                .map(|n| if padded { format!("gpu{n:03}") } else { format!("hpc-{n}") })
+                .collect();
+            let pattern = HostPattern::parse(&compress(&names)).unwrap();
+            for n in 0u64..300 {
+                let name = if padded { format!("gpu{n:03}") } else { format!("hpc-{n}") };
+                proptest::prop_assert_eq!(pattern.matches(&name), numbers.contains(&n));
+            }
         }
     }
 }

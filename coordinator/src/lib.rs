@@ -21,6 +21,7 @@ pub mod identity;
 pub mod metrics;
 pub mod pki;
 pub mod policy;
+pub mod render;
 pub mod server;
 pub mod sessions;
 pub mod slurm;

@@ -112,6 +112,11 @@ c="$work/coordinator"
 program "$c" lfleet-coordinator
 program "$c" lfleet
 put 0644 "$repo/systemd/lfleet-coordinator.service" "$c/lib/systemd/system/lfleet-coordinator.service"
+# Completions generated from lfleet's clap definitions (`lfleet completions SHELL`; the
+# tidy test keeps the committed files current).
+put 0644 "$repo/packaging/completions/lfleet.bash" "$c/usr/share/bash-completion/completions/lfleet"
+put 0644 "$repo/packaging/completions/_lfleet" "$c/usr/share/zsh/vendor-completions/_lfleet"
+put 0644 "$repo/packaging/completions/lfleet.fish" "$c/usr/share/fish/vendor_completions.d/lfleet.fish"
 put 0644 "$repo/systemd/tmpfiles.d/lfleet-coordinator.conf" "$c/usr/lib/tmpfiles.d/lfleet-coordinator.conf"
 put 0644 "$common/coordinator.toml" "$c/etc/lfleet/coordinator.toml"
 put 0644 "$repo/packaging/examples/coordinator.toml" "$c/usr/share/doc/lfleet-coordinator/examples/coordinator.toml"

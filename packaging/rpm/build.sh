@@ -69,6 +69,9 @@ put 0644 "$repo/packaging/examples/coordinator.toml" "$stage/usr/share/doc/lflee
 put 0755 "$repo/packaging/slurm/lfleet-health-check" "$stage/usr/lib/lfleet/lfleet-health-check"
 put 0644 "$repo/packaging/slurm/lfleet.nhc" "$stage/usr/share/doc/lfleet-agent/examples/lfleet.nhc"
 put 0644 "$repo/packaging/slurm/slurm.conf.example" "$stage/usr/share/doc/lfleet-agent/examples/slurm.conf.example"
+put 0644 "$repo/packaging/completions/lfleet.bash" "$stage/usr/share/bash-completion/completions/lfleet"
+put 0644 "$repo/packaging/completions/_lfleet" "$stage/usr/share/zsh/site-functions/_lfleet"
+put 0644 "$repo/packaging/completions/lfleet.fish" "$stage/usr/share/fish/vendor_completions.d/lfleet.fish"
 install -d -m 0700 "$stage/var/lib/lfleet"
 
 for dist in $dists; do

@@ -12,14 +12,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use lfleet_coordinator::render;
 use lfleet_host::{Clock, HostRoot, SystemClock};
 use lfleet_proto::v1;
 use lfleet_proto::v1::fleet_service_client::FleetServiceClient;
+use lfleet_types::ErrorChain;
 use lfleet_types::fleet::{
     DrainRecord, FilesystemSummary, FleetEvent, IncidentView, NodeDetail, NodeSummary,
 };
-use lfleet_types::{ErrorChain, Outcome};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 #[derive(Debug, Parser)]
@@ -35,25 +36,35 @@ struct Cli {
     /// Use the coordinator's TLS port instead: https://HOST:PORT.
     #[arg(long)]
     server: Option<String>,
+    /// With --server: the operator certificate (from `lfleet-coordinator admin-cert`).
     #[arg(long, requires = "server")]
     cert: Option<PathBuf>,
+    /// With --server: the operator certificate's key.
     #[arg(long, requires = "server")]
     key: Option<PathBuf>,
+    /// With --server: the coordinator's CA certificate.
     #[arg(long, requires = "server")]
     ca: Option<PathBuf>,
-    /// JSON instead of tables.
+    /// JSON instead of tables: raw numbers (bytes per second, Unix milliseconds).
     #[arg(long, global = true)]
     json: bool,
+    /// Show times in UTC instead of the local zone.
+    #[arg(long, global = true)]
+    utc: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Every node: health, generation, mounts.
+    /// Every node: health, generation, mounts, last report, problems.
     Nodes {
+        /// Only nodes that are not healthy (same as --state unhealthy,unknown,silent,...).
         #[arg(long)]
         unhealthy: bool,
+        /// Only nodes in these states.
+        #[arg(long, value_delimiter = ',', value_parser = ["healthy", "unhealthy", "unknown", "silent", "powered-down"])]
+        state: Vec<String>,
     },
     /// One node in detail (`node NAME`), or release a node's name (`node remove NAME`:
     /// its certificate is refused from then on) or only its key (`node rekey NAME`: a
@@ -76,8 +87,11 @@ enum Command {
         #[command(subcommand)]
         action: AdminCertAction,
     },
-    /// Filesystems: clients mounted vs expected, throughput.
-    Fs { name: Option<String> },
+    /// Filesystems: clients mounted vs expected, throughput, import states.
+    Fs {
+        /// One filesystem (its name in coordinator.toml); all when absent.
+        name: Option<String>,
+    },
     /// The desired configuration.
     Config {
         #[command(subcommand)]
@@ -87,12 +101,15 @@ enum Command {
     Drains,
     /// Lift a drain lfleet made (recorded with the operator's name).
     Undrain {
+        /// The node (its lfleet name).
         node: String,
+        /// Why, for the record.
         #[arg(long, default_value = "")]
         note: String,
     },
     /// Filesystem incidents (a check failing on a large share of a filesystem's nodes).
     Incidents {
+        /// Only incidents not closed yet.
         #[arg(long)]
         open: bool,
     },
@@ -103,8 +120,10 @@ enum Command {
     },
     /// Decide and record only ("would drain"), for every check or one.
     DryRun {
+        /// on: record "would drain" only; off: drain for real.
         #[arg(value_parser = ["on", "off"])]
         state: String,
+        /// One check only (e.g. ib.ports); every check when absent.
         #[arg(long, default_value = "")]
         check: String,
     },
@@ -114,10 +133,18 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         minutes: i64,
     },
+    /// Print shell completions for lfleet (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print lfleet's man page (roff).
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
 enum PolicyAction {
+    /// The policy TOML in force, with the operator's dry-run switches.
     Show,
 }
 
@@ -141,7 +168,10 @@ enum TokenAction {
 #[derive(Debug, Subcommand)]
 enum AdminCertAction {
     /// Refuse every certificate issued to this operator so far.
-    Revoke { name: String },
+    Revoke {
+        /// The operator's name (as given to `lfleet-coordinator admin-cert`).
+        name: String,
+    },
 }
 
 /// `30m`, `12h`, `7d`, `90s`: seconds.
@@ -164,11 +194,16 @@ fn parse_duration_seconds(text: &str) -> Result<i64, String> {
 
 #[derive(Debug, Subcommand)]
 enum ConfigAction {
+    /// The running configuration and its generation.
     Show,
+    /// The difference from the running configuration and the nodes it would change.
     Diff {
+        /// A coordinator.toml (its [server], [slurm], [policy] are not compared).
         file: PathBuf,
     },
+    /// Make a file the running configuration (a new generation, pushed to every node).
     Apply {
+        /// A coordinator.toml (its [server], [slurm], [policy] are ignored).
         file: PathBuf,
         /// Seconds to wait for the connected nodes' answers (exit 1 if any refuses).
         #[arg(long, default_value_t = 10)]
@@ -257,35 +292,6 @@ impl Output {
     }
 }
 
-fn failing(node: &NodeSummary) -> String {
-    let bad: Vec<String> = node
-        .conditions
-        .iter()
-        .filter(|c| c.outcome != Outcome::Pass)
-        .map(|c| {
-            format!(
-                "{} {} {}",
-                c.check,
-                c.subject,
-                if c.code.is_empty() {
-                    c.outcome.as_str()
-                } else {
-                    &c.code
-                }
-            )
-        })
-        .collect();
-    if bad.is_empty() {
-        "-".into()
-    } else {
-        bad.join("; ")
-    }
-}
-
-fn rate(value: Option<f64>) -> String {
-    value.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.0}"))
-}
-
 fn summaries(nodes: &[v1::NodeSummary]) -> Result<Vec<NodeSummary>, String> {
     nodes
         .iter()
@@ -294,10 +300,19 @@ fn summaries(nodes: &[v1::NodeSummary]) -> Result<Vec<NodeSummary>, String> {
 }
 
 async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
+    let style = render::Style {
+        now_ms: SystemClock.wall_unix_ms() as i64,
+        zone: if cli.utc {
+            render::Zone::Fixed(0)
+        } else {
+            render::Zone::Local
+        },
+        width: comfy_table::Table::new().width(),
+    };
     let mut client = connect(&cli).await?;
     let call = |status: tonic::Status| format!("{}: {}", status.code(), status.message());
     match &cli.command {
-        Command::Nodes { unhealthy } => {
+        Command::Nodes { unhealthy, state } => {
             let nodes = client
                 .list_nodes(v1::ListNodesRequest {
                     unhealthy_only: *unhealthy,
@@ -306,26 +321,14 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
                 .map_err(call)?
                 .into_inner()
                 .nodes;
-            let nodes = summaries(&nodes)?;
+            let mut nodes = summaries(&nodes)?;
+            if !state.is_empty() {
+                nodes.retain(|n| state.iter().any(|s| s == n.health.as_str()));
+            }
             if cli.json {
                 out.json(&nodes);
             } else {
-                out.line(format!(
-                    "{:<24} {:<12} {:<9} {:<11} {:<28} PROBLEMS",
-                    "NODE", "HEALTH", "GEN", "MOUNTS", "KERNEL"
-                ));
-                for node in &nodes {
-                    let mounted = node.mounts.iter().filter(|m| m.mounted).count();
-                    out.line(format!(
-                        "{:<24} {:<12} {:<9} {:<11} {:<28} {}",
-                        node.name,
-                        node.health,
-                        format!("{}/{}", node.applied_generation, node.desired_generation),
-                        format!("{mounted}/{}", node.mounts.len()),
-                        node.kernel_release,
-                        failing(node)
-                    ));
-                }
+                out.0.push_str(&render::nodes(&nodes, &style));
             }
         }
         Command::Node { words } if words.len() == 2 => {
@@ -363,33 +366,7 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
             if cli.json {
                 out.json(&detail);
             } else {
-                let summary = &detail.summary;
-                out.line(format!(
-                    "{}  {}  generation {}/{}  kernel {}  {}  client {}",
-                    summary.name,
-                    summary.health,
-                    summary.applied_generation,
-                    summary.desired_generation,
-                    summary.kernel_release,
-                    detail.distro,
-                    detail.lustre_client_version
-                ));
-                for c in &summary.conditions {
-                    out.line(format!(
-                        "  {:<8} {:<17} {:<24} {} {}",
-                        c.outcome, c.check, c.subject, c.code, c.detail
-                    ));
-                }
-                for m in &summary.mounts {
-                    out.line(format!(
-                        "  mount {} {} {} read {} B/s write {} B/s",
-                        m.mount_point,
-                        m.source,
-                        if m.mounted { "mounted" } else { "NOT MOUNTED" },
-                        rate(m.read_bytes_per_second),
-                        rate(m.write_bytes_per_second)
-                    ));
-                }
+                out.0.push_str(&render::node(&detail, &style));
             }
         }
         Command::Fs { name } => {
@@ -405,21 +382,7 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
             if cli.json {
                 out.json(&list);
             } else {
-                out.line(format!(
-                    "{:<16} {:<14} {:<32} {:<9} READ B/s / WRITE B/s",
-                    "FILESYSTEM", "MOUNT", "SOURCE", "CLIENTS"
-                ));
-                for f in &list {
-                    out.line(format!(
-                        "{:<16} {:<14} {:<32} {:<9} {:.0} / {:.0}",
-                        f.name,
-                        f.mount_point,
-                        f.source,
-                        format!("{}/{}", f.clients_mounted, f.clients_expected),
-                        f.read_bytes_per_second,
-                        f.write_bytes_per_second
-                    ));
-                }
+                out.0.push_str(&render::filesystems(&list, &style));
             }
         }
         Command::Config { action } => match action {
@@ -535,21 +498,7 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
             if cli.json {
                 out.json(&drains);
             } else {
-                out.line(format!(
-                    "{:<16} {:<10} {:<14} {:<16} {:<8} REASON",
-                    "NODE", "LFLEET", "STATUS", "SLURM", "USER"
-                ));
-                for d in &drains {
-                    out.line(format!(
-                        "{:<16} {:<10} {:<14} {:<16} {:<8} {}",
-                        d.node,
-                        if d.by_lfleet { &d.drain_id } else { "-" },
-                        d.status,
-                        d.slurm_state,
-                        d.reason_user,
-                        d.reason
-                    ));
-                }
+                out.0.push_str(&render::drains(&drains, &style));
             }
         }
         Command::Undrain { node, note } => {
@@ -581,20 +530,7 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
             if cli.json {
                 out.json(&incidents);
             } else {
-                for i in &incidents {
-                    out.line(format!(
-                        "{:<8} {:<18} {:<12} {} nodes: {}",
-                        if i.closed_unix_ms.is_none() {
-                            "OPEN"
-                        } else {
-                            "closed"
-                        },
-                        i.check,
-                        i.filesystem,
-                        i.node_count,
-                        i.affected_nodes.join(", ")
-                    ));
-                }
+                out.0.push_str(&render::incidents(&incidents, &style));
             }
         }
         Command::Policy {
@@ -731,23 +667,34 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
             if cli.json {
                 out.json(&events);
             } else {
-                for e in &events {
-                    out.line(format!(
-                        "{} {:<20} {:<16} {}",
-                        e.at_unix_ms,
-                        if e.node.is_empty() { "-" } else { &e.node },
-                        e.kind,
-                        e.detail
-                    ));
-                }
+                out.0.push_str(&render::events(&events, &style));
             }
         }
+        Command::Completions { .. } | Command::Man => unreachable!("handled before connecting"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the definitions above, no coordinator needed (the packages install them).
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "lfleet", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            if let Err(error) = clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                eprintln!("lfleet: the man page: {error}");
+                return ExitCode::from(2);
+            }
+            Output(String::from_utf8_lossy(&page).into_owned()).write();
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
