@@ -7,7 +7,8 @@ set -euo pipefail
 # FUSE for a truly hung mount, systemd for systemd-fstab-generator and systemd-analyze,
 # dpkg-dev and apt-utils for a local apt repository, dnf, createrepo-c and rpm (rpmbuild)
 # for a local dnf repository, iproute2 for network namespaces, mmdebstrap and
-# systemd-container to build and boot real Debian nodes, lintian to judge the .debs).
+# systemd-container to build and boot real Debian nodes, lintian to judge the .debs,
+# prometheus for promtool and a real Prometheus server scraping lfleet).
 PACKAGES=(
   build-essential pkg-config ca-certificates git
   iproute2 procps psmisc
@@ -17,6 +18,7 @@ PACKAGES=(
   dpkg-dev apt-utils
   dnf createrepo-c rpm
   mmdebstrap systemd-container lintian openssl
+  prometheus
 )
 
 missing=()

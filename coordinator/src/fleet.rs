@@ -39,6 +39,13 @@ pub const MAX_MOUNTS_PER_NODE: usize = 64;
 pub struct MountRates {
     pub read_bytes_per_second: f64,
     pub write_bytes_per_second: f64,
+    /// Bytes read and written since the coordinator first heard of this mount: each rate
+    /// times the time since the previous sample (by the agent's clock), for counters.
+    pub read_bytes_total: f64,
+    pub write_bytes_total: f64,
+    /// When the last sample of each direction was taken (agent's clock, ms).
+    read_at_ms: i64,
+    write_at_ms: i64,
 }
 
 /// A node's throughput: per mount now, and summed over the last hour.
@@ -192,10 +199,25 @@ impl NodeState {
                 continue;
             }
             let rates = telemetry.mounts.entry(subject.to_owned()).or_default();
+            let at = sample.at_unix_ms;
+            // Integrated only over short, forward steps: a gap (a silent node, a restart)
+            // is not filled with a guess.
+            let step = |last: i64| {
+                let seconds = (at - last) as f64 / 1000.0;
+                (last > 0 && seconds > 0.0 && seconds <= 300.0).then_some(seconds)
+            };
             if read {
+                if let Some(seconds) = step(rates.read_at_ms) {
+                    rates.read_bytes_total += value.max(0.0) * seconds;
+                }
                 rates.read_bytes_per_second = value;
+                rates.read_at_ms = at;
             } else {
+                if let Some(seconds) = step(rates.write_at_ms) {
+                    rates.write_bytes_total += value.max(0.0) * seconds;
+                }
                 rates.write_bytes_per_second = value;
+                rates.write_at_ms = at;
             }
             touched = true;
         }

@@ -1,152 +1,239 @@
-//! The coordinator's Prometheus endpoint: nodes by health, mounts by state, per-filesystem
-//! throughput and clients, config lag (nodes behind the desired generation).
+//! The coordinator's Prometheus endpoint, in the text exposition format (the `prometheus`
+//! crate's encoder: HELP and TYPE on every family, families grouped, labels escaped).
+//! Conventions: counters end in `_total` and count base units (bytes); rates are left to
+//! PromQL; one label per dimension (`filesystem`, `node`, `health`, `state`).
+//!
+//! Families: nodes by health and each node's health; mounts by state; config generation and
+//! nodes behind it; drains, incidents; per filesystem clients expected and mounted, bytes
+//! read and written (counters integrated from the agents' rates), per node and mount bytes;
+//! what the coordinator refused or dropped (connections, enrollments, agent events, telemetry
+//! samples, store writes).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use lfleet_types::fleet::Health;
+use prometheus::{CounterVec, Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::app::Coordinator;
 
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Registers `metric` in `registry` and returns it.
+fn add<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each family is registered once, with a valid name");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, value: i64) {
+    add(registry, IntGauge::new(name, help).expect("valid name")).set(value);
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, value: u64) {
+    add(registry, IntCounter::new(name, help).expect("valid name")).inc_by(value);
+}
+
+fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    add(
+        registry,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid name and labels"),
+    )
 }
 
 /// The exposition text.
 pub fn render(coordinator: &Coordinator) -> String {
+    let registry = Registry::new();
     let nodes = coordinator.list_nodes(false);
-    let mut out = String::new();
-    let mut by_health: BTreeMap<Health, usize> = BTreeMap::new();
-    let mut mounts: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut behind = 0;
-    for summary in &nodes {
-        *by_health.entry(summary.health).or_insert(0) += 1;
-        for mount in &summary.mounts {
-            *mounts
-                .entry(if mount.mounted {
-                    "mounted"
-                } else {
-                    "not_mounted"
-                })
-                .or_insert(0) += 1;
+
+    let by_health = gauges(&registry, "lfleet_nodes", "Nodes by health.", &["health"]);
+    let node_health = gauges(
+        &registry,
+        "lfleet_node_health",
+        "1 for each node's health now (healthy, unhealthy, unknown, silent, powered-down).",
+        &["node", "nodearray", "health"],
+    );
+    let mounts = gauges(
+        &registry,
+        "lfleet_mounts",
+        "Desired mounts on all nodes, by whether they are mounted.",
+        &["state"],
+    );
+    let mut counts: BTreeMap<Health, i64> = Health::ALL.iter().map(|h| (*h, 0)).collect();
+    let (mut mounted, mut not_mounted, mut behind) = (0, 0, 0);
+    for node in &nodes {
+        *counts.entry(node.health).or_default() += 1;
+        node_health
+            .with_label_values(&[&node.name, &node.nodearray, node.health.as_str()])
+            .set(1);
+        for mount in &node.mounts {
+            if mount.mounted {
+                mounted += 1;
+            } else {
+                not_mounted += 1;
+            }
         }
-        if summary.applied_generation < summary.desired_generation {
+        if node.applied_generation < node.desired_generation {
             behind += 1;
         }
     }
-    out.push_str("# TYPE lfleet_nodes gauge\n");
-    for health in Health::ALL {
-        let _ = writeln!(
-            out,
-            "lfleet_nodes{{health=\"{health}\"}} {}",
-            by_health.get(&health).copied().unwrap_or(0)
-        );
+    for (health, count) in counts {
+        by_health.with_label_values(&[health.as_str()]).set(count);
     }
-    out.push_str("# TYPE lfleet_mounts gauge\n");
-    for state in ["mounted", "not_mounted"] {
-        let _ = writeln!(
-            out,
-            "lfleet_mounts{{state=\"{state}\"}} {}",
-            mounts.get(state).copied().unwrap_or(0)
-        );
-    }
+    mounts.with_label_values(&["mounted"]).set(mounted);
+    mounts.with_label_values(&["not_mounted"]).set(not_mounted);
     let (generation, _) = coordinator.config();
-    let _ = writeln!(
-        out,
-        "# TYPE lfleet_config_generation gauge\nlfleet_config_generation {generation}"
+    gauge(
+        &registry,
+        "lfleet_config_generation",
+        "The running configuration's generation.",
+        generation.get() as i64,
     );
-    let _ = writeln!(
-        out,
-        "# TYPE lfleet_nodes_behind_config gauge\nlfleet_nodes_behind_config {behind}"
+    gauge(
+        &registry,
+        "lfleet_nodes_behind_config",
+        "Nodes that have not applied the running generation.",
+        behind,
     );
+
     let drains = coordinator.store().drains().unwrap_or_default();
-    let incidents = coordinator.incidents(true).unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "# TYPE lfleet_drains_active gauge\nlfleet_drains_active {}",
-        drains.iter().filter(|d| d.ended_ms.is_none()).count()
+    gauge(
+        &registry,
+        "lfleet_drains_active",
+        "Drains lfleet made that are in force.",
+        drains.iter().filter(|d| d.ended_ms.is_none()).count() as i64,
     );
-    let _ = writeln!(
-        out,
-        "# TYPE lfleet_drains_total counter\nlfleet_drains_total {}",
-        drains.len()
+    counter(
+        &registry,
+        "lfleet_drains_total",
+        "Drains lfleet made (its ledger).",
+        drains.len() as u64,
     );
-    let _ = writeln!(
-        out,
-        "# TYPE lfleet_incidents_open gauge\nlfleet_incidents_open {}",
-        incidents.len()
+    gauge(
+        &registry,
+        "lfleet_incidents_open",
+        "Filesystem incidents open (a check failing on a large share of a filesystem's nodes).",
+        coordinator.incidents(true).map(|i| i.len()).unwrap_or(0) as i64,
     );
-    let _ = writeln!(
-        out,
-        "# TYPE lfleet_agent_events_dropped_total counter\nlfleet_agent_events_dropped_total {}",
-        coordinator.events().dropped()
+
+    let clients = gauges(
+        &registry,
+        "lfleet_filesystem_clients",
+        "Clients of a filesystem, expected and mounted.",
+        &["filesystem", "state"],
     );
-    let _ = writeln!(
-        out,
-        "# TYPE lfleet_enroll_refused_total counter\nlfleet_enroll_refused_total {}",
-        coordinator
-            .refusals()
-            .enroll
-            .load(std::sync::atomic::Ordering::Relaxed)
+    let read = add(
+        &registry,
+        CounterVec::new(
+            Opts::new(
+                "lfleet_filesystem_read_bytes_total",
+                "Bytes read through a filesystem's mounts on all nodes (from the agents' rates).",
+            ),
+            &["filesystem"],
+        )
+        .expect("valid"),
+    );
+    let write = add(
+        &registry,
+        CounterVec::new(
+            Opts::new(
+                "lfleet_filesystem_write_bytes_total",
+                "Bytes written through a filesystem's mounts on all nodes (from the agents' rates).",
+            ),
+            &["filesystem"],
+        )
+        .expect("valid"),
+    );
+    let node_bytes = add(
+        &registry,
+        CounterVec::new(
+            Opts::new(
+                "lfleet_node_mount_bytes_total",
+                "Bytes a node read or wrote through one mount (from its agent's rates).",
+            ),
+            &["node", "mount", "direction"],
+        )
+        .expect("valid"),
+    );
+    for fs in coordinator.filesystems(None) {
+        clients
+            .with_label_values(&[&fs.name, "expected"])
+            .set(i64::from(fs.clients_expected));
+        clients
+            .with_label_values(&[&fs.name, "mounted"])
+            .set(i64::from(fs.clients_mounted));
+        read.with_label_values(&[&fs.name]).inc_by(0.0);
+        write.with_label_values(&[&fs.name]).inc_by(0.0);
+    }
+    coordinator.with_fleet(|fleet| {
+        for fs in &fleet.desired.filesystems {
+            let point = fs.spec.mount_point.as_str();
+            for (name, node) in fleet
+                .nodes
+                .iter()
+                .filter(|(_, n)| fs.applies_to(&n.identity))
+            {
+                if let Some(rates) = node.telemetry.mounts.get(point) {
+                    read.with_label_values(&[&fs.name])
+                        .inc_by(rates.read_bytes_total);
+                    write
+                        .with_label_values(&[&fs.name])
+                        .inc_by(rates.write_bytes_total);
+                    node_bytes
+                        .with_label_values(&[name, point, "read"])
+                        .inc_by(rates.read_bytes_total);
+                    node_bytes
+                        .with_label_values(&[name, point, "write"])
+                        .inc_by(rates.write_bytes_total);
+                }
+            }
+        }
+    });
+
+    counter(
+        &registry,
+        "lfleet_agent_events_dropped_total",
+        "Agent events refused by the per-node rate limit.",
+        coordinator.events().dropped(),
+    );
+    counter(
+        &registry,
+        "lfleet_enroll_refused_total",
+        "Enrollments refused before anyone was known (a wrong, expired or out-of-scope token).",
+        coordinator.refusals().enroll.load(Ordering::Relaxed),
     );
     if let Some(admission) = coordinator.admission() {
-        let _ = writeln!(
-            out,
-            "# TYPE lfleet_connections_open gauge\nlfleet_connections_open {}",
-            admission.open()
+        gauge(
+            &registry,
+            "lfleet_connections_open",
+            "Connections held on the TLS port.",
+            admission.open() as i64,
         );
-        let _ = writeln!(
-            out,
-            "# TYPE lfleet_connections_refused_total counter\nlfleet_connections_refused_total {}",
-            admission.refused.load(std::sync::atomic::Ordering::Relaxed)
+        counter(
+            &registry,
+            "lfleet_connections_refused_total",
+            "Connections closed at once by the connection caps.",
+            admission.refused.load(Ordering::Relaxed),
         );
     }
-    let _ = writeln!(
-        out,
-        "# TYPE lfleet_telemetry_samples_dropped_total counter\nlfleet_telemetry_samples_dropped_total {}",
-        coordinator
-            .telemetry_dropped
-            .load(std::sync::atomic::Ordering::Relaxed)
+    counter(
+        &registry,
+        "lfleet_telemetry_samples_dropped_total",
+        "Telemetry samples refused by the per-node caps.",
+        coordinator.telemetry_dropped.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "# TYPE lfleet_store_writes_dropped_total counter\nlfleet_store_writes_dropped_total {}",
-        coordinator.store().dropped()
+    counter(
+        &registry,
+        "lfleet_store_writes_dropped_total",
+        "Store writes dropped because the writer's queue was full.",
+        coordinator.store().dropped(),
     );
-    let filesystems = coordinator.filesystems(None);
-    out.push_str("# TYPE lfleet_filesystem_clients gauge\n");
-    for fs in &filesystems {
-        let name = label(&fs.name);
-        let _ = writeln!(
-            out,
-            "lfleet_filesystem_clients{{filesystem=\"{name}\",state=\"expected\"}} {}",
-            fs.clients_expected
-        );
-        let _ = writeln!(
-            out,
-            "lfleet_filesystem_clients{{filesystem=\"{name}\",state=\"mounted\"}} {}",
-            fs.clients_mounted
-        );
-    }
-    out.push_str("# TYPE lfleet_filesystem_bytes_per_second gauge\n");
-    for fs in &filesystems {
-        let name = label(&fs.name);
-        let _ = writeln!(
-            out,
-            "lfleet_filesystem_bytes_per_second{{filesystem=\"{name}\",direction=\"read\"}} {}",
-            fs.read_bytes_per_second
-        );
-        let _ = writeln!(
-            out,
-            "lfleet_filesystem_bytes_per_second{{filesystem=\"{name}\",direction=\"write\"}} {}",
-            fs.write_bytes_per_second
-        );
-    }
-    out
+
+    let mut out = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .expect("encoding to memory cannot fail");
+    String::from_utf8(out).expect("the text format is UTF-8")
 }
 
 pub async fn serve(
@@ -161,7 +248,7 @@ pub async fn serve(
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
+                        prometheus::TEXT_FORMAT.to_owned(),
                     )],
                     render(&coordinator),
                 )
