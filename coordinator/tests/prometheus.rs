@@ -97,3 +97,156 @@ fn promtool_finds_nothing_in_the_coordinators_metrics() {
     let (code, said) = promtool("# TYPE x_total gauge\nx_total 1\n");
     assert_ne!(code, 0, "{said}");
 }
+
+/// A GET on loopback: the response body.
+fn get(address: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    body(&text).to_owned()
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every `expr` of every panel of a Grafana dashboard, with its template variables matching
+/// everything.
+fn expressions(dashboard: &serde_json::Value) -> Vec<String> {
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| {
+            t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("\"$filesystem\"", "\".+\"")
+                .replace("\"$instance\"", "\".+\"")
+        })
+        .collect()
+}
+
+#[test]
+fn a_real_prometheus_answers_every_grafana_expression() {
+    let cluster = Cluster::start(2);
+    cluster.wait_until("2 healthy", Duration::from_secs(40), |nodes| {
+        nodes.len() == 2 && nodes.iter().all(|n| n["health"] == "healthy")
+    });
+    // Something for every panel to show: a node failing.
+    cluster.nodes[1]
+        .sim
+        .fault(&Fault::Import {
+            mount: None,
+            target: "OST0001".into(),
+            state: "EVICTED".into(),
+        })
+        .unwrap();
+    cluster.wait_unhealthy("hpc-pg0-2", Duration::from_secs(20));
+    // And I/O on the other, in real time, while Prometheus scrapes.
+    let _load = lfleet_harness::Owned(
+        Command::new(lfleet_harness::binary("lfleet-sim"))
+            .arg("load")
+            .arg(cluster.nodes[0].sim.root())
+            .args(["--write-mbps", "100", "--read-mbps", "50", "--seconds", "60"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("lfleet-sim load runs"),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = cluster.dir.path().join("prometheus");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: lfleet-coordinator\n    static_configs:\n      - targets: ['{}']\n",
+            cluster.metrics
+        ),
+    )
+    .unwrap();
+    let mut server = lfleet_harness::Owned(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian's package) runs"),
+    );
+    let address = format!("127.0.0.1:{port}");
+    // Until it has scraped the coordinator a few times.
+    let started = std::time::Instant::now();
+    loop {
+        if std::net::TcpStream::connect(&address).is_ok() {
+            let answer = get(
+                &address,
+                &format!(
+                    "/api/v1/query?query={}",
+                    percent_encode("count_over_time(up{job=\"lfleet-coordinator\"}[1m])")
+                ),
+            );
+            let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+            let scrapes = value["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if scrapes >= 4.0 {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Prometheus never scraped"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let grafana = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../packaging/grafana");
+    let mut checked = 0;
+    for file in ["fleet.json", "filesystems.json"] {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(grafana.join(file)).unwrap()).unwrap();
+        for expr in expressions(&dashboard) {
+            let answer = get(
+                &address,
+                &format!("/api/v1/query?query={}", percent_encode(&expr)),
+            );
+            let value: serde_json::Value = serde_json::from_str(&answer)
+                .unwrap_or_else(|e| panic!("{file}: {expr}: {e}: {answer}"));
+            assert_eq!(value["status"], "success", "{file}: {expr}: {answer}");
+            let result = value["data"]["result"].as_array().unwrap();
+            assert!(
+                !result.is_empty(),
+                "{file}: {expr} returned no data: {answer}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "{checked} expressions");
+    server.stop();
+}
