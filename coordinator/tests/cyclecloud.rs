@@ -187,3 +187,54 @@ fn cluster_init_writes_a_valid_config_and_the_agent_joins_and_mounts() {
         },
     );
 }
+
+/// A RHEL-family node takes the RPM built for its release, chosen from its os-release: on an
+/// AlmaLinux 9 node with only the .deb and the EL8 RPM in the spec's files, the script names
+/// the EL9 RPM it needs and installs nothing.
+#[test]
+fn cluster_init_on_alma_9_wants_the_el9_rpm() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SimNode::create(
+        &dir.path().join("alma"),
+        &NodeSpec::new(
+            "alma-9",
+            "5.14.0-427.13.1.el9_4.x86_64",
+            LustreVersion::V2_15,
+        ),
+    )
+    .unwrap();
+    let bin = dir.path().join("jetpack-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("jetpack"), JETPACK).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("jetpack"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = dir.path().join("spec");
+    std::fs::create_dir_all(spec.join("files")).unwrap();
+    for name in [
+        "lfleet-agent_0.1.0_amd64.deb",
+        "lfleet-agent-0.1.0-1.el8.x86_64.rpm",
+    ] {
+        std::fs::write(spec.join("files").join(name), "").unwrap();
+    }
+    let json = dir.path().join("jetpack.json");
+    std::fs::write(
+        &json,
+        "{\n\"cyclecloud.cluster.name\": \"c\",\n\"cyclecloud.node.name\": \"alma-1\",\n\"lfleet.coordinator_url\": \"https://127.0.0.1:7443\",\n\"lfleet.join_token\": \"0123456789abcdef0123\",\n\"lfleet.ca_pem\": \"-----BEGIN CERTIFICATE-----\"\n}\n",
+    )
+    .unwrap();
+    let output = Command::new("bash")
+        .arg(SCRIPT)
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+        )
+        .env("JETPACK_JSON", &json)
+        .env("LFLEET_ROOT", node.root())
+        .env("CYCLECLOUD_SPEC_PATH", &spec)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("no lfleet-agent RPM for el9 in"), "{said}");
+    assert!(!node.root().join("etc/lfleet/agent.toml").exists());
+}

@@ -72,23 +72,36 @@ case "$ca" in *"BEGIN CERTIFICATE"*) ;; *) fail "the coordinator CA is not a PEM
 [ "${#token}" -ge 16 ] || fail "the join token is shorter than 16 characters"
 
 if [ "${LFLEET_SKIP_INSTALL:-0}" != 1 ]; then
+  # The package for this node's distribution, read from its os-release: Debian and Ubuntu
+  # take the .deb, the RHEL family and Azure Linux the RPM built for their release.
   files="${CYCLECLOUD_SPEC_PATH:-$(dirname "$0")/..}/files"
-  if command -v apt-get >/dev/null; then
-    apt-get install -y "$files"/lfleet-agent_*_"$(dpkg --print-architecture)".deb
-  else
-    . /etc/os-release
-    case "${ID:-}:${VERSION_ID%%.*}" in
-      azurelinux:3) dist=azl3 ;;
-      *:8) dist=el8 ;;
-      *:9) dist=el9 ;;
-      *) fail "no lfleet RPM for ${PRETTY_NAME:-this distribution}" ;;
-    esac
-    if command -v dnf >/dev/null; then
-      dnf install -y "$files"/lfleet-agent-*."$dist".*.rpm
-    else
-      tdnf install -y "$files"/lfleet-agent-*."$dist".*.rpm
-    fi
-  fi
+  [ -r "$root/etc/os-release" ] || fail "$root/etc/os-release is missing: unknown distribution"
+  # shellcheck disable=SC1091
+  . "$root/etc/os-release"
+  case " ${ID:-} ${ID_LIKE:-} " in
+    *" debian "* | *" ubuntu "*)
+      package="$(ls "$files"/lfleet-agent_*_"$(dpkg --print-architecture)".deb 2>/dev/null | head -n 1 || true)"
+      [ -n "$package" ] || fail "no lfleet-agent .deb in $files"
+      apt-get install -y "$package"
+      ;;
+    *)
+      case "${ID:-}:${VERSION_ID%%.*}" in
+        azurelinux:3) dist=azl3 ;;
+        *:8) dist=el8 ;;
+        *:9) dist=el9 ;;
+        *) fail "no lfleet RPM for ${PRETTY_NAME:-this distribution}" ;;
+      esac
+      package="$(ls "$files"/lfleet-agent-*."$dist".*.rpm 2>/dev/null | head -n 1 || true)"
+      [ -n "$package" ] || fail "no lfleet-agent RPM for $dist in $files"
+      if command -v dnf >/dev/null; then
+        dnf install -y "$package"
+      elif command -v tdnf >/dev/null; then
+        tdnf install -y "$package"
+      else
+        rpm -Uvh "$package"
+      fi
+      ;;
+  esac
 fi
 
 install -d -m 0755 "$root/etc/lfleet"
