@@ -551,6 +551,7 @@ fn a_cluster_joins_on_first_boot_and_survives_a_reboot() {
         .ok(&[
             "systemctl",
             "kill",
+            "--kill-whom=main",
             "--signal=SIGKILL",
             "lfleet-coordinator.service",
         ])

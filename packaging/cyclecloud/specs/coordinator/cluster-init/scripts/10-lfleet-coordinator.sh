@@ -128,6 +128,11 @@ if [ -z "$root" ] && [ -d /run/systemd/system ]; then
     sleep 1
   done
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || fail "the coordinator does not answer on port $port after 60 s (journalctl -u lfleet-coordinator)"
+  # The coordinator keeps its desired state in its store (the file only seeds an empty one,
+  # and the package's first start stored the inert one): make the filesystems written above
+  # its running configuration, a new generation pushed to every node.
+  lfleet config apply --wait 0 "$root/etc/lfleet/coordinator.toml" >/dev/null ||
+    fail "lfleet config apply refused the generated configuration"
 fi
 for _ in $(seq 60); do
   [ -s "$ca" ] && [ -s "$token" ] && break
