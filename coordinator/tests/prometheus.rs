@@ -165,7 +165,14 @@ fn a_real_prometheus_answers_every_grafana_expression() {
         Command::new(lfleet_harness::binary("lfleet-sim"))
             .arg("load")
             .arg(cluster.nodes[0].sim.root())
-            .args(["--write-mbps", "100", "--read-mbps", "50", "--seconds", "60"])
+            .args([
+                "--write-mbps",
+                "100",
+                "--read-mbps",
+                "50",
+                "--seconds",
+                "60",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("lfleet-sim load runs"),
