@@ -26,3 +26,4 @@ pub mod server;
 pub mod sessions;
 pub mod slurm;
 pub mod store;
+pub mod upgrade;
