@@ -228,6 +228,10 @@ pub struct NodeConfig {
     /// Seconds between reconcile passes of a running agent when nothing else asks for one.
     #[serde(default = "default_resync")]
     pub resync_seconds: u64,
+    /// The longest a failed install waits for its scheduled retry (default: each failure
+    /// class's own schedule, up to 6 hours for a client not published yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_max_seconds: Option<u64>,
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
     /// The package repository to set up; absent when the image already has one.
@@ -298,6 +302,8 @@ struct RawConfig {
     install_timeout_seconds: u32,
     #[serde(default = "default_resync")]
     resync_seconds: u64,
+    #[serde(default)]
+    retry_max_seconds: Option<u64>,
     #[serde(default)]
     mounts: Vec<RawMountSpec>,
     #[serde(default)]
@@ -386,6 +392,15 @@ impl NodeConfig {
         if !(1..=86_400).contains(&raw.resync_seconds) {
             return Err(invalid("resync_seconds", "must be from 1 to 86400".into()));
         }
+        if raw
+            .retry_max_seconds
+            .is_some_and(|seconds| !(1..=86_400).contains(&seconds))
+        {
+            return Err(invalid(
+                "retry_max_seconds",
+                "must be from 1 to 86400".into(),
+            ));
+        }
         if let Some(repository) = &raw.repository {
             repository.validate().map_err(ConfigError::Syntax)?;
         }
@@ -452,6 +467,7 @@ impl NodeConfig {
             mount_timeout_seconds: raw.mount_timeout_seconds,
             install_timeout_seconds: raw.install_timeout_seconds,
             resync_seconds: raw.resync_seconds,
+            retry_max_seconds: raw.retry_max_seconds,
             mounts,
             repository: raw.repository,
             health: raw.health,
@@ -493,6 +509,7 @@ impl NodeConfig {
             mount_timeout_seconds: DEFAULT_MOUNT_TIMEOUT,
             install_timeout_seconds: DEFAULT_INSTALL_TIMEOUT,
             resync_seconds: DEFAULT_RESYNC_SECONDS,
+            retry_max_seconds: None,
             mounts: desired.mounts,
             repository: None,
             health: HealthPolicy::default(),

@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lfleet_host::{BoundedWorker, Clock, CommandRunner, HostRoot};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::checks::{CheckContext, CheckMemory, Outcome, Prober, run_all_timed};
 use crate::collect::{CollectOptions, Collector};
 use crate::config::NodeConfig;
 use crate::metrics::{MetricsState, SharedMetrics};
+use crate::node::Node;
+use crate::reconciler::{Reconciler, ReconcilerOptions};
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -57,11 +59,29 @@ pub async fn start_metrics(
     Ok(Some(address))
 }
 
-/// Where the loops hand their findings to the coordinator session, when there is one.
+/// A request for a check round now (a coordinator's probe-now); answered with the round.
+pub type ProbeRequest = oneshot::Sender<crate::session::CheckRound>;
+
+/// Where the loops hand their findings to the coordinator session, when there is one, and
+/// take its requests for an immediate check round.
 #[derive(Debug, Default)]
 pub struct Outputs {
     pub rounds: Option<watch::Sender<crate::session::CheckRound>>,
     pub samples: Option<Arc<Mutex<crate::telemetry::SampleBuffer>>>,
+    pub probes: Option<mpsc::Receiver<ProbeRequest>>,
+}
+
+/// The next probe request; never, when there is no one to ask.
+async fn next_probe(probes: &mut Option<mpsc::Receiver<ProbeRequest>>) -> ProbeRequest {
+    loop {
+        match probes {
+            Some(receiver) => match receiver.recv().await {
+                Some(request) => return request,
+                None => *probes = None,
+            },
+            None => std::future::pending::<()>().await,
+        }
+    }
 }
 
 /// Runs the loops until `stop` resolves. `config` is read at every check run, so a config
@@ -74,7 +94,7 @@ pub async fn run(
     clock: &dyn Clock,
     options: DaemonOptions,
     metrics: SharedMetrics,
-    outputs: Outputs,
+    mut outputs: Outputs,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut round_seq = 0u64;
@@ -95,85 +115,235 @@ pub async fn run(
     collects.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
-        tokio::select! {
+        let probe = tokio::select! {
             _ = &mut stop => break,
-            _ = checks.tick() => {
-                // The main loop's liveness: systemd restarts the agent if this stops.
-                lfleet_host::sd_notify("WATCHDOG=1");
-                let config = config.borrow().clone();
-                let context = CheckContext {
-                    host,
-                    runner,
-                    clock,
-                    config: &config,
-                    prober: Prober::Thread(&worker),
-                    syscall_deadline: options.syscall_deadline,
-                    memory: &memory,
-                };
-                let (results, durations) =
-                    run_all_timed(context, options.syscall_deadline + Duration::from_secs(25)).await;
-                check_ms = durations;
-                let events = {
-                    let mut memory = memory.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Err(error) = memory.save(host) {
-                        tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot save the check memory");
-                    }
-                    std::mem::take(&mut memory.events)
-                };
-                for result in &results {
-                    match &result.outcome {
-                        Outcome::Pass => {}
-                        Outcome::Fail { code, detail } => tracing::warn!(check = result.check, subject = %result.subject, code, detail, "check failed"),
-                        Outcome::Unknown { error } => tracing::info!(check = result.check, subject = %result.subject, error, "check unknown"),
-                    }
-                }
-                if let Some(rounds) = &outputs.rounds {
-                    round_seq += 1;
-                    rounds.send_replace(crate::session::CheckRound {
-                        seq: round_seq,
-                        results: results.clone(),
-                        events: events.clone(),
-                    });
-                }
-                // `lfleet-agent status` (Slurm's HealthCheckProgram, NHC) reads these.
-                if let Err(error) = crate::status::write(host, &results, options.check_interval, clock.wall_unix_ms()) {
-                    tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot write the status file");
-                }
-                let mut state = metrics.lock().unwrap_or_else(|e| e.into_inner());
-                for event in events {
-                    tracing::warn!(kind = event.kind, subject = event.subject, detail = event.detail, "event");
-                    *state.events.entry(event.kind).or_default() += 1;
-                }
-                state.results = results;
-            }
+            _ = checks.tick() => None,
+            request = next_probe(&mut outputs.probes) => Some(request),
             _ = collects.tick() => {
-                collector.cycle(runner, clock, &check_ms).await;
-                let samples = collector.buffer.take(usize::MAX);
-                if let Some(outbox) = &outputs.samples {
-                    let mut outbox = outbox.lock().unwrap_or_else(|e| e.into_inner());
-                    for sample in &samples {
-                        outbox.push(sample.clone());
-                    }
+                collect(&mut collector, runner, clock, &check_ms, &outputs, &metrics).await;
+                continue;
+            }
+        };
+        // The main loop's liveness: systemd restarts the agent if this stops.
+        lfleet_host::sd_notify("WATCHDOG=1");
+        let config = config.borrow().clone();
+        let context = CheckContext {
+            host,
+            runner,
+            clock,
+            config: &config,
+            prober: Prober::Thread(&worker),
+            syscall_deadline: options.syscall_deadline,
+            memory: &memory,
+        };
+        let (results, durations) =
+            run_all_timed(context, options.syscall_deadline + Duration::from_secs(25)).await;
+        check_ms = durations;
+        let events = {
+            let mut memory = memory.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(error) = memory.save(host) {
+                tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot save the check memory");
+            }
+            std::mem::take(&mut memory.events)
+        };
+        for result in &results {
+            match result.outcome {
+                Outcome::Pass => {}
+                Outcome::Fail => {
+                    tracing::warn!(check = %result.check, subject = %result.subject, code = result.code, detail = result.detail, "check failed")
                 }
-                let mut state = metrics.lock().unwrap_or_else(|e| e.into_inner());
-                state.dropped_samples = collector.buffer.dropped();
-                for mut sample in samples {
-                    let key = (sample.collector.to_owned(), sample.subject.clone());
-                    // No new kernel snapshot: the last rates stay the best answer. A reset or
-                    // an unavailable source replaces them.
-                    if sample.values.is_empty() && sample.unavailable.is_none() && !sample.reset
-                        && let Some(previous) = state.samples.get(&key)
-                    {
-                        sample.values = previous.values.clone();
-                    }
-                    state.samples.insert(key, sample);
+                Outcome::Unknown => {
+                    tracing::info!(check = %result.check, subject = %result.subject, error = result.detail, "check unknown")
                 }
             }
         }
+        round_seq += 1;
+        let round = crate::session::CheckRound {
+            seq: round_seq,
+            results: results.clone(),
+            events: events.clone(),
+        };
+        if let Some(rounds) = &outputs.rounds {
+            rounds.send_replace(round.clone());
+        }
+        if let Some(reply) = probe {
+            let _ = reply.send(round);
+        }
+        // `lfleet-agent status` (Slurm's HealthCheckProgram, NHC) reads these.
+        if let Err(error) =
+            crate::status::write(host, &results, options.check_interval, clock.wall_unix_ms())
+        {
+            tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot write the status file");
+        }
+        let mut state = metrics.lock().unwrap_or_else(|e| e.into_inner());
+        for event in events {
+            tracing::warn!(kind = %event.kind, subject = event.subject, detail = event.detail, "event");
+            *state
+                .events
+                .entry(event.kind.as_str().to_owned())
+                .or_default() += 1;
+        }
+        state.results = results;
+    }
+}
+
+/// One telemetry cycle: collect, hand the samples to the session and the endpoint.
+async fn collect(
+    collector: &mut Collector,
+    runner: &dyn CommandRunner,
+    clock: &dyn Clock,
+    check_ms: &[(String, f64)],
+    outputs: &Outputs,
+    metrics: &SharedMetrics,
+) {
+    collector.cycle(runner, clock, check_ms).await;
+    let samples = collector.buffer.take(usize::MAX);
+    if let Some(outbox) = &outputs.samples {
+        let mut outbox = outbox.lock().unwrap_or_else(|e| e.into_inner());
+        for sample in &samples {
+            outbox.push(sample.clone());
+        }
+    }
+    let mut state = metrics.lock().unwrap_or_else(|e| e.into_inner());
+    state.dropped_samples = collector.buffer.dropped();
+    for mut sample in samples {
+        let key = (sample.collector.to_owned(), sample.subject.clone());
+        // No new kernel snapshot: the last rates stay the best answer. A reset or an
+        // unavailable source replaces them.
+        if sample.values.is_empty()
+            && sample.unavailable.is_none()
+            && !sample.reset
+            && let Some(previous) = state.samples.get(&key)
+        {
+            sample.values = previous.values.clone();
+        }
+        state.samples.insert(key, sample);
     }
 }
 
 /// A fresh shared state for the endpoint.
 pub fn shared_metrics() -> SharedMetrics {
     Arc::new(Mutex::new(MetricsState::default()))
+}
+
+/// Everything `lfleet-agent run` starts, and how.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub daemon: DaemonOptions,
+    pub reconciler: ReconcilerOptions,
+    /// The desired state is known (a file without a coordinator, or the ledger). False while
+    /// a coordinator-managed node waits for its first push: nothing is reconciled before it.
+    pub desired_loaded: bool,
+    /// The node can be managed (preflight passed); otherwise only checks and telemetry run.
+    pub manageable: bool,
+    /// The longest READY waits for the first pass (systemd's start timeout is 900 s; a DKMS
+    /// build may take longer and goes on after READY).
+    pub ready_wait: Duration,
+}
+
+/// Runs the long-running agent until `stop` turns true: the reconciler, the checks and
+/// telemetry loops, the optional Prometheus endpoint and, with `[coordinator]`, the session.
+/// READY is told to systemd once the first pass has ended (or `ready_wait` has passed).
+pub async fn serve(
+    node: &Node,
+    config: NodeConfig,
+    options: ServeOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let metrics = shared_metrics();
+    if let Some(address) = start_metrics(&config, metrics.clone()).await? {
+        tracing::info!(%address, "Prometheus endpoint listening");
+        println!("metrics listening on {address}");
+    }
+    let (reconciler, handle, reconciler_events) =
+        Reconciler::new(node, config.clone(), options.reconciler.clone());
+    let reconciling = options.manageable && options.desired_loaded;
+    let ready = {
+        let mut status = handle.status();
+        let wait = options.ready_wait;
+        async move {
+            if reconciling {
+                let first = status.wait_for(|s| s.passes > 0);
+                if tokio::time::timeout(wait, first).await.is_err() {
+                    tracing::warn!(
+                        ?wait,
+                        "the first reconcile pass is still running; READY now"
+                    );
+                }
+            }
+            lfleet_host::sd_notify("READY=1");
+        }
+    };
+    let reconciler = async {
+        if options.manageable {
+            reconciler.run(stopped(stop.clone()), reconciling).await;
+        }
+    };
+    // The endpoint serves the reconciler's status as it changes.
+    let published = {
+        let mut status = handle.status();
+        let metrics = metrics.clone();
+        let mut stop = stop.clone();
+        async move {
+            if !options.manageable {
+                return;
+            }
+            loop {
+                let current = status.borrow_and_update().clone();
+                metrics.lock().unwrap_or_else(|e| e.into_inner()).reconcile = Some(current);
+                tokio::select! {
+                    changed = status.changed() => if changed.is_err() { return },
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }
+    };
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let (rounds_tx, rounds_rx) = watch::channel(Default::default());
+    let (probes_tx, probes_rx) = mpsc::channel(4);
+    let samples = Arc::new(Mutex::new(crate::telemetry::SampleBuffer::new(20_000)));
+    let outputs = match &config.coordinator {
+        Some(_) => Outputs {
+            rounds: Some(rounds_tx),
+            samples: Some(samples.clone()),
+            probes: Some(probes_rx),
+        },
+        None => Outputs::default(),
+    };
+    let loops = run(
+        &node.host,
+        config_rx,
+        node.runner(),
+        node.clock(),
+        options.daemon.clone(),
+        metrics,
+        outputs,
+        stopped(stop.clone()),
+    );
+    let session = async {
+        if let Some(policy) = &config.coordinator {
+            let link = crate::session::SessionLink {
+                rounds: rounds_rx,
+                samples,
+                config: config_tx,
+                reconciler: handle.clone(),
+                reconciler_events,
+                probes: probes_tx,
+            };
+            crate::session::run(
+                &node.host,
+                node.clock(),
+                &config,
+                policy,
+                link,
+                stopped(stop.clone()),
+            )
+            .await;
+        }
+    };
+    tokio::join!(ready, reconciler, published, loops, session);
+    Ok(())
 }

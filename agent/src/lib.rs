@@ -20,6 +20,7 @@ pub mod mount_apply;
 pub mod node;
 pub mod precedence;
 pub mod reconcile;
+pub mod reconciler;
 pub mod repo;
 pub mod session;
 pub mod status;

@@ -140,6 +140,10 @@ struct RunArgs {
     /// Time between telemetry cycles.
     #[arg(long, default_value = "10s", value_parser = parse_interval)]
     collect_interval: std::time::Duration,
+    /// Time between reconcile passes when nothing else asks for one (default: the
+    /// configuration's `resync_seconds`, 60).
+    #[arg(long, value_parser = parse_interval)]
+    resync_interval: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -201,7 +205,10 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
 
 /// The long-running agent.
 async fn run_daemon(args: RunArgs) -> ExitCode {
-    use lfleet_agent::daemon::{DaemonOptions, Outputs, run, shared_metrics, start_metrics};
+    use lfleet_agent::daemon::{DaemonOptions, ServeOptions, serve};
+    use lfleet_agent::precedence::Source;
+    use lfleet_agent::reconciler::ReconcilerOptions;
+    use std::time::Duration;
     let node = Node::build(&args.node.options());
     let host = &node.host;
     // Nothing is written to a node lfleet cannot manage, not even the ledger: such a node
@@ -218,58 +225,26 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
     } else {
         Access::ReadOnly
     };
-    let config = match config_path(host.root(), args.config.as_deref())
+    let loaded = match config_path(host.root(), args.config.as_deref())
         .and_then(|path| load(host, &path, access))
     {
-        Ok(loaded) => loaded.config,
+        Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("lfleet-agent: {}", ErrorChain(&error));
             return ExitCode::from(2);
         }
     };
+    let config = loaded.config;
+    // A coordinator-managed node whose coordinator has never spoken has no desired state.
+    let desired_loaded = config.coordinator.is_none() || loaded.source != Source::File;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         root = %args.node.root.display(),
         generation = config.generation.get(),
         coordinator = config.coordinator.as_ref().map(|c| c.url.as_str()).unwrap_or("none"),
+        desired_loaded,
         "lfleet-agent run starting"
     );
-    // Converge once from what is known (this file, or the ledger a coordinator filled) before
-    // saying READY: at boot the mounts come up even when no coordinator answers.
-    if manageable && !config.mounts.is_empty() {
-        match reconcile(node.handle(), &config, Mode::Apply).await {
-            Ok(report) => {
-                for item in report.failed() {
-                    tracing::warn!(
-                        kind = %item.kind,
-                        id = item.id,
-                        class = item.failure.map(|c| c.code()).unwrap_or_default(),
-                        message = item.message,
-                        "first reconcile: item failed"
-                    );
-                }
-                for finding in &report.findings {
-                    tracing::warn!(finding, "first reconcile");
-                }
-            }
-            Err(error) => {
-                tracing::error!(error = %ErrorChain(&error), "first reconcile failed")
-            }
-        }
-    }
-    lfleet_host::sd_notify("READY=1");
-    let metrics = shared_metrics();
-    match start_metrics(&config, metrics.clone()).await {
-        Ok(Some(address)) => {
-            tracing::info!(%address, "Prometheus endpoint listening");
-            println!("metrics listening on {address}");
-        }
-        Ok(None) => {}
-        Err(message) => {
-            eprintln!("lfleet-agent: {message}");
-            return ExitCode::from(2);
-        }
-    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let terminate = async {
@@ -286,59 +261,29 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
         }
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let options = DaemonOptions {
-        check_interval: args.check_interval,
-        collect_interval: args.collect_interval,
-        syscall_deadline: std::time::Duration::from_secs_f64(
-            args.syscall_deadline.clamp(0.1, 600.0),
-        ),
-    };
-    let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
-    let (rounds_tx, rounds_rx) = tokio::sync::watch::channel(Default::default());
-    let samples = std::sync::Arc::new(std::sync::Mutex::new(
-        lfleet_agent::telemetry::SampleBuffer::new(20_000),
-    ));
-    let outputs = match &config.coordinator {
-        Some(_) => Outputs {
-            rounds: Some(rounds_tx),
-            samples: Some(samples.clone()),
+    let options = ServeOptions {
+        daemon: DaemonOptions {
+            check_interval: args.check_interval,
+            collect_interval: args.collect_interval,
+            syscall_deadline: Duration::from_secs_f64(args.syscall_deadline.clamp(0.1, 600.0)),
         },
-        None => Outputs::default(),
+        reconciler: ReconcilerOptions {
+            resync: args
+                .resync_interval
+                .unwrap_or(Duration::from_secs(config.resync_seconds)),
+            retry_max: config.retry_max_seconds.map(Duration::from_secs),
+        },
+        desired_loaded,
+        manageable,
+        ready_wait: Duration::from_secs(600),
     };
-    let daemon = run(
-        host,
-        config_rx,
-        node.runner(),
-        node.clock(),
-        options,
-        metrics,
-        outputs,
-        stopped(stop_rx.clone()),
-    );
-    match &config.coordinator {
-        Some(policy) => {
-            let link = lfleet_agent::session::SessionLink {
-                rounds: rounds_rx,
-                samples,
-                config: config_tx,
-            };
-            let session = lfleet_agent::session::run(
-                host,
-                &config,
-                policy,
-                node.runner(),
-                node.clock(),
-                link,
-                stopped(stop_rx),
-            );
-            tokio::join!(daemon, session);
+    match serve(&node, config, options, stop_rx).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("lfleet-agent: {message}");
+            ExitCode::from(2)
         }
-        None => daemon.await,
     }
-    ExitCode::SUCCESS
 }
 
 /// Runs the collectors every interval and prints what they find.
@@ -589,24 +534,26 @@ async fn check(args: CheckArgs) -> ExitCode {
         for event in &events {
             println!(
                 "EVENT   {:<17} {} {}",
-                event.kind, event.subject, event.detail
+                event.kind.as_str(),
+                event.subject,
+                event.detail
             );
         }
         for result in &results {
-            let (verdict, text) = match &result.outcome {
+            let (verdict, text) = match result.outcome {
                 Outcome::Pass => ("PASS", String::new()),
-                Outcome::Fail { code, detail } => ("FAIL", format!(" {code}: {detail}")),
-                Outcome::Unknown { error } => ("UNKNOWN", format!(" {error}")),
+                Outcome::Fail => ("FAIL", format!(" {}: {}", result.code, result.detail)),
+                Outcome::Unknown => ("UNKNOWN", format!(" {}", result.detail)),
             };
-            println!("{verdict:<7} {:<17} {}{text}", result.check, result.subject);
+            println!(
+                "{verdict:<7} {:<17} {}{text}",
+                result.check.as_str(),
+                result.subject
+            );
         }
     }
-    let failed = results
-        .iter()
-        .any(|r| matches!(r.outcome, Outcome::Fail { .. }));
-    let unknown = results
-        .iter()
-        .any(|r| matches!(r.outcome, Outcome::Unknown { .. }));
+    let failed = results.iter().any(|r| r.outcome == Outcome::Fail);
+    let unknown = results.iter().any(|r| r.outcome == Outcome::Unknown);
     // The process may exit while a hung statfs thread is still blocked; it is not waited for.
     if failed {
         ExitCode::from(1)

@@ -1,6 +1,7 @@
 //! The agent's optional Prometheus endpoint (`[prometheus] enabled = true`; loopback by
 //! default): the last result of every check, the last sample of every collector, event and
-//! drop counts, in the text exposition format. It serves what the loops last stored and never
+//! drop counts, the reconciler's state (failed items with their class, the next retry), in
+//! the text exposition format. It serves what the loops last stored and never
 //! reads the node itself, so it answers at once even while a mount is hung.
 
 use std::collections::BTreeMap;
@@ -19,6 +20,8 @@ pub struct MetricsState {
     /// Event kind -> how many since the start.
     pub events: BTreeMap<String, u64>,
     pub dropped_samples: u64,
+    /// The reconciler's last published status (none when it does not run).
+    pub reconcile: Option<crate::reconciler::ReconcilerStatus>,
 }
 
 pub type SharedMetrics = Arc<Mutex<MetricsState>>;
@@ -43,15 +46,15 @@ pub fn render(state: &MetricsState) -> String {
     let mut out = String::new();
     out.push_str("# HELP lfleet_check_state 1 for the current outcome of a check on a subject.\n# TYPE lfleet_check_state gauge\n");
     for result in &state.results {
-        let (outcome, code) = match &result.outcome {
-            Outcome::Pass => ("pass", ""),
-            Outcome::Fail { code, .. } => ("fail", code.as_str()),
-            Outcome::Unknown { .. } => ("unknown", ""),
+        let outcome = result.outcome.as_str();
+        let code = match result.outcome {
+            Outcome::Fail => result.code.as_str(),
+            Outcome::Pass | Outcome::Unknown => "",
         };
         let _ = writeln!(
             out,
             "lfleet_check_state{{check=\"{}\",subject=\"{}\",state=\"{outcome}\",code=\"{}\"}} 1",
-            label(result.check),
+            label(result.check.as_str()),
             label(&result.subject),
             label(code)
         );
@@ -107,7 +110,54 @@ pub fn render(state: &MetricsState) -> String {
         "# TYPE lfleet_dropped_samples_total counter\nlfleet_dropped_samples_total {}",
         state.dropped_samples
     );
+    if let Some(reconcile) = &state.reconcile {
+        render_reconcile(&mut out, reconcile);
+    }
     out
+}
+
+/// The reconciler: state, passes, applied generation, each failed item and the next retry.
+fn render_reconcile(out: &mut String, status: &crate::reconciler::ReconcilerStatus) {
+    use lfleet_types::ReconcileStatus;
+    let state = match status.state {
+        ReconcileStatus::NotYetRun => "not-yet-run",
+        ReconcileStatus::Running => "running",
+        ReconcileStatus::Idle => "idle",
+        ReconcileStatus::Unrecognized => "unrecognized",
+    };
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_reconcile_state gauge\nlfleet_reconcile_state{{state=\"{state}\"}} 1"
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_reconcile_passes_total counter\nlfleet_reconcile_passes_total {}",
+        status.passes
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE lfleet_reconcile_applied_generation gauge\nlfleet_reconcile_applied_generation {}",
+        status.applied_generation
+    );
+    out.push_str("# TYPE lfleet_reconcile_item_failed gauge\n");
+    for item in &status.items {
+        if let Some(class) = item.failure {
+            let _ = writeln!(
+                out,
+                "lfleet_reconcile_item_failed{{kind=\"{}\",id=\"{}\",class=\"{}\"}} 1",
+                item.kind,
+                label(&item.id),
+                class.code()
+            );
+        }
+    }
+    if let Some(at) = status.next_retry_unix_ms() {
+        let _ = writeln!(
+            out,
+            "# TYPE lfleet_reconcile_next_retry_timestamp_seconds gauge\nlfleet_reconcile_next_retry_timestamp_seconds {:.3}",
+            at as f64 / 1000.0
+        );
+    }
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
@@ -138,15 +188,15 @@ mod tests {
     #[test]
     fn labels_are_escaped_and_names_sanitized() {
         let mut state = MetricsState::default();
-        state.results.push(CheckResult {
-            check: "mount.responsive",
-            subject: "/lus\"tre\n".into(),
-            outcome: Outcome::Fail {
+        state.results.push(CheckResult::new(
+            lfleet_types::KnownCheck::MountResponsive,
+            "/lus\"tre\n",
+            crate::checks::Verdict::Fail {
                 code: "hung".into(),
                 detail: "x".into(),
             },
-            started_unix_ms: 0,
-        });
+            0,
+        ));
         let mut sample = Sample::new("agent", "lfleet-agent", 0);
         sample.values.insert("check_ms.mount.present".into(), 2.5);
         state

@@ -1,34 +1,42 @@
-//! The agent's session with the coordinator: enroll with the join token when it has no valid
-//! certificate, then one long-lived mTLS stream, over which the certificate is renewed
-//! before half its life (`identity`). It sends Hello, a
-//! status report at once when a condition changes and every status interval otherwise, and
-//! telemetry batches; it receives desired configs, applies them (ledger first, then a
-//! reconcile pass) and acks each with its per-item results.
+//! The agent's session with the coordinator, and the agent's edge: everything it sends or
+//! receives is built in domain types and converted only through `lfleet_proto::convert`.
+//!
+//! It enrolls with the join token when it has no valid certificate, then keeps one
+//! long-lived mTLS stream, over which the certificate is renewed before half its life
+//! (`identity`). It sends Hello; a status report at once when a condition, an item or the
+//! reconciler's state changes, and every status interval the coordinator asked for
+//! otherwise; telemetry batches every telemetry interval. A desired config is checked like a
+//! file, recorded in the ledger, handed to the reconciler, and acked when its pass ends (with
+//! the first failed item's class), while the session keeps reporting. Commands (reconcile
+//! now, remount, probe now) are answered with a CommandResult when they have run.
 //!
 //! When the stream breaks it reconnects with jittered exponential backoff (0.5 s doubling to
 //! 30 s, full jitter), so a coordinator restart does not bring every agent back in the same
 //! second; meanwhile the agent keeps running from its ledger, and telemetry waits in a
 //! bounded buffer that counts what it drops.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lfleet_host::{Clock, CommandRunner, HostRoot};
+use lfleet_host::{Clock, HostRoot};
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_service_client::AgentServiceClient;
-use lfleet_types::ErrorChain;
-use tokio::sync::{mpsc, watch};
+use lfleet_types::{
+    AckRefusal, AgentCommand, AgentEvent, AgentHello, CheckId, CommandOutcome, CommandRequest,
+    Condition, ConfigAck, DesiredConfig, ErrorChain, Generation, HelloClaims, NodeName,
+    SampleValue, StatusReport, TelemetryBatch, TelemetrySample, error_chain,
+};
+use tokio::sync::{mpsc, oneshot, watch};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::checks::{CheckResult, Event, Outcome};
+use crate::checks::{CheckResult, Event};
 use crate::config::{CoordinatorPolicy, NodeConfig};
+use crate::daemon::ProbeRequest;
 use crate::identity::{self, NodeTls};
 use crate::ledger::{DEFAULT_LEDGER_PATH, Ledger, LedgerError};
-use crate::node::NodeHandle;
-use crate::reconcile::{Mode, reconcile};
+use crate::reconciler::{PassResult, ReconcilerHandle, ReconcilerStatus};
 use crate::telemetry::{Sample, SampleBuffer};
-use lfleet_types::DesiredConfig;
 
 pub use crate::identity::TLS_DIR;
 
@@ -40,13 +48,18 @@ pub struct CheckRound {
     pub events: Vec<Event>,
 }
 
-/// What the daemon and the session share.
-#[derive(Debug, Clone)]
+/// What the daemon, the reconciler and the session share.
+#[derive(Debug)]
 pub struct SessionLink {
     pub rounds: watch::Receiver<CheckRound>,
     pub samples: Arc<Mutex<SampleBuffer>>,
     /// The config the checks and telemetry use; the session replaces it after an apply.
     pub config: watch::Sender<NodeConfig>,
+    pub reconciler: ReconcilerHandle,
+    /// What the reconciler did (installs, remounts, failed passes), to report.
+    pub reconciler_events: mpsc::Receiver<AgentEvent>,
+    /// Asks the daemon for a check round now.
+    pub probes: mpsc::Sender<ProbeRequest>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,39 +159,31 @@ async fn channel(url: &str, ca: &str, identity: Option<Identity>) -> Result<Chan
         .await?)
 }
 
-/// Since-times of conditions: kept while a check's outcome and code stay the same.
+/// The agent's edge: a check result as the domain's condition. The agent's since-time is
+/// evidence only (the coordinator times windows by its own receive time).
 #[derive(Debug, Default)]
 struct Conditions {
     since: BTreeMap<(String, String), (String, i64)>,
 }
 
 impl Conditions {
-    fn report(&mut self, results: &[CheckResult]) -> Vec<v1::Condition> {
+    fn report(&mut self, results: &[CheckResult]) -> Vec<Condition> {
         results
             .iter()
             .map(|r| {
-                let (outcome, code, detail) = match &r.outcome {
-                    Outcome::Pass => (v1::Outcome::Pass, String::new(), String::new()),
-                    Outcome::Fail { code, detail } => {
-                        (v1::Outcome::Fail, code.clone(), detail.clone())
-                    }
-                    Outcome::Unknown { error } => {
-                        (v1::Outcome::Unknown, String::new(), error.clone())
-                    }
-                };
-                let key = (r.check.to_owned(), r.subject.clone());
-                let state = format!("{outcome:?}/{code}");
+                let key = (r.check.as_str().to_owned(), r.subject.clone());
+                let state = format!("{}/{}", r.outcome, r.code);
                 let started = r.started_unix_ms as i64;
                 let entry = self.since.entry(key).or_insert((state.clone(), started));
                 if entry.0 != state {
                     *entry = (state, started);
                 }
-                v1::Condition {
-                    check: r.check.to_owned(),
+                Condition {
+                    check: CheckId::Known(r.check),
                     subject: r.subject.clone(),
-                    outcome: outcome as i32,
-                    code,
-                    detail,
+                    outcome: r.outcome,
+                    code: r.code.clone(),
+                    detail: r.detail.clone(),
                     since_unix_ms: entry.1,
                     observed_unix_ms: started,
                 }
@@ -187,55 +192,70 @@ impl Conditions {
     }
 }
 
-/// What decides whether a report must go out now: each check's outcome and code.
-fn shape(results: &[CheckResult]) -> Vec<(String, String, String)> {
-    results
-        .iter()
-        .map(|r| {
-            let state = match &r.outcome {
-                Outcome::Pass => "pass".to_owned(),
-                Outcome::Fail { code, .. } => format!("fail {code}"),
-                Outcome::Unknown { .. } => "unknown".to_owned(),
-            };
-            (r.check.to_owned(), r.subject.clone(), state)
-        })
-        .collect()
+/// What decides whether a report must go out now: each condition's shape, the reconciler's
+/// applied generation, failed items and classes, pass error and client version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    conditions: Vec<(String, String, String)>,
+    generation: Generation,
+    failed: Vec<(String, String, String)>,
+    error: Option<String>,
+    client: String,
 }
 
-fn wire_samples(samples: Vec<Sample>) -> Vec<v1::Sample> {
+fn shape(results: &[CheckResult], reconciler: &ReconcilerStatus) -> Shape {
+    Shape {
+        conditions: results
+            .iter()
+            .map(|r| {
+                (
+                    r.check.as_str().to_owned(),
+                    r.subject.clone(),
+                    format!("{} {}", r.outcome, r.code),
+                )
+            })
+            .collect(),
+        generation: reconciler.applied_generation,
+        failed: reconciler
+            .items
+            .iter()
+            .filter_map(|item| {
+                let class = item.failure?;
+                Some((item.kind.to_string(), item.id.clone(), class.to_string()))
+            })
+            .collect(),
+        error: reconciler.error.clone(),
+        client: reconciler.lustre_client_version.clone(),
+    }
+}
+
+/// Samples as telemetry travels: one per value, `<collector>.<value>`, the subject a label.
+fn telemetry_samples(samples: Vec<Sample>) -> Vec<TelemetrySample> {
     let mut out = Vec::new();
     for sample in samples {
-        let mut labels = vec![v1::Label {
-            key: "subject".into(),
-            value: sample.subject.clone(),
-        }];
-        labels.extend(sample.labels.iter().map(|(k, v)| v1::Label {
-            key: k.clone(),
-            value: v.clone(),
-        }));
+        let mut labels = vec![("subject".to_owned(), sample.subject.clone())];
+        labels.extend(sample.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         if sample.values.is_empty() {
-            out.push(v1::Sample {
+            out.push(TelemetrySample {
                 seq: sample.seq,
                 at_unix_ms: sample.unix_ms as i64,
                 metric: sample.collector.to_owned(),
                 labels,
                 value: None,
                 reset: sample.reset,
-                unavailable: sample.unavailable.is_some(),
-                unavailable_reason: sample.unavailable.clone().unwrap_or_default(),
+                unavailable: sample.unavailable.clone(),
             });
             continue;
         }
         for (name, value) in &sample.values {
-            out.push(v1::Sample {
+            out.push(TelemetrySample {
                 seq: sample.seq,
                 at_unix_ms: sample.unix_ms as i64,
                 metric: format!("{}.{name}", sample.collector),
                 labels: labels.clone(),
-                value: Some(v1::sample::Value::Gauge(*value)),
+                value: Some(SampleValue::Gauge(*value)),
                 reset: sample.reset,
-                unavailable: false,
-                unavailable_reason: String::new(),
+                unavailable: None,
             });
         }
     }
@@ -245,17 +265,22 @@ fn wire_samples(samples: Vec<Sample>) -> Vec<v1::Sample> {
 /// The node config a desired config makes: the coordinator's part (generation, mounts,
 /// client, LNet) over this node's own settings, validated like a file.
 fn node_config(local: &NodeConfig, desired: &v1::DesiredConfig) -> Result<NodeConfig, String> {
-    let desired =
-        DesiredConfig::try_from(desired).map_err(|error| lfleet_types::error_chain(&error))?;
+    let desired = DesiredConfig::try_from(desired).map_err(|error| error_chain(&error))?;
     // Through the file's validation, so a coordinator cannot send what a file could not say.
     local
         .with_desired_state(desired)
         .revalidated()
-        .map_err(|error| lfleet_types::error_chain(&error))
+        .map_err(|error| error_chain(&error))
 }
 
 /// What the agent tells the coordinator about the node when a session starts.
-fn hello(host: &HostRoot, config: &NodeConfig, policy: &CoordinatorPolicy) -> v1::Hello {
+fn hello(
+    host: &HostRoot,
+    name: NodeName,
+    config: &NodeConfig,
+    policy: &CoordinatorPolicy,
+    reconciler: &ReconcilerStatus,
+) -> AgentHello {
     let read = |path: &str| {
         host.read_optional(path)
             .ok()
@@ -268,46 +293,47 @@ fn hello(host: &HostRoot, config: &NodeConfig, policy: &CoordinatorPolicy) -> v1
         .find_map(|l| l.strip_prefix("PRETTY_NAME="))
         .map(|v| v.trim_matches('"').to_owned())
         .unwrap_or_default();
-    v1::Hello {
-        node_name: String::new(),
-        slurm_node_name: String::new(),
-        role: lfleet_proto::convert::role_to_wire(Some(config.role)),
-        nodearray: policy.nodearray.clone(),
+    AgentHello {
+        node_name: name,
+        claims: HelloClaims {
+            slurm_node_name: String::new(),
+            role: Some(config.role),
+            nodearray: policy.nodearray.clone(),
+        },
         distro,
         kernel_release: read("proc/sys/kernel/osrelease"),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         vm_id: read("sys/class/dmi/id/product_uuid"),
         lustre_client_version: read("sys/module/lustre/version"),
-        applied_generation: 0,
+        applied_generation: reconciler.applied_generation,
     }
 }
 
+/// The session's own state, kept across reconnects.
+#[derive(Debug)]
+struct Carried {
+    conditions: Conditions,
+    /// Reconciler events not yet sent (bounded by the channel they came from).
+    events: VecDeque<AgentEvent>,
+}
+
 /// Runs the session until `stop` resolves, reconnecting as needed.
-#[allow(clippy::too_many_arguments, reason = "the session's whole context")]
 pub async fn run(
     host: &HostRoot,
+    clock: &dyn Clock,
     local: &NodeConfig,
     policy: &CoordinatorPolicy,
-    runner: &dyn CommandRunner,
-    clock: &dyn Clock,
     mut link: SessionLink,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let hello_extra = hello(host, local, policy);
     tokio::pin!(stop);
     let mut backoff = Duration::from_millis(500);
-    let mut conditions = Conditions::default();
+    let mut carried = Carried {
+        conditions: Conditions::default(),
+        events: VecDeque::new(),
+    };
     loop {
-        let attempt = connect_and_serve(
-            host,
-            local,
-            policy,
-            runner,
-            clock,
-            &mut link,
-            &hello_extra,
-            &mut conditions,
-        );
+        let attempt = connect_and_serve(host, clock, local, policy, &mut link, &mut carried);
         tokio::select! {
             _ = &mut stop => return,
             result = attempt => match result {
@@ -327,18 +353,47 @@ pub async fn run(
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "the session's whole context")]
+/// A desired config handed to the reconciler, waiting for its pass.
+#[derive(Debug)]
+struct PendingConfig {
+    generation: Generation,
+    config: NodeConfig,
+    result: oneshot::Receiver<PassResult>,
+}
+
+/// The next pending config's pass; never, when none is pending.
+async fn next_applied(pending: &mut VecDeque<PendingConfig>) -> (PendingConfig, PassResult) {
+    let Some(front) = pending.front_mut() else {
+        return std::future::pending().await;
+    };
+    let result = (&mut front.result)
+        .await
+        .unwrap_or_else(|_| Err("the reconciler stopped before applying it".to_owned()));
+    let done = pending.pop_front().expect("the front was there");
+    (done, result)
+}
+
+/// The reconciler's next event; never, when its channel has closed.
+async fn next_event(events: &mut mpsc::Receiver<AgentEvent>, open: &mut bool) -> AgentEvent {
+    if *open {
+        match events.recv().await {
+            Some(event) => return event,
+            None => *open = false,
+        }
+    }
+    std::future::pending().await
+}
+
 async fn connect_and_serve(
     host: &HostRoot,
+    clock: &dyn Clock,
     local: &NodeConfig,
     policy: &CoordinatorPolicy,
-    runner: &dyn CommandRunner,
-    clock: &dyn Clock,
     link: &mut SessionLink,
-    hello_extra: &v1::Hello,
-    conditions: &mut Conditions,
+    carried: &mut Carried,
 ) -> Result<(), SessionError> {
     let name = node_name(host, policy)?;
+    let node: NodeName = name.parse().map_err(setup_from("the node name"))?;
     let ca = read_file(host, &policy.ca_file)?;
     let mut tls = node_tls(host, clock, policy, &name, &ca).await?;
     let channel = channel(
@@ -364,19 +419,9 @@ async fn connect_and_serve(
         })
         .map_err(|_| setup("the session queue is full or closed"))
     };
-    // What this coordinator side last had applied is what the ledger accepted from it; a
-    // node whose ledger is empty has applied nothing yet, whatever generation its own file
-    // (written by cluster-init) carries, so the coordinator pushes its first config.
-    let applied = match Ledger::<DesiredConfig>::open(host.clone(), DEFAULT_LEDGER_PATH) {
-        Ok(ledger) => ledger
-            .current()
-            .map_or(0, |_| link.config.borrow().generation.get()),
-        Err(_) => 0,
-    };
-    let mut hello = hello_extra.clone();
-    hello.node_name = name.clone();
-    hello.applied_generation = applied;
-    send(v1::agent_message::Body::Hello(hello))?;
+    let mut reconciler = link.reconciler.status();
+    let hello = hello(host, node, local, policy, &reconciler.borrow());
+    send(v1::agent_message::Body::Hello(v1::Hello::from(&hello)))?;
     let mut inbound = client
         .session(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await?
@@ -384,42 +429,98 @@ async fn connect_and_serve(
     tracing::info!(node = name, "session open");
     let mut status_every = tokio::time::interval(Duration::from_secs(10));
     let mut telemetry_every = tokio::time::interval(Duration::from_secs(2));
-    let mut last_shape = None;
+    let mut last_shape: Option<Shape> = None;
     let mut last_round_seq = 0;
-    let mut items: Vec<v1::ItemResult> = Vec::new();
+    let mut pending: VecDeque<PendingConfig> = VecDeque::new();
+    let (results_tx, mut results_rx) = mpsc::channel::<CommandOutcome>(16);
+    let mut events_open = true;
     loop {
         tokio::select! {
             message = inbound.message() => {
                 let Some(message) = message? else { return Ok(()) };
-                if let Some(v1::coordinator_message::Body::Config(desired)) = message.body {
-                    let (ack, new_items) = apply(host, local, runner, clock, link, &desired).await;
-                    if !new_items.is_empty() {
-                        items = new_items;
+                match message.body {
+                    Some(v1::coordinator_message::Body::Accepted(accepted)) => {
+                        // The coordinator's intervals are honoured (1 s at the least).
+                        let status = Duration::from_secs(u64::from(accepted.status_interval_seconds.max(1)));
+                        let telemetry = Duration::from_secs(u64::from(accepted.telemetry_interval_seconds.max(1)));
+                        status_every = tokio::time::interval(status);
+                        telemetry_every = tokio::time::interval(telemetry);
+                        tracing::info!(status = ?status, telemetry = ?telemetry, "session accepted");
                     }
-                    send(v1::agent_message::Body::Ack(ack))?;
-                    // Report at once: the coordinator shows who is behind from these.
-                    last_shape = None;
-                    status_every.reset_immediately();
+                    Some(v1::coordinator_message::Body::Config(desired)) => {
+                        match accept(host, local, link, &desired) {
+                            Ok(waiting) => pending.push_back(waiting),
+                            Err(ack) => send(v1::agent_message::Body::Ack(v1::Ack::from(&ack)))?,
+                        }
+                    }
+                    Some(v1::coordinator_message::Body::Command(command)) => {
+                        match CommandRequest::try_from(&command) {
+                            Ok(request) => start_command(link, request, results_tx.clone()),
+                            Err(error) => {
+                                let mut ack = v1::Ack::from(&ConfigAck {
+                                    generation: Generation::ZERO,
+                                    refusal: Some(AckRefusal::UnknownCommand),
+                                    failed_class: None,
+                                    message: error_chain(&error),
+                                });
+                                ack.command_id = command.id.clone();
+                                send(v1::agent_message::Body::Ack(ack))?;
+                            }
+                        }
+                    }
+                    None => {}
                 }
+            }
+            (done, result) = next_applied(&mut pending) => {
+                let ack = config_ack(done.generation, &result);
+                if result.is_ok() {
+                    link.config.send_replace(done.config);
+                }
+                send(v1::agent_message::Body::Ack(v1::Ack::from(&ack)))?;
+                // Report at once: the coordinator shows who is behind from these.
+                last_shape = None;
+                status_every.reset_immediately();
+            }
+            outcome = results_rx.recv() => {
+                if let Some(outcome) = outcome {
+                    send(v1::agent_message::Body::CommandResult(v1::CommandResult::from(&outcome)))?;
+                }
+            }
+            event = next_event(&mut link.reconciler_events, &mut events_open) => {
+                carried.events.push_back(event);
+                status_every.reset_immediately();
             }
             changed = link.rounds.changed() => {
                 if changed.is_err() {
                     return Ok(());
                 }
                 let round = link.rounds.borrow_and_update().clone();
-                let now_shape = shape(&round.results);
-                let events = if round.seq > last_round_seq { round.events.clone() } else { Vec::new() };
+                let now_shape = shape(&round.results, &reconciler.borrow());
+                let fresh = round.seq > last_round_seq;
                 last_round_seq = round.seq;
-                if last_shape.as_ref() != Some(&now_shape) || !events.is_empty() {
+                if last_shape.as_ref() != Some(&now_shape) || (fresh && !round.events.is_empty()) {
                     last_shape = Some(now_shape);
-                    let report = status(link, conditions, &round, &items, events);
-                    send(v1::agent_message::Body::Status(report))?;
+                    let events = if fresh { round.events.clone() } else { Vec::new() };
+                    let report = status(&round, &reconciler.borrow(), carried, events);
+                    send(v1::agent_message::Body::Status(v1::StatusReport::from(&report)))?;
+                }
+            }
+            changed = reconciler.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let round = link.rounds.borrow().clone();
+                let now_shape = shape(&round.results, &reconciler.borrow_and_update());
+                if last_shape.as_ref() != Some(&now_shape) {
+                    last_shape = Some(now_shape);
+                    let report = status(&round, &reconciler.borrow(), carried, Vec::new());
+                    send(v1::agent_message::Body::Status(v1::StatusReport::from(&report)))?;
                 }
             }
             _ = status_every.tick() => {
                 let round = link.rounds.borrow().clone();
-                let report = status(link, conditions, &round, &items, Vec::new());
-                send(v1::agent_message::Body::Status(report))?;
+                let report = status(&round, &reconciler.borrow(), carried, Vec::new());
+                send(v1::agent_message::Body::Status(v1::StatusReport::from(&report)))?;
             }
             _ = renew_every.tick() => {
                 if tls.needs_renewal(now_unix(clock)) {
@@ -436,117 +537,246 @@ async fn connect_and_serve(
                 };
                 // A batch carries the drops since the previous batch; drops alone are sent too.
                 if !samples.is_empty() || dropped > 0 {
-                    let first_seq = samples.first().map(|s| s.seq).unwrap_or_default();
-                    let batch = v1::TelemetryBatch { first_seq, dropped_samples: dropped, samples: wire_samples(samples) };
-                    send(v1::agent_message::Body::Telemetry(batch))?;
+                    let batch = TelemetryBatch {
+                        first_seq: samples.first().map(|s| s.seq).unwrap_or_default(),
+                        dropped_samples: dropped,
+                        samples: telemetry_samples(samples),
+                    };
+                    send(v1::agent_message::Body::Telemetry(v1::TelemetryBatch::from(&batch)))?;
                 }
             }
         }
     }
 }
 
+/// A status report from the last check round and the reconciler, with the events not yet
+/// sent (the round's and the reconciler's, which leave the carried queue here).
 fn status(
-    link: &SessionLink,
-    conditions: &mut Conditions,
     round: &CheckRound,
-    items: &[v1::ItemResult],
-    events: Vec<Event>,
-) -> v1::StatusReport {
-    v1::StatusReport {
-        applied_generation: link.config.borrow().generation.get(),
-        reconcile_status: v1::ReconcileStatus::Idle as i32,
-        conditions: conditions.report(&round.results),
-        items: items.to_vec(),
-        events: events
-            .into_iter()
-            .map(|e| v1::Event {
-                kind: e.kind,
-                subject: e.subject,
-                detail: e.detail,
-                at_unix_ms: e.unix_ms as i64,
-            })
-            .collect(),
+    reconciler: &ReconcilerStatus,
+    carried: &mut Carried,
+    round_events: Vec<Event>,
+) -> StatusReport {
+    let mut events: Vec<AgentEvent> = round_events
+        .into_iter()
+        .map(|e| AgentEvent {
+            kind: e.kind,
+            subject: e.subject,
+            detail: e.detail,
+            at_unix_ms: e.unix_ms as i64,
+        })
+        .collect();
+    events.extend(carried.events.drain(..));
+    StatusReport {
+        applied_generation: reconciler.applied_generation,
+        reconcile: reconciler.state,
+        conditions: carried.conditions.report(&round.results),
+        items: reconciler.items.clone(),
+        events,
+        lustre_client_version: reconciler.lustre_client_version.clone(),
+        next_retry_unix_ms: reconciler.next_retry_unix_ms(),
     }
 }
 
-/// Accepts a desired config into the ledger and applies it; the ack and the item results.
-async fn apply(
+/// Checks a desired config and records it in the ledger, then hands it to the reconciler;
+/// the refusal to ack when it cannot be taken.
+fn accept(
     host: &HostRoot,
     local: &NodeConfig,
-    runner: &dyn CommandRunner,
-    clock: &dyn Clock,
     link: &SessionLink,
     desired: &v1::DesiredConfig,
-) -> (v1::Ack, Vec<v1::ItemResult>) {
-    let refuse = |class: &str, message: String| {
-        tracing::warn!(
-            generation = desired.generation,
-            class,
+) -> Result<PendingConfig, ConfigAck> {
+    let generation = Generation(desired.generation);
+    let refuse = |refusal: AckRefusal, message: String| {
+        tracing::warn!(%generation, %refusal, message, "desired config refused");
+        ConfigAck {
+            generation,
+            refusal: Some(refusal),
+            failed_class: None,
             message,
-            "desired config refused"
-        );
-        (
-            v1::Ack {
-                generation: desired.generation,
-                command_id: String::new(),
-                accepted: false,
-                error_class: class.to_owned(),
-                message,
-            },
-            Vec::new(),
-        )
+        }
     };
-    let config = match node_config(local, desired) {
-        Ok(config) => config,
-        Err(message) => return refuse("invalid-config", message),
-    };
-    if let Err(error) = crate::reconcile::check_mount_points(host, &config) {
-        return refuse("invalid-config", ErrorChain(&error).to_string());
-    }
-    let mut ledger: Ledger<DesiredConfig> = match Ledger::open(host.clone(), DEFAULT_LEDGER_PATH) {
-        Ok(ledger) => ledger,
-        Err(error) => return refuse("ledger", lfleet_types::error_chain(&error)),
-    };
+    let config = node_config(local, desired)
+        .map_err(|message| refuse(AckRefusal::InvalidConfig, message))?;
+    crate::reconcile::check_mount_points(host, &config)
+        .map_err(|error| refuse(AckRefusal::InvalidConfig, error_chain(&error)))?;
+    let mut ledger: Ledger<DesiredConfig> = Ledger::open(host.clone(), DEFAULT_LEDGER_PATH)
+        .map_err(|error| refuse(AckRefusal::Ledger, error_chain(&error)))?;
     match ledger.accept(config.generation, config.desired_state()) {
         Ok(_) => {}
         Err(LedgerError::Stale { offered, accepted }) => {
-            return refuse(
-                "stale-generation",
+            return Err(refuse(
+                AckRefusal::StaleGeneration,
                 format!("generation {offered} is older than the accepted {accepted}"),
-            );
+            ));
         }
-        Err(error) => return refuse("ledger", lfleet_types::error_chain(&error)),
+        Err(error) => return Err(refuse(AckRefusal::Ledger, error_chain(&error))),
     }
-    let node = NodeHandle {
-        host,
-        runner,
-        clock,
+    let result = link
+        .reconciler
+        .apply(config.clone())
+        .map_err(|error| refuse(AckRefusal::Reconcile, error_chain(&error)))?;
+    Ok(PendingConfig {
+        generation,
+        config,
+        result,
+    })
+}
+
+/// The ack of a config once its pass ended: accepted, with the first failed item's class.
+fn config_ack(generation: Generation, result: &PassResult) -> ConfigAck {
+    match result {
+        Ok(report) => {
+            let failed: Vec<String> = report
+                .failed()
+                .map(|i| format!("{} {}: {}", i.kind, i.id, i.message))
+                .collect();
+            ConfigAck {
+                generation,
+                refusal: None,
+                failed_class: report.failed().next().and_then(|item| item.failure),
+                message: if failed.is_empty() {
+                    format!("applied: {}", report.changes.join("; "))
+                } else {
+                    failed.join("; ")
+                },
+            }
+        }
+        Err(message) => ConfigAck {
+            generation,
+            refusal: Some(AckRefusal::Reconcile),
+            failed_class: None,
+            message: message.clone(),
+        },
+    }
+}
+
+/// Starts a command; its outcome arrives on `results` when it has run.
+fn start_command(
+    link: &SessionLink,
+    request: CommandRequest,
+    results: mpsc::Sender<CommandOutcome>,
+) {
+    let id = request.id.clone();
+    tracing::info!(id, command = %request.command, "command from the coordinator");
+    let answer = |ok: bool, message: String| CommandOutcome {
+        id: id.clone(),
+        ok,
+        message,
     };
-    let report = match reconcile(node, &config, Mode::Apply).await {
-        Ok(report) => report,
-        Err(error) => return refuse("reconcile", lfleet_types::error_chain(&error)),
-    };
-    link.config.send_replace(config);
-    let items: Vec<v1::ItemResult> = report.results().map(v1::ItemResult::from).collect();
+    let stopped = || answer(false, "the agent is stopping".to_owned());
+    match request.command {
+        AgentCommand::ReconcileNow => match link.reconciler.reconcile_now() {
+            Ok(receiver) => answer_when_done(id, receiver, "", results),
+            Err(_) => {
+                let _ = results.try_send(stopped());
+            }
+        },
+        AgentCommand::Remount { mount_point } => {
+            match link.reconciler.remount(mount_point.as_str()) {
+                Ok(receiver) => answer_when_done(id, receiver, "refused: ", results),
+                Err(_) => {
+                    let _ = results.try_send(stopped());
+                }
+            }
+        }
+        AgentCommand::ProbeNow => {
+            let (reply, receiver) = oneshot::channel();
+            if link.probes.try_send(reply).is_err() {
+                let _ = results.try_send(answer(false, "the checks are not running".to_owned()));
+                return;
+            }
+            tokio::spawn(async move {
+                let outcome = match receiver.await {
+                    Ok(round) => probe_outcome(&id, &round),
+                    Err(_) => CommandOutcome {
+                        id,
+                        ok: false,
+                        message: "the checks stopped".into(),
+                    },
+                };
+                let _ = results.send(outcome).await;
+            });
+        }
+    }
+}
+
+/// Sends a pass-running command's outcome when its pass ends; a refusal's reason after
+/// `refusal`.
+fn answer_when_done(
+    id: String,
+    receiver: oneshot::Receiver<PassResult>,
+    refusal: &'static str,
+    results: mpsc::Sender<CommandOutcome>,
+) {
+    tokio::spawn(async move {
+        let outcome = match receiver.await {
+            Ok(Ok(report)) => pass_outcome(&id, &report),
+            Ok(Err(reason)) => CommandOutcome {
+                id,
+                ok: false,
+                message: format!("{refusal}{reason}"),
+            },
+            Err(_) => CommandOutcome {
+                id,
+                ok: false,
+                message: "the reconciler stopped".into(),
+            },
+        };
+        let _ = results.send(outcome).await;
+    });
+}
+
+/// A command that ran a pass: ok when no item failed; what changed or what failed.
+fn pass_outcome(id: &str, report: &crate::reconcile::Report) -> CommandOutcome {
     let failed: Vec<String> = report
         .failed()
-        .map(|i| format!("{} {}: {}", i.kind, i.id, i.message))
+        .map(|i| {
+            format!(
+                "{} {} failed ({}): {}",
+                i.kind,
+                i.id,
+                i.failure.map(|c| c.code()).unwrap_or_default(),
+                i.message
+            )
+        })
         .collect();
-    let ack = v1::Ack {
-        generation: desired.generation,
-        command_id: String::new(),
-        accepted: true,
-        error_class: report
-            .failed()
-            .next()
-            .and_then(|i| i.failure)
-            .map(|class| class.code().to_owned())
-            .unwrap_or_default(),
+    CommandOutcome {
+        id: id.to_owned(),
+        ok: failed.is_empty(),
         message: if failed.is_empty() {
-            format!("applied: {}", report.changes.join("; "))
+            if report.changes.is_empty() {
+                "no changes".to_owned()
+            } else {
+                report.changes.join("; ")
+            }
         } else {
             failed.join("; ")
         },
-    };
-    (ack, items)
+    }
+}
+
+/// A probe-now: ok when no check failed; the failing and unknown checks.
+fn probe_outcome(id: &str, round: &CheckRound) -> CommandOutcome {
+    use lfleet_types::Outcome;
+    let notable: Vec<String> = round
+        .results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Pass)
+        .map(|r| {
+            format!("{} {} {} {}", r.outcome, r.check, r.subject, r.code)
+                .trim_end()
+                .to_owned()
+        })
+        .collect();
+    let failed = round.results.iter().any(|r| r.outcome == Outcome::Fail);
+    CommandOutcome {
+        id: id.to_owned(),
+        ok: !failed,
+        message: if notable.is_empty() {
+            format!("{} checks pass", round.results.len())
+        } else {
+            notable.join("; ")
+        },
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use lfleet_host::{HostError, HostRoot};
 use serde::{Deserialize, Serialize};
 
-use crate::checks::{CheckResult, Outcome};
+use crate::checks::CheckResult;
 
 /// Where the daemon keeps its last results (under the node's root).
 pub const STATUS_PATH: &str = "run/lfleet/agent-status.json";
@@ -56,18 +56,12 @@ pub struct StatusFile {
 
 impl StatusResult {
     fn from_result(result: &CheckResult) -> StatusResult {
-        use lfleet_types::Outcome as Kind;
-        let (outcome, code, detail) = match &result.outcome {
-            Outcome::Pass => (Kind::Pass, String::new(), String::new()),
-            Outcome::Fail { code, detail } => (Kind::Fail, code.clone(), detail.clone()),
-            Outcome::Unknown { error } => (Kind::Unknown, String::new(), error.clone()),
-        };
         StatusResult {
-            check: result.check.to_owned(),
+            check: result.check.as_str().to_owned(),
             subject: result.subject.clone(),
-            outcome,
-            code,
-            detail,
+            outcome: result.outcome,
+            code: result.code.clone(),
+            detail: result.detail.clone(),
         }
     }
 }
@@ -243,15 +237,15 @@ mod tests {
     fn the_file_written_is_the_file_read() {
         let dir = tempfile::tempdir().unwrap();
         let host = HostRoot::new(dir.path());
-        let results = vec![CheckResult {
-            check: "mount.present",
-            subject: "/lustre".into(),
-            outcome: Outcome::Fail {
+        let results = vec![CheckResult::new(
+            lfleet_types::KnownCheck::MountPresent,
+            "/lustre",
+            crate::checks::Verdict::Fail {
                 code: "not-mounted".into(),
                 detail: "absent from mountinfo".into(),
             },
-            started_unix_ms: 5,
-        }];
+            5,
+        )];
         write(&host, &results, Duration::from_secs(10), 1_000).unwrap();
         let back = read(&host).unwrap().unwrap();
         assert_eq!(back.written_unix_ms, 1_000);

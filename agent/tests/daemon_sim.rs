@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,37 +74,20 @@ fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
         .unwrap();
     assert!(apply.status.success(), "{apply:?}");
 
-    let mut daemon = Owned(
-        Command::new(AGENT)
-            .args([
-                "run",
-                "--check-interval",
-                "300ms",
-                "--collect-interval",
-                "300ms",
-                "--syscall-deadline",
-                "1",
-                "--root",
-                root.to_str().unwrap(),
-                "--config",
-            ])
-            .arg(&config)
-            .env("PATH", path_with(&root))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (mut daemon, address) = common::spawn_run(
+        &root,
+        &[
+            "--check-interval".as_ref(),
+            "300ms".as_ref(),
+            "--collect-interval".as_ref(),
+            "300ms".as_ref(),
+            "--syscall-deadline".as_ref(),
+            "1".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
     );
     let pid = daemon.0.id();
-    let mut first = String::new();
-    BufReader::new(daemon.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let address = first
-        .trim()
-        .strip_prefix("metrics listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
     assert!(address.starts_with("127.0.0.1:"), "{address}");
 
     let pass = "lfleet_check_state{check=\"mount.responsive\",subject=\"/lustre\",state=\"pass\",code=\"\"} 1";
@@ -235,9 +217,16 @@ fn ready_after_the_first_reconcile_then_watchdog_pings() {
             .spawn()
             .unwrap(),
     );
+    // The checks run beside the first pass, so watchdog pings may come before READY; READY
+    // itself comes only once the pass has converged the node.
     let mut buffer = [0u8; 256];
-    let n = socket.recv(&mut buffer).expect("a notification");
-    assert_eq!(&buffer[..n], b"READY=1");
+    loop {
+        let n = socket.recv(&mut buffer).expect("a notification");
+        if &buffer[..n] == b"READY=1" {
+            break;
+        }
+        assert_eq!(&buffer[..n], b"WATCHDOG=1");
+    }
     let mountinfo = std::fs::read_to_string(root.join("proc/self/mountinfo")).unwrap();
     assert!(
         mountinfo.contains(" /lustre "),

@@ -10,10 +10,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{Owned, scrape};
@@ -75,36 +74,19 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// Starts `run` with the Prometheus endpoint on a loopback port; its address.
 fn start_run(root: &Path, config: &Path, extra: &[&str]) -> (Owned, String) {
-    let mut child = Owned(
-        Command::new(AGENT)
-            .args([
-                "run",
-                "--check-interval",
-                "200ms",
-                "--collect-interval",
-                "200ms",
-            ])
-            .arg("--root")
-            .arg(root)
-            .arg("--config")
-            .arg(config)
-            .args(extra)
-            .env("PATH", common::path_with(root))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut first = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let address = first
-        .trim()
-        .strip_prefix("metrics listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    (child, address)
+    let mut args: Vec<std::ffi::OsString> = [
+        "--check-interval",
+        "200ms",
+        "--collect-interval",
+        "200ms",
+        "--config",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.push(config.into());
+    args.extend(extra.iter().map(Into::into));
+    common::spawn_run(root, &args)
 }
 
 /// Scrapes until every wanted fragment is there, at most 10 s.

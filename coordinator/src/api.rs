@@ -10,10 +10,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lfleet_proto::convert::{role_from_wire, status_from_wire};
+use lfleet_proto::convert::{agent_text, role_from_wire, status_from_wire};
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_message::Body;
-use lfleet_types::{AgentHello, ConfigAck, ErrorChain, TelemetryBatch};
+use lfleet_types::{
+    AgentHello, CommandOutcome, CommandRequest, ConfigAck, ErrorChain, TelemetryBatch,
+};
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -118,6 +120,7 @@ fn outgoing_to_wire(message: Outgoing) -> Result<v1::CoordinatorMessage, Status>
             telemetry_interval_seconds,
         }),
         Outgoing::Config(config) => Out::Config(v1::DesiredConfig::from(&config)),
+        Outgoing::Command(command) => Out::Command(v1::Command::from(&command)),
         Outgoing::GoingAway(why) => return Err(Status::unavailable(format!("going away: {why}"))),
     };
     Ok(v1::CoordinatorMessage { body: Some(body) })
@@ -223,8 +226,24 @@ fn take(coordinator: &Coordinator, name: &str, message: v1::AgentMessage) {
         Some(Body::Telemetry(batch)) => {
             coordinator.on_telemetry(name, &TelemetryBatch::from(&batch));
         }
+        // An ack naming a command is the agent refusing it (a kind it does not know).
+        Some(Body::Ack(ack)) if !ack.command_id.is_empty() => coordinator.on_command_result(
+            name,
+            CommandOutcome {
+                id: agent_text(&ack.command_id, 128),
+                ok: false,
+                message: format!(
+                    "refused ({}): {}",
+                    agent_text(&ack.error_class, 64),
+                    agent_text(&ack.message, 1024)
+                ),
+            },
+        ),
         Some(Body::Ack(ack)) => coordinator.on_ack(name, ConfigAck::from(&ack)),
-        Some(Body::Hello(_)) | Some(Body::CommandResult(_)) | None => coordinator.on_heard(name),
+        Some(Body::CommandResult(result)) => {
+            coordinator.on_command_result(name, CommandOutcome::from(&result))
+        }
+        Some(Body::Hello(_)) | None => coordinator.on_heard(name),
     }
 }
 
@@ -425,6 +444,27 @@ impl v1::fleet_service_server::FleetService for FleetApi {
                 .map_err(|e| status(ApiError::internal("the policy as TOML", e)))?,
             dry_run: policy.dry_run,
         }))
+    }
+
+    async fn send_command(
+        &self,
+        request: Request<v1::SendCommandRequest>,
+    ) -> Result<Response<v1::SendCommandResponse>, Status> {
+        let who = operator_of(&self.0, &request)?;
+        let request = request.into_inner();
+        let command = request
+            .command
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("command: is missing"))
+            .and_then(|command| {
+                CommandRequest::try_from(command)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))
+            })?;
+        let command_id = self
+            .0
+            .send_command(&request.node_name, command.command, &who)
+            .map_err(status)?;
+        Ok(Response::new(v1::SendCommandResponse { command_id }))
     }
 
     async fn set_dry_run(

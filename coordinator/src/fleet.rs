@@ -335,9 +335,16 @@ impl Fleet {
         Some(NodeDetail {
             summary,
             distro: hello.map(|h| h.distro.clone()).unwrap_or_default(),
-            lustre_client_version: hello
-                .map(|h| h.lustre_client_version.clone())
-                .unwrap_or_default(),
+            // The status report's is the newer (it follows installs); Hello's until then.
+            lustre_client_version: if node.status.lustre_client_version.is_empty() {
+                hello
+                    .map(|h| h.lustre_client_version.clone())
+                    .unwrap_or_default()
+            } else {
+                node.status.lustre_client_version.clone()
+            },
+            reconcile: node.status.reconcile,
+            next_retry_unix_ms: node.status.next_retry_unix_ms,
             items: node.status.items.clone(),
             events,
         })

@@ -5,10 +5,10 @@
 //! so the golden tests pin the output.
 
 use comfy_table::{ContentArrangement, Table, presets};
-use lfleet_types::Outcome;
 use lfleet_types::fleet::{
     DrainRecord, FilesystemSummary, FleetEvent, IncidentView, NodeDetail, NodeSummary,
 };
+use lfleet_types::{Outcome, ReconcileStatus};
 
 use crate::hostlist;
 
@@ -198,6 +198,19 @@ pub fn node(detail: &NodeDetail, style: &Style) -> String {
             &summary.nodearray
         },
     );
+    out.push_str(&format!(
+        "  reconcile {}{}\n",
+        match detail.reconcile {
+            ReconcileStatus::NotYetRun => "not yet run",
+            ReconcileStatus::Running => "running",
+            ReconcileStatus::Idle => "idle",
+            ReconcileStatus::Unrecognized => "unrecognized",
+        },
+        detail
+            .next_retry_unix_ms
+            .map(|at| format!(", next retry {}", time(at, style)))
+            .unwrap_or_default()
+    ));
     let mut conditions = table(
         style,
         &["OUTCOME", "CHECK", "SUBJECT", "CODE", "SINCE", "DETAIL"],

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lfleet_types::DesiredConfig;
+use lfleet_types::{CommandRequest, DesiredConfig};
 use tokio::sync::mpsc;
 
 /// The queue depth of one session; a node that does not read its stream loses messages
@@ -24,6 +24,8 @@ pub enum Outgoing {
         telemetry_interval_seconds: u32,
     },
     Config(DesiredConfig),
+    /// An operator's command to the node's agent.
+    Command(CommandRequest),
     /// The stream ends: the coordinator is shutting down, or a newer session replaced it.
     GoingAway(String),
 }

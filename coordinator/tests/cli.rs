@@ -140,6 +140,8 @@ fn nodes_node_fs_events_incidents_and_drains_read_as_pinned() {
         summary: nodes[1].clone(),
         distro: "ubuntu-22.04".into(),
         lustre_client_version: "2.15.7-33-g79ddf99".into(),
+        reconcile: lfleet_types::ReconcileStatus::Idle,
+        next_retry_unix_ms: Some(NOW + 840_000),
         items: vec![ItemResult {
             kind: ItemKind::Package,
             id: "5.15.0-1079-azure".into(),

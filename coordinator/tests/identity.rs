@@ -123,6 +123,7 @@ fn status(conditions: Vec<v1::Condition>, events: Vec<v1::Event>) -> v1::AgentMe
             conditions,
             items: Vec::new(),
             events,
+            ..Default::default()
         })),
     }
 }

@@ -115,6 +115,7 @@ fn passing_status(seq: u64) -> v1::AgentMessage {
             }],
             items: Vec::new(),
             events: Vec::new(),
+            ..Default::default()
         })),
     }
 }

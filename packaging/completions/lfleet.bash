@@ -873,12 +873,16 @@ _lfleet() {
             return 0
             ;;
         lfleet__subcmd__node)
-            opts="-h --json --utc --help"
+            opts="-h --wait --json --utc --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -8,9 +8,11 @@
 //! ("degraded") for `health.accelnet_grace_seconds` and fails after. Only runs when the
 //! configuration says the node has accelerated networking (`health.accelnet`).
 
-use super::{CheckContext, CheckResult, Outcome, fail, result, unknown};
+use lfleet_types::{AgentEventKind, KnownCheck};
 
-pub const NAME: &str = "accelnet";
+use super::{CheckContext, CheckResult, Verdict, fail, result, unknown};
+
+pub const NAME: KnownCheck = KnownCheck::Accelnet;
 
 const VF_DRIVERS: [&str; 3] = ["mlx4_core", "mlx5_core", "mana"];
 
@@ -95,7 +97,11 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                     .entry(nic.clone())
                     .or_insert(now);
                 if since == now {
-                    context.event("vf-absent", nic, "the accelerated-networking VF is gone");
+                    context.event(
+                        AgentEventKind::VfAbsent,
+                        nic,
+                        "the accelerated-networking VF is gone",
+                    );
                 }
                 context.memory().vf_traffic.remove(nic);
                 let absent_for = now.saturating_sub(since) / 1000;
@@ -115,7 +121,7 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
             }
             Some(vf) => {
                 if context.memory().vf_absent_since.remove(nic).is_some() {
-                    context.event("vf-returned", nic, format!("VF {vf} is back"));
+                    context.event(AgentEventKind::VfReturned, nic, format!("VF {vf} is back"));
                 }
                 let operstate = context
                     .host
@@ -149,7 +155,7 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                                         ),
                                     )
                                 }
-                                _ => Outcome::Pass,
+                                _ => Verdict::Pass,
                             }
                         }
                         _ => unknown(format!("byte counters of {nic} or {vf} unreadable")),

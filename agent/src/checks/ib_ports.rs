@@ -10,9 +10,11 @@ use lfleet_parse::ib::{
     CounterValue, counter_width, is_saturated, parse_counter, parse_rate_gbps, parse_state,
 };
 
-use super::{CheckContext, CheckResult, Outcome, fail, result, unknown};
+use lfleet_types::KnownCheck;
 
-pub const NAME: &str = "ib.ports";
+use super::{CheckContext, CheckResult, Verdict, fail, result, unknown};
+
+pub const NAME: KnownCheck = KnownCheck::IbPorts;
 
 /// The PMA error counters judged.
 pub const ERROR_COUNTERS: [&str; 12] = [
@@ -84,7 +86,7 @@ fn judge(
     rate: Option<&str>,
     now: u64,
     window_ms: u64,
-) -> Outcome {
+) -> Verdict {
     let state_name = parse_state(state).map(|(_, name)| name);
     if state_name.as_deref() != Some("ACTIVE") {
         return fail("port-down", format!("{subject} state is {}", state.trim()));
@@ -177,6 +179,6 @@ fn judge(
     } else if !unreadable.is_empty() {
         unknown(format!("{subject}: unreadable {}", unreadable.join(", ")))
     } else {
-        Outcome::Pass
+        Verdict::Pass
     }
 }

@@ -10,9 +10,11 @@ use std::time::Duration;
 use lfleet_host::CommandSpec;
 use lfleet_lnet::parse_net_show;
 
-use super::{CheckContext, CheckResult, Outcome, fail, result, unknown};
+use lfleet_types::{AgentEventKind, KnownCheck};
 
-pub const NAME: &str = "lnet";
+use super::{CheckContext, CheckResult, Verdict, fail, result, unknown};
+
+pub const NAME: KnownCheck = KnownCheck::Lnet;
 
 pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     if context.config.mounts.is_empty() {
@@ -68,7 +70,7 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                 None => unknown(format!("lnetctl shows no health value for {}", ni.nid)),
                 Some(value) if value >= 1000 => {
                     context.memory().lnet_low_since.remove(&ni.nid);
-                    Outcome::Pass
+                    Verdict::Pass
                 }
                 Some(value) => {
                     let since = *context
@@ -78,7 +80,7 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                         .or_insert(now);
                     if since == now {
                         context.event(
-                            "lnet-health-dropped",
+                            AgentEventKind::LnetHealthDropped,
                             &ni.nid,
                             format!("health value {value}"),
                         );

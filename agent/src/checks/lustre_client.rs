@@ -6,9 +6,11 @@
 
 use crate::install::{find_module, installed_kernels, module_version_matches, running_kernel};
 
-use super::{CheckContext, CheckResult, Outcome, fail, result, unknown};
+use lfleet_types::KnownCheck;
 
-pub const NAME: &str = "lustre.client";
+use super::{CheckContext, CheckResult, Verdict, fail, result, unknown};
+
+pub const NAME: KnownCheck = KnownCheck::LustreClient;
 
 pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     if context.config.mounts.is_empty() {
@@ -50,14 +52,14 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                 "the lustre module is loaded but none is installed for the running kernel {running} (removed under it?)"
             ),
         ),
-        (Ok(Some(_)), Ok(Some(_))) => Outcome::Pass,
+        (Ok(Some(_)), Ok(Some(_))) => Verdict::Pass,
     };
     results.push(result(context, NAME, "client", outcome));
     match installed_kernels(host) {
         Ok(kernels) => {
             for kernel in kernels.iter().filter(|k| **k != running) {
                 let outcome = match find_module(host, kernel, "lustre") {
-                    Ok(Some(_)) => Outcome::Pass,
+                    Ok(Some(_)) => Verdict::Pass,
                     Ok(None) => fail(
                         "reboot-unsafe",
                         format!(

@@ -12,13 +12,15 @@ use std::time::Duration;
 use lfleet_host::CommandSpec;
 use lfleet_parse::import::parse_import;
 
+use lfleet_types::{AgentEventKind, KnownCheck};
+
 use super::memory::ImportSeen;
-use super::{CheckContext, CheckResult, Outcome, fail, kmsg, result, unknown};
+use super::{CheckContext, CheckResult, Verdict, fail, kmsg, result, unknown};
 
 /// The most of /dev/kmsg read per run.
 const KMSG_LIMIT: usize = 1 << 20;
 
-pub const NAME: &str = "lustre.imports";
+pub const NAME: KnownCheck = KnownCheck::LustreImports;
 
 /// lctl's search order for import files (libcfs/libcfs/util/param.c).
 const ROOTS: [&str; 2] = ["sys/kernel/debug/lustre", "proc/fs/lustre"];
@@ -83,7 +85,7 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         let outcome = if seen == 0 && bad.is_empty() {
             unknown(format!("no import files found for instance {instance}"))
         } else if bad.is_empty() {
-            Outcome::Pass
+            Verdict::Pass
         } else {
             fail("import-not-full", bad.join(", "))
         };
@@ -112,7 +114,7 @@ fn churn(context: CheckContext<'_>, device: &str, import: &lfleet_parse::import:
         || rose(before.generation, now.generation)
     {
         context.event(
-            "import-reconnect",
+            AgentEventKind::ImportReconnect,
             device,
             format!(
                 "connection_attempts {} -> {}, generation {} -> {} (state {})",
@@ -129,7 +131,7 @@ fn churn(context: CheckContext<'_>, device: &str, import: &lfleet_parse::import:
         && before.current_connection != now.current_connection
     {
         context.event(
-            "import-failover",
+            AgentEventKind::ImportFailover,
             device,
             format!(
                 "current_connection {} -> {}",
@@ -162,7 +164,7 @@ fn evictions(context: CheckContext<'_>) {
                 .next()
                 .unwrap_or("")
                 .to_owned();
-            context.event("evicted", &device, record.text.clone());
+            context.event(AgentEventKind::Evicted, &device, record.text.clone());
         }
     }
 }

@@ -2,9 +2,11 @@
 
 use lfleet_parse::health::{Health, parse_health};
 
-use super::{CheckContext, CheckResult, Outcome, fail, result, unknown};
+use lfleet_types::KnownCheck;
 
-pub const NAME: &str = "lustre.lbug";
+use super::{CheckContext, CheckResult, Verdict, fail, result, unknown};
+
+pub const NAME: KnownCheck = KnownCheck::LustreLbug;
 
 pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     let outcome = match context.host.read_optional("sys/fs/lustre/health_check") {
@@ -13,7 +15,7 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         }
         Err(error) => unknown(lfleet_types::error_chain(&error)),
         Ok(Some(text)) => match parse_health(&text) {
-            Health::Healthy => Outcome::Pass,
+            Health::Healthy => Verdict::Pass,
             Health::Lbug => fail("lbug", "health_check says LBUG: the client needs a reboot"),
             Health::NotHealthy { devices } => fail(
                 "not-healthy",

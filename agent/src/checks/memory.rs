@@ -48,7 +48,7 @@ pub struct CheckMemory {
 /// Something that happened, reported once: a reconnect, an eviction, a failover.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    pub kind: String,
+    pub kind: lfleet_types::AgentEventKind,
     pub subject: String,
     pub detail: String,
     pub unix_ms: u64,

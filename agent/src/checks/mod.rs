@@ -1,8 +1,8 @@
 //! Health checks: one file each, one registry ([`ALL`]), three outcomes, a deadline each.
 //!
-//! A check returns a [`CheckResult`] per subject (a mount, a target, the client): `Pass`,
-//! `Fail { code, detail }` or `Unknown { error }`, with the time it started, so the
-//! coordinator can apply windows. Unknown is never a failure: the coordinator drains on
+//! A check returns a [`CheckResult`] per subject (a mount, a target, the client): an
+//! [`Outcome`] (`lfleet_types`: pass, fail with a code and detail, or unknown with the
+//! error), with the time it started. Checks build results from a [`Verdict`]. Unknown is never a failure: the coordinator drains on
 //! sustained Fail only. Syscalls on Lustre paths go through the context's `BoundedWorker`.
 //!
 //! Entry points: [`ALL`], [`run_all`], [`CheckContext`].
@@ -24,14 +24,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use lfleet_host::{BoundedWorker, Clock, CommandRunner, HostRoot};
+pub use lfleet_types::{AgentEventKind, KnownCheck, Outcome};
 use serde::Serialize;
 
 use crate::config::NodeConfig;
 
-/// A check's verdict on one subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "lowercase")]
-pub enum Outcome {
+/// What a check found on one subject, as it builds its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
     Pass,
     Fail { code: String, detail: String },
     Unknown { error: String },
@@ -40,11 +40,37 @@ pub enum Outcome {
 /// One result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
-    pub check: &'static str,
+    pub check: KnownCheck,
     pub subject: String,
-    #[serde(flatten)]
     pub outcome: Outcome,
+    /// Why it failed, a stable code (`import-not-full`); empty otherwise.
+    pub code: String,
+    /// The failure's detail or the error that left it unknown; empty for a pass.
+    pub detail: String,
     pub started_unix_ms: u64,
+}
+
+impl CheckResult {
+    pub fn new(
+        check: KnownCheck,
+        subject: impl Into<String>,
+        verdict: Verdict,
+        started_unix_ms: u64,
+    ) -> CheckResult {
+        let (outcome, code, detail) = match verdict {
+            Verdict::Pass => (Outcome::Pass, String::new(), String::new()),
+            Verdict::Fail { code, detail } => (Outcome::Fail, code, detail),
+            Verdict::Unknown { error } => (Outcome::Unknown, String::new(), error),
+        };
+        CheckResult {
+            check,
+            subject: subject.into(),
+            outcome,
+            code,
+            detail,
+            started_unix_ms,
+        }
+    }
 }
 
 /// What checks may use.
@@ -68,10 +94,10 @@ impl CheckContext<'_> {
     }
 
     /// Records an event stamped with the wall clock.
-    pub(crate) fn event(&self, kind: &str, subject: &str, detail: impl Into<String>) {
+    pub(crate) fn event(&self, kind: AgentEventKind, subject: &str, detail: impl Into<String>) {
         let unix_ms = self.clock.wall_unix_ms();
         self.memory().events.push(Event {
-            kind: kind.to_owned(),
+            kind,
             subject: subject.to_owned(),
             detail: detail.into(),
             unix_ms,
@@ -91,7 +117,7 @@ pub enum Prober<'a> {
 }
 
 /// The registry: every check, in the order they run.
-pub const ALL: [&str; 8] = [
+pub const ALL: [KnownCheck; 8] = [
     mount_present::NAME,
     mount_responsive::NAME,
     lustre_imports::NAME,
@@ -120,22 +146,22 @@ pub async fn run_all_timed(
         let outcome = tokio::time::timeout(deadline, run_one(name, context)).await;
         match outcome {
             Ok(mut found) => results.append(&mut found),
-            Err(_) => results.push(CheckResult {
-                check: name,
-                subject: String::new(),
-                outcome: Outcome::Unknown {
+            Err(_) => results.push(CheckResult::new(
+                name,
+                "",
+                Verdict::Unknown {
                     error: format!("check did not finish within {deadline:?}"),
                 },
-                started_unix_ms: started,
-            }),
+                started,
+            )),
         }
         let took = context.clock.monotonic().duration_since(began);
-        durations.push((name.to_owned(), took.as_secs_f64() * 1000.0));
+        durations.push((name.as_str().to_owned(), took.as_secs_f64() * 1000.0));
     }
     (results, durations)
 }
 
-async fn run_one(name: &'static str, context: CheckContext<'_>) -> Vec<CheckResult> {
+async fn run_one(name: KnownCheck, context: CheckContext<'_>) -> Vec<CheckResult> {
     match name {
         mount_present::NAME => mount_present::run(context),
         mount_responsive::NAME => mount_responsive::run(context).await,
@@ -145,34 +171,30 @@ async fn run_one(name: &'static str, context: CheckContext<'_>) -> Vec<CheckResu
         lnet::NAME => lnet::run(context).await,
         ib_ports::NAME => ib_ports::run(context),
         accelnet::NAME => accelnet::run(context),
-        _ => Vec::new(),
+        // Not an agent check of this build (the coordinator's own slow-node check).
+        KnownCheck::LustreSlow => Vec::new(),
     }
 }
 
 /// Builds a result stamped with the context's wall clock.
 pub(crate) fn result(
     context: CheckContext<'_>,
-    check: &'static str,
+    check: KnownCheck,
     subject: &str,
-    outcome: Outcome,
+    verdict: Verdict,
 ) -> CheckResult {
-    CheckResult {
-        check,
-        subject: subject.to_owned(),
-        outcome,
-        started_unix_ms: context.clock.wall_unix_ms(),
-    }
+    CheckResult::new(check, subject, verdict, context.clock.wall_unix_ms())
 }
 
-pub(crate) fn fail(code: &str, detail: impl Into<String>) -> Outcome {
-    Outcome::Fail {
+pub(crate) fn fail(code: &str, detail: impl Into<String>) -> Verdict {
+    Verdict::Fail {
         code: code.to_owned(),
         detail: detail.into(),
     }
 }
 
-pub(crate) fn unknown(error: impl Into<String>) -> Outcome {
-    Outcome::Unknown {
+pub(crate) fn unknown(error: impl Into<String>) -> Verdict {
+    Verdict::Unknown {
         error: error.into(),
     }
 }

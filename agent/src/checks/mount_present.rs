@@ -4,9 +4,11 @@
 use lfleet_mount::parse_mountinfo;
 use lfleet_mount::plan::normalize_source;
 
-use super::{CheckContext, CheckResult, Outcome, fail, result, unknown};
+use lfleet_types::KnownCheck;
 
-pub const NAME: &str = "mount.present";
+use super::{CheckContext, CheckResult, Verdict, fail, result, unknown};
+
+pub const NAME: KnownCheck = KnownCheck::MountPresent;
 
 pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     let mounts = match context
@@ -46,7 +48,7 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                         want.mount_point, m.source, want.source
                     ),
                 ),
-                Some(_) => Outcome::Pass,
+                Some(_) => Verdict::Pass,
             };
             result(context, NAME, &want.mount_point, outcome)
         })

@@ -10,9 +10,11 @@
 use lfleet_host::{Bounded, CommandSpec, statfs_and_stat, thread_wchan};
 use lfleet_mount::parse_mountinfo;
 
-use super::{CheckContext, CheckResult, Outcome, Prober, fail, result, unknown};
+use lfleet_types::KnownCheck;
 
-pub const NAME: &str = "mount.responsive";
+use super::{CheckContext, CheckResult, Prober, Verdict, fail, result, unknown};
+
+pub const NAME: KnownCheck = KnownCheck::MountResponsive;
 
 /// The probe child's exit status when its statfs is still blocked.
 pub const PROBE_STUCK_EXIT: u8 = 3;
@@ -62,7 +64,7 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                 })
                 .await
             {
-                Bounded::Done(Ok(_)) => Outcome::Pass,
+                Bounded::Done(Ok(_)) => Verdict::Pass,
                 Bounded::Done(Err((path, error))) => fail(
                     "statfs-error",
                     format!("statfs {}: {error}", path.display()),
@@ -93,7 +95,7 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                         .arg(report_after.as_millis().to_string())
                         .arg(&path);
                 match context.runner.run(&spec).await {
-                    Ok(_) => Outcome::Pass,
+                    Ok(_) => Verdict::Pass,
                     Err(error)
                         if error.status()
                             == Some(lfleet_host::ExitStatus::Code(i32::from(PROBE_STUCK_EXIT))) =>

@@ -39,9 +39,29 @@ pub struct Memory {
     pub failures: BTreeMap<(ItemKind, String), u32>,
     /// Kernels whose DKMS build failed; not built again until the kernel or client changes.
     pub dkms_failed: BTreeSet<String>,
+    /// Items held back by their follow-up: not tried again before `until` (or, with none,
+    /// until the client version changes or an operator asks).
+    pub deferred: BTreeMap<(ItemKind, String), Deferral>,
+}
+
+/// A failed item held back, with what it last said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub class: FailureClass,
+    pub message: String,
+    pub follow_up: FollowUpReport,
+    /// When it may be tried again; `None`: not on a schedule.
+    pub until: Option<tokio::time::Instant>,
 }
 
 impl Memory {
+    /// The deferral holding `kind`/`id` back at `now`, if any.
+    fn holding(&self, kind: ItemKind, id: &str, now: tokio::time::Instant) -> Option<&Deferral> {
+        self.deferred
+            .get(&(kind, id.to_owned()))
+            .filter(|deferral| deferral.until.is_none_or(|until| until > now))
+    }
+
     /// This failure's number in a row for the item (1 the first time).
     fn attempt(&self, kind: ItemKind, id: &str) -> u32 {
         self.failures
@@ -111,6 +131,7 @@ pub async fn execute(context: Context<'_>, plan: Plan) -> Report {
             Entry::Settled(item) => report.items.push(ReportItem {
                 result: item,
                 follow_up: None,
+                deferred: false,
             }),
             Entry::Act(action) => run(context, action, &mut ready, &mut report).await,
         }
@@ -145,7 +166,20 @@ async fn run(context: Context<'_>, action: Action, ready: &mut Readiness, report
             running,
             dkms,
         } => {
-            let ok = install_client(context, &kernel, running, &dkms, report).await;
+            let now = node.clock.monotonic();
+            let ok = match context.memory.holding(ItemKind::Package, &kernel, now) {
+                Some(deferral) => {
+                    report.held(ItemKind::Package, &kernel, deferral);
+                    if !running {
+                        report.findings.push(format!(
+                            "reboot-unsafe: kernel {kernel} has no Lustre client ({})",
+                            deferral.class
+                        ));
+                    }
+                    false
+                }
+                None => install_client(context, &kernel, running, &dkms, report).await,
+            };
             if running && !ok {
                 ready.running_client_missing = Some(kernel);
             }
@@ -160,6 +194,15 @@ async fn run(context: Context<'_>, action: Action, ready: &mut Readiness, report
                     FailureClass::NotReady,
                     format!("not loaded: no client for the running kernel {running}"),
                 );
+                return;
+            }
+            if let Some(deferral) =
+                context
+                    .memory
+                    .holding(ItemKind::Module, "lustre", node.clock.monotonic())
+            {
+                ready.module = false;
+                report.held(ItemKind::Module, "lustre", deferral);
                 return;
             }
             match change(node, "modprobe", &["lustre".to_string()], QUERY_TIMEOUT).await {
@@ -387,6 +430,7 @@ impl Report {
                 message: message.into(),
             },
             follow_up: None,
+            deferred: false,
         });
     }
 
@@ -399,6 +443,21 @@ impl Report {
                 message,
             },
             follow_up: None,
+            deferred: false,
+        });
+    }
+
+    /// An item its follow-up holds back: its last failure again, nothing run.
+    fn held(&mut self, kind: ItemKind, id: &str, deferral: &Deferral) {
+        self.items.push(ReportItem {
+            result: ItemResult {
+                kind,
+                id: id.to_owned(),
+                failure: Some(deferral.class),
+                message: deferral.message.clone(),
+            },
+            follow_up: Some(deferral.follow_up.clone()),
+            deferred: true,
         });
     }
 

@@ -57,6 +57,9 @@ pub struct ReportItem {
     pub result: ItemResult,
     /// [`lfleet_install::follow_up`]'s decision for a failed install or module item.
     pub follow_up: Option<FollowUpReport>,
+    /// The item was not tried this pass: its follow-up holds it back (the failure is the
+    /// last one seen).
+    pub deferred: bool,
 }
 
 /// `--json` keeps the shape it has always had: `kind`, `id`, `ok`, `class` (empty when ok),
@@ -64,7 +67,7 @@ pub struct ReportItem {
 impl Serialize for ReportItem {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let fields = if self.follow_up.is_some() { 6 } else { 5 };
+        let fields = 5 + usize::from(self.follow_up.is_some()) + usize::from(self.deferred);
         let mut item = serializer.serialize_struct("ReportItem", fields)?;
         item.serialize_field("kind", self.result.kind.as_str())?;
         item.serialize_field("id", &self.result.id)?;
@@ -76,6 +79,9 @@ impl Serialize for ReportItem {
         item.serialize_field("message", &self.result.message)?;
         if let Some(follow_up) = &self.follow_up {
             item.serialize_field("follow_up", follow_up)?;
+        }
+        if self.deferred {
+            item.serialize_field("deferred", &true)?;
         }
         item.end()
     }
@@ -257,6 +263,7 @@ pub fn describe(config: &NodeConfig, plan: &Plan) -> Report {
             plan::Entry::Settled(item) => report.items.push(ReportItem {
                 result: item.clone(),
                 follow_up: None,
+                deferred: false,
             }),
             plan::Entry::Act(action) => report.changes.extend(action.describe(config)),
         }

@@ -62,6 +62,35 @@ impl Drop for Owned {
     }
 }
 
+/// Starts `lfleet-agent run ARGS --root ROOT` with the node's shims on PATH and its
+/// Prometheus endpoint enabled on loopback by the config; the process and the endpoint's
+/// address (the first line it prints).
+pub fn spawn_run<S: AsRef<std::ffi::OsStr>>(root: &Path, args: &[S]) -> (Owned, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Owned(
+        Command::new(env!("CARGO_BIN_EXE_lfleet-agent"))
+            .arg("run")
+            .args(args)
+            .arg("--root")
+            .arg(root)
+            .env("PATH", path_with(root))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let address = first
+        .trim()
+        .strip_prefix("metrics listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    (child, address)
+}
+
 /// GET /metrics from an agent's endpoint, with how long the answer took.
 pub fn scrape(address: &str) -> (String, Duration) {
     let started = Instant::now();

@@ -9,6 +9,7 @@
 //! runner, so tests can drive both.
 
 pub mod agents;
+pub mod commands;
 pub mod operators;
 
 use std::collections::BTreeMap;

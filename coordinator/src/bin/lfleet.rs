@@ -6,8 +6,10 @@
 //! the answers (node-supplied text arrives escaped, so nothing a node writes can drive the
 //! terminal). Output is written at the end in one go; a closed pipe ends it quietly.
 //!
-//! `lfleet nodes [--unhealthy]`, `lfleet node NAME`, `lfleet fs [NAME]`,
-//! `lfleet config show|diff FILE|apply FILE`, `lfleet events`.
+//! `lfleet nodes [--unhealthy]`, `lfleet node NAME [reconcile|remount MOUNT|probe]`,
+//! `lfleet fs [NAME]`, `lfleet config show|diff FILE|apply FILE`, `lfleet events`. A node
+//! command waits for the agent's result (`--wait`) and exits 0 when it succeeded, 1 when it
+//! failed or was refused, 2 when no result came in time.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +23,7 @@ use lfleet_types::ErrorChain;
 use lfleet_types::fleet::{
     DrainRecord, FilesystemSummary, FleetEvent, IncidentView, NodeDetail, NodeSummary,
 };
+use lfleet_types::{AgentCommand, CommandRequest};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 #[derive(Debug, Parser)]
@@ -66,13 +69,20 @@ enum Command {
         #[arg(long, value_delimiter = ',', value_parser = ["healthy", "unhealthy", "unknown", "silent", "powered-down"])]
         state: Vec<String>,
     },
-    /// One node in detail (`node NAME`), or release a node's name (`node remove NAME`:
-    /// its certificate is refused from then on) or only its key (`node rekey NAME`: a
-    /// reimaged VM may enroll again).
+    /// One node in detail (`node NAME`); a command to its agent (`node NAME reconcile`,
+    /// `node NAME remount MOUNT`, `node NAME probe`: waits for the agent's result); or release
+    /// a node's name (`node remove NAME`: its certificate is refused from then on) or only its
+    /// key (`node rekey NAME`: a reimaged VM may enroll again).
     Node {
-        /// NAME, or `remove NAME`, or `rekey NAME`.
-        #[arg(num_args = 1..=2, value_name = "NAME | remove NAME | rekey NAME")]
+        /// NAME [reconcile | remount MOUNT | probe], or `remove NAME`, or `rekey NAME`.
+        #[arg(
+            num_args = 1..=3,
+            value_name = "WORDS"
+        )]
         words: Vec<String>,
+        /// How long a command waits for the agent's result, in seconds.
+        #[arg(long, default_value_t = 300)]
+        wait: u64,
     },
     /// The join token.
     Token {
@@ -331,7 +341,9 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
                 out.0.push_str(&render::nodes(&nodes, &style));
             }
         }
-        Command::Node { words } if words.len() == 2 => {
+        Command::Node { words, .. }
+            if words.len() == 2 && ["remove", "rekey"].contains(&words[0].as_str()) =>
+        {
             let rekey_only = match words[0].as_str() {
                 "remove" => false,
                 "rekey" => true,
@@ -352,7 +364,65 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
                 .into_inner();
             out.line(lfleet_types::safe_text(&answer.message, 1024));
         }
-        Command::Node { words } => {
+        Command::Node { words, wait } if words.len() > 1 => {
+            let name = &words[0];
+            let command = match (words[1].as_str(), words.get(2)) {
+                ("reconcile", None) => AgentCommand::ReconcileNow,
+                ("probe", None) => AgentCommand::ProbeNow,
+                ("remount", Some(mount_point)) => AgentCommand::Remount {
+                    mount_point: mount_point
+                        .parse()
+                        .map_err(|e: lfleet_types::SpecError| e.to_string())?,
+                },
+                _ => {
+                    return Err(format!(
+                        "lfleet node {}: the command is reconcile, remount MOUNT or probe",
+                        words.join(" ")
+                    ));
+                }
+            };
+            let sent_at = SystemClock.wall_unix_ms() as i64 - 1000;
+            let command_id = client
+                .send_command(v1::SendCommandRequest {
+                    node_name: name.clone(),
+                    command: Some(v1::Command::from(&CommandRequest {
+                        id: String::new(),
+                        command,
+                    })),
+                })
+                .await
+                .map_err(call)?
+                .into_inner()
+                .command_id;
+            let result = wait_for_result(&mut client, name, &command_id, sent_at, *wait)
+                .await
+                .map_err(call)?;
+            let (code, ok, message) = match &result {
+                Some((ok, message)) => (if *ok { 0 } else { 1 }, Some(*ok), message.clone()),
+                None => (
+                    2,
+                    None,
+                    format!("no result within {wait} s; it may still come: see `lfleet events`"),
+                ),
+            };
+            if cli.json {
+                out.json(&serde_json::json!({
+                    "node": name,
+                    "command_id": command_id,
+                    "ok": ok,
+                    "message": message,
+                }));
+            } else {
+                let verdict = match ok {
+                    Some(true) => "ok",
+                    Some(false) => "FAILED",
+                    None => "no result",
+                };
+                out.line(format!("{name} {command_id} {verdict}: {message}"));
+            }
+            return Ok(ExitCode::from(code));
+        }
+        Command::Node { words, .. } => {
             let name = &words[0];
             let detail = client
                 .get_node(v1::GetNodeRequest {
@@ -673,6 +743,44 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
         Command::Completions { .. } | Command::Man => unreachable!("handled before connecting"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Polls the fleet events for a command's result (`command-result` naming its id), every
+/// 250 ms, at most `wait_seconds`: `(ok, message)`, or `None` when none came in time.
+async fn wait_for_result(
+    client: &mut FleetServiceClient<Channel>,
+    node: &str,
+    command_id: &str,
+    since_unix_ms: i64,
+    wait_seconds: u64,
+) -> Result<Option<(bool, String)>, tonic::Status> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait_seconds);
+    let prefix = format!("{command_id} ");
+    loop {
+        let events = client
+            .list_events(v1::ListEventsRequest {
+                since_unix_ms,
+                limit: 10_000,
+            })
+            .await?
+            .into_inner()
+            .events;
+        let found = events.iter().map(FleetEvent::from).find(|e| {
+            e.node == node && e.kind == "command-result" && e.detail.starts_with(&prefix)
+        });
+        if let Some(event) = found {
+            let rest = &event.detail[prefix.len()..];
+            return Ok(Some(match rest.split_once(": ") {
+                Some(("ok", message)) => (true, message.to_owned()),
+                Some((_, message)) => (false, message.to_owned()),
+                None => (false, rest.to_owned()),
+            }));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 fn main() -> ExitCode {

@@ -89,14 +89,17 @@ fn report() -> impl Strategy<Value = StatusReport> {
         proptest::collection::vec(condition(), 0..6),
         proptest::collection::vec(item(), 0..6),
         proptest::collection::vec(event(), 0..6),
+        ("[0-9a-z._]{0,20}", proptest::option::of(1..i64::MAX)),
     )
         .prop_map(
-            |(generation, reconcile, conditions, items, events)| StatusReport {
+            |(generation, reconcile, conditions, items, events, (version, retry))| StatusReport {
                 applied_generation: Generation(generation),
                 reconcile,
                 conditions,
                 items,
                 events,
+                lustre_client_version: version,
+                next_retry_unix_ms: retry,
             },
         )
 }
@@ -278,10 +281,17 @@ fn a_newer_agents_values_become_explicit_and_its_event_kinds_are_refused() {
                 at_unix_ms: 2,
             },
         ],
+        lustre_client_version: "2.15.7".into(),
+        next_retry_unix_ms: -5,
     };
     let received = status_from_wire(&wire).unwrap();
     let report = received.report;
     assert_eq!(report.reconcile, ReconcileStatus::Unrecognized);
+    assert_eq!(report.lustre_client_version, "2.15.7");
+    assert_eq!(
+        report.next_retry_unix_ms, None,
+        "a time before 1970 is no schedule"
+    );
     let condition = &report.conditions[0];
     assert_eq!(condition.check, CheckId::Other("gpu.nvlink".into()));
     assert_eq!(condition.outcome, Outcome::Unknown);

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Condition, ItemResult, Role};
+use crate::{Condition, ItemResult, ReconcileStatus, Role};
 
 /// A node's health as the coordinator judges it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -103,6 +103,12 @@ pub struct NodeDetail {
     pub summary: NodeSummary,
     pub distro: String,
     pub lustre_client_version: String,
+    /// The agent's reconciler, from its last status report.
+    #[serde(default)]
+    pub reconcile: ReconcileStatus,
+    /// When the agent next retries a failed item (its clock), if one is scheduled.
+    #[serde(default)]
+    pub next_retry_unix_ms: Option<i64>,
     pub items: Vec<ItemResult>,
     pub events: Vec<FleetEvent>,
 }

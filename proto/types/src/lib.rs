@@ -34,6 +34,7 @@ macro_rules! serde_via_string {
 }
 
 pub mod chain;
+pub mod command;
 pub mod error;
 pub mod fleet;
 pub mod hello;
@@ -45,6 +46,7 @@ pub mod telemetry;
 pub mod text;
 
 pub use chain::{ErrorChain, error_chain};
+pub use command::{AgentCommand, CommandOutcome, CommandRequest};
 pub use error::SpecError;
 pub use hello::{AgentHello, HelloClaims};
 pub use mount::{

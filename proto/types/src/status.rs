@@ -391,6 +391,14 @@ pub struct StatusReport {
     pub conditions: Vec<Condition>,
     pub items: Vec<ItemResult>,
     pub events: Vec<AgentEvent>,
+    /// The Lustre client version installed and loaded, empty when none is; reported after
+    /// every reconcile pass, so an install shows without a new session.
+    #[serde(default)]
+    pub lustre_client_version: String,
+    /// When the agent's reconciler next retries a failed item, by the agent's clock (evidence
+    /// for people, not a timer anyone else keeps); `None` when nothing is scheduled.
+    #[serde(default)]
+    pub next_retry_unix_ms: Option<i64>,
 }
 
 #[cfg(test)]

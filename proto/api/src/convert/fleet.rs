@@ -149,6 +149,8 @@ impl From<&NodeDetail> for v1::NodeDetail {
             distro: node.distro.clone(),
             lustre_client_version: node.lustre_client_version.clone(),
             events: node.events.iter().map(v1::FleetEvent::from).collect(),
+            reconcile_status: super::report::reconcile_to_wire(node.reconcile),
+            next_retry_unix_ms: node.next_retry_unix_ms.unwrap_or(0).max(0),
         }
     }
 }
@@ -165,6 +167,8 @@ impl TryFrom<&v1::NodeDetail> for NodeDetail {
             summary: NodeSummary::try_from(summary)?,
             distro: name(&wire.distro),
             lustre_client_version: name(&wire.lustre_client_version),
+            reconcile: super::report::reconcile_from_wire(wire.reconcile_status),
+            next_retry_unix_ms: (wire.next_retry_unix_ms > 0).then_some(wire.next_retry_unix_ms),
             items: wire.items.iter().map(ItemResult::from).collect(),
             events: wire.events.iter().map(FleetEvent::from).collect(),
         })

@@ -2,8 +2,9 @@
 //! edge: a wire value that breaks a domain rule is refused here, naming the field. Logic
 //! crates only ever see the domain side. This module holds mounts, node names and
 //! generations; [`desired`] the rest of a desired config; [`report`] what agents send;
-//! [`fleet`] what operators are shown.
+//! [`command`] what operators ask of one agent; [`fleet`] what operators are shown.
 
+pub mod command;
 pub mod desired;
 pub mod fleet;
 pub mod report;
@@ -254,6 +255,8 @@ mod tests {
                     ..Default::default()
                 }],
                 events: Vec::new(),
+                lustre_client_version: "2.15.7".into(),
+                next_retry_unix_ms: 1_700_000_090_000,
             })),
         };
         let telemetry = v1::AgentMessage {

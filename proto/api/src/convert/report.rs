@@ -228,7 +228,7 @@ impl From<&AgentEvent> for v1::Event {
 
 // === StatusReport ===
 
-fn reconcile_from_wire(status: i32) -> ReconcileStatus {
+pub(crate) fn reconcile_from_wire(status: i32) -> ReconcileStatus {
     match v1::ReconcileStatus::try_from(status) {
         Ok(v1::ReconcileStatus::NotYetRun) | Ok(v1::ReconcileStatus::Unspecified) => {
             ReconcileStatus::NotYetRun
@@ -239,7 +239,7 @@ fn reconcile_from_wire(status: i32) -> ReconcileStatus {
     }
 }
 
-fn reconcile_to_wire(status: ReconcileStatus) -> i32 {
+pub(crate) fn reconcile_to_wire(status: ReconcileStatus) -> i32 {
     (match status {
         ReconcileStatus::NotYetRun => v1::ReconcileStatus::NotYetRun,
         ReconcileStatus::Running => v1::ReconcileStatus::Running,
@@ -301,6 +301,8 @@ pub fn status_from_wire(wire: &v1::StatusReport) -> Result<ReceivedStatus, SpecE
             conditions,
             items,
             events,
+            lustre_client_version: name(&wire.lustre_client_version),
+            next_retry_unix_ms: (wire.next_retry_unix_ms > 0).then_some(wire.next_retry_unix_ms),
         },
         refused,
     })
@@ -314,6 +316,8 @@ impl From<&StatusReport> for v1::StatusReport {
             conditions: report.conditions.iter().map(v1::Condition::from).collect(),
             items: report.items.iter().map(v1::ItemResult::from).collect(),
             events: report.events.iter().map(v1::Event::from).collect(),
+            lustre_client_version: report.lustre_client_version.clone(),
+            next_retry_unix_ms: report.next_retry_unix_ms.unwrap_or(0).max(0),
         }
     }
 }

@@ -263,6 +263,13 @@ pub struct StatusReport {
     pub items: ::prost::alloc::vec::Vec<ItemResult>,
     #[prost(message, repeated, tag = "5")]
     pub events: ::prost::alloc::vec::Vec<Event>,
+    /// The Lustre client version installed and loaded, empty when none is (after every pass).
+    #[prost(string, tag = "6")]
+    pub lustre_client_version: ::prost::alloc::string::String,
+    /// When the reconciler next retries a failed item (agent's clock, Unix ms); 0 when none is
+    /// scheduled.
+    #[prost(int64, tag = "7")]
+    pub next_retry_unix_ms: i64,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct TelemetryBatch {
@@ -361,11 +368,14 @@ pub struct DesiredConfig {
     #[prost(message, optional, tag = "4")]
     pub lnet: ::core::option::Option<LnetConfig>,
 }
+/// What an operator asks of one agent, through the coordinator. The agent answers with a
+/// CommandResult (or an Ack refusing a kind it does not know, error_class "unknown-command").
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Command {
+    /// Set by the coordinator; the CommandResult names it.
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
-    #[prost(oneof = "command::Kind", tags = "2, 3")]
+    #[prost(oneof = "command::Kind", tags = "2, 3, 4")]
     pub kind: ::core::option::Option<command::Kind>,
 }
 /// Nested message and enum types in `Command`.
@@ -376,15 +386,22 @@ pub mod command {
         Remount(super::Remount),
         #[prost(message, tag = "3")]
         ProbeNow(super::ProbeNow),
+        #[prost(message, tag = "4")]
+        ReconcileNow(super::ReconcileNow),
     }
 }
+/// Unmount and mount one mount the agent owns (its fstab block); refused for any other.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Remount {
     #[prost(string, tag = "1")]
     pub mount_point: ::prost::alloc::string::String,
 }
+/// Run every check once now and report.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ProbeNow {}
+/// Run a reconcile pass now, retrying failed items without waiting for their schedule.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReconcileNow {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum ReconcileStatus {
@@ -974,6 +991,12 @@ pub struct NodeDetail {
     pub lustre_client_version: ::prost::alloc::string::String,
     #[prost(message, repeated, tag = "6")]
     pub events: ::prost::alloc::vec::Vec<FleetEvent>,
+    /// The agent's reconciler, from its last status report.
+    #[prost(enumeration = "ReconcileStatus", tag = "7")]
+    pub reconcile_status: i32,
+    /// When the agent next retries a failed item (its clock, Unix ms); 0 when none is scheduled.
+    #[prost(int64, tag = "8")]
+    pub next_retry_unix_ms: i64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListFilesystemsRequest {
@@ -1278,6 +1301,19 @@ pub struct RevokeAdminResponse {
     pub revoked: u32,
     #[prost(string, tag = "2")]
     pub message: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SendCommandRequest {
+    #[prost(string, tag = "1")]
+    pub node_name: ::prost::alloc::string::String,
+    /// The command; its id is set by the coordinator.
+    #[prost(message, optional, tag = "2")]
+    pub command: ::core::option::Option<Command>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SendCommandResponse {
+    #[prost(string, tag = "1")]
+    pub command_id: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -1787,6 +1823,32 @@ pub mod fleet_service_client {
                 .insert(GrpcMethod::new("lfleet.v1.FleetService", "RevokeAdmin"));
             self.inner.unary(req, path, codec).await
         }
+        /// Sends one command to a connected node's agent; its result arrives later as a
+        /// "command-result" event naming the command id.
+        pub async fn send_command(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SendCommandRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SendCommandResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lfleet.v1.FleetService/SendCommand",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lfleet.v1.FleetService", "SendCommand"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1902,6 +1964,15 @@ pub mod fleet_service_server {
             request: tonic::Request<super::RevokeAdminRequest>,
         ) -> std::result::Result<
             tonic::Response<super::RevokeAdminResponse>,
+            tonic::Status,
+        >;
+        /// Sends one command to a connected node's agent; its result arrives later as a
+        /// "command-result" event naming the command id.
+        async fn send_command(
+            &self,
+            request: tonic::Request<super::SendCommandRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SendCommandResponse>,
             tonic::Status,
         >;
     }
@@ -2687,6 +2758,51 @@ pub mod fleet_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = RevokeAdminSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lfleet.v1.FleetService/SendCommand" => {
+                    #[allow(non_camel_case_types)]
+                    struct SendCommandSvc<T: FleetService>(pub Arc<T>);
+                    impl<
+                        T: FleetService,
+                    > tonic::server::UnaryService<super::SendCommandRequest>
+                    for SendCommandSvc<T> {
+                        type Response = super::SendCommandResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SendCommandRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as FleetService>::send_command(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SendCommandSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
