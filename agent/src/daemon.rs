@@ -69,6 +69,8 @@ pub struct Outputs {
     pub rounds: Option<watch::Sender<crate::session::CheckRound>>,
     pub samples: Option<Arc<Mutex<crate::telemetry::SampleBuffer>>>,
     pub probes: Option<mpsc::Receiver<ProbeRequest>>,
+    /// The reconciler's status, to tell a configuration still being applied.
+    pub reconciler: Option<watch::Receiver<crate::reconciler::ReconcilerStatus>>,
 }
 
 /// The next probe request; never, when there is no one to ask.
@@ -127,6 +129,10 @@ pub async fn run(
         // The main loop's liveness: systemd restarts the agent if this stops.
         lfleet_host::sd_notify("WATCHDOG=1");
         let config = config.borrow().clone();
+        let converging = outputs.reconciler.as_ref().is_some_and(|status| {
+            let status = status.borrow();
+            status.error.is_none() && status.applied_generation < config.generation
+        });
         let context = CheckContext {
             host,
             runner,
@@ -135,6 +141,7 @@ pub async fn run(
             prober: Prober::Thread(&worker),
             syscall_deadline: options.syscall_deadline,
             memory: &memory,
+            converging,
         };
         let (results, durations) =
             run_all_timed(context, options.syscall_deadline + Duration::from_secs(25)).await;
@@ -305,13 +312,18 @@ pub async fn serve(
     let (rounds_tx, rounds_rx) = watch::channel(Default::default());
     let (probes_tx, probes_rx) = mpsc::channel(4);
     let samples = Arc::new(Mutex::new(crate::telemetry::SampleBuffer::new(20_000)));
+    let reconciler_status = options.manageable.then(|| handle.status());
     let outputs = match &config.coordinator {
         Some(_) => Outputs {
             rounds: Some(rounds_tx),
             samples: Some(samples.clone()),
             probes: Some(probes_rx),
+            reconciler: reconciler_status,
         },
-        None => Outputs::default(),
+        None => Outputs {
+            reconciler: reconciler_status,
+            ..Outputs::default()
+        },
     };
     let loops = run(
         &node.host,

@@ -510,6 +510,7 @@ async fn check(args: CheckArgs) -> ExitCode {
             args.syscall_deadline.clamp(0.1, 600.0),
         ),
         memory: &memory,
+        converging: false,
     };
     let results = run_all(context, std::time::Duration::from_secs(30)).await;
     let mut memory = memory.into_inner().unwrap_or_else(|e| e.into_inner());

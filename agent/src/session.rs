@@ -357,7 +357,6 @@ pub async fn run(
 #[derive(Debug)]
 struct PendingConfig {
     generation: Generation,
-    config: NodeConfig,
     result: oneshot::Receiver<PassResult>,
 }
 
@@ -473,9 +472,6 @@ async fn connect_and_serve(
             }
             (done, result) = next_applied(&mut pending) => {
                 let ack = config_ack(done.generation, &result);
-                if result.is_ok() {
-                    link.config.send_replace(done.config);
-                }
                 send(v1::agent_message::Body::Ack(v1::Ack::from(&ack)))?;
                 // Report at once: the coordinator shows who is behind from these.
                 last_shape = None;
@@ -616,11 +612,10 @@ fn accept(
         .reconciler
         .apply(config.clone())
         .map_err(|error| refuse(AckRefusal::Reconcile, error_chain(&error)))?;
-    Ok(PendingConfig {
-        generation,
-        config,
-        result,
-    })
+    // The checks judge the accepted state from now on: while its pass runs, a mount it adds
+    // is reported missing, never the old configuration as healthy.
+    link.config.send_replace(config);
+    Ok(PendingConfig { generation, result })
 }
 
 /// The ack of a config once its pass ended: accepted, with the first failed item's class.

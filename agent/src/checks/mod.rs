@@ -85,6 +85,9 @@ pub struct CheckContext<'a> {
     pub syscall_deadline: Duration,
     /// Baselines and since-times between runs; events found are pushed here.
     pub memory: &'a Mutex<CheckMemory>,
+    /// A reconcile pass for a configuration newer than the last applied one is running: a
+    /// desired mount not there yet is being made, so it is unknown, not failed.
+    pub converging: bool,
 }
 
 impl CheckContext<'_> {

@@ -1,5 +1,7 @@
 //! `mount.present`: each managed mount is in mountinfo, as Lustre, from the desired source.
-//! Reads /proc/self/mountinfo only, so it never blocks.
+//! Reads /proc/self/mountinfo only, so it never blocks. While the running agent's first pass
+//! for a newer configuration is still going, a mount not there yet is unknown (being made),
+//! so a configuration push does not read as a fleet of failing nodes.
 
 use lfleet_mount::parse_mountinfo;
 use lfleet_mount::plan::normalize_source;
@@ -30,6 +32,10 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                 .rev()
                 .find(|m| m.mount_point == want.mount_point);
             let outcome = match found {
+                None if context.converging => unknown(format!(
+                    "{} is not mounted yet: the reconcile pass for generation {} is running",
+                    want.mount_point, context.config.generation
+                )),
                 None => fail(
                     "not-mounted",
                     format!("{} is not mounted", want.mount_point),
@@ -53,4 +59,51 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
             result(context, NAME, &want.mount_point, outcome)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{CheckMemory, Prober};
+    use crate::config::NodeConfig;
+    use lfleet_host::{BoundedWorker, FakeClock, FakeCommandRunner, HostRoot};
+    use lfleet_types::Outcome;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    #[test]
+    fn a_mount_being_made_by_a_running_pass_is_unknown_and_otherwise_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        host.create_dir_all("proc/self", 0o755).unwrap();
+        host.write_atomic(
+            "proc/self/mountinfo",
+            b"22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n",
+            0o644,
+        )
+        .unwrap();
+        let config =
+            NodeConfig::from_toml(include_str!("../../../packaging/examples/agent.toml")).unwrap();
+        let runner = FakeCommandRunner::new();
+        let clock = FakeClock::at_unix(1_700_000_000);
+        let worker = BoundedWorker::new();
+        let memory = Mutex::new(CheckMemory::default());
+        let verdict = |converging: bool| {
+            let context = CheckContext {
+                host: &host,
+                runner: &runner,
+                clock: &clock,
+                config: &config,
+                prober: Prober::Thread(&worker),
+                syscall_deadline: Duration::from_secs(1),
+                memory: &memory,
+                converging,
+            };
+            let results = run(context);
+            assert_eq!(results.len(), 1);
+            (results[0].outcome, results[0].code.clone())
+        };
+        assert_eq!(verdict(true), (Outcome::Unknown, String::new()));
+        assert_eq!(verdict(false), (Outcome::Fail, "not-mounted".to_owned()));
+    }
 }
