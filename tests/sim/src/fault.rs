@@ -64,10 +64,19 @@ pub enum Fault {
     KernelUpgrade { kernel: String },
     /// The repository stops publishing the client for a kernel.
     RepoMissing { kernel: String },
+    /// The node's RPCs to one target (`OST0003`), or to every target of the mount, wait
+    /// `factor_percent` / 100 times longer from the next load on: a degraded link or an
+    /// overloaded client. Applied on every node for one target, it is that target's
+    /// (server's) slowness as every client sees it.
+    Slow {
+        mount: Option<String>,
+        target: Option<String>,
+        factor_percent: u32,
+    },
 }
 
 /// The fault kinds, as the CLI names them.
-pub const KINDS: [&str; 20] = [
+pub const KINDS: [&str; 21] = [
     "import",
     "mount-lost",
     "lbug",
@@ -88,6 +97,7 @@ pub const KINDS: [&str; 20] = [
     "repo-dependency-missing",
     "package-lock-held",
     "dkms-build-fails",
+    "slow",
 ];
 
 fn mount_point(state: &NodeState, mount: &Option<String>) -> Result<String, SimError> {
@@ -197,6 +207,31 @@ pub fn apply(state: &mut NodeState, fault: &Fault) -> Result<String, SimError> {
                 .imports
                 .insert(format!("{point}|{target}"), import_state.clone());
             Ok(format!("{point}: import {target} is {import_state}"))
+        }
+        Fault::Slow {
+            mount,
+            target,
+            factor_percent,
+        } => {
+            if !(100..=100_000).contains(factor_percent) {
+                return Err(SimError::Usage(
+                    "--factor is from 1 to 1000 (times the normal wait)".into(),
+                ));
+            }
+            let point = match target {
+                Some(target) => target_of(state, mount, target)?.0,
+                None => mount_point(state, mount)?,
+            };
+            let which = target.as_deref().unwrap_or("*");
+            state
+                .faults
+                .slow
+                .insert(format!("{point}|{which}"), *factor_percent);
+            Ok(format!(
+                "{point}: RPCs to {} wait {:.2}x longer",
+                target.as_deref().unwrap_or("every target"),
+                f64::from(*factor_percent) / 100.0
+            ))
         }
         Fault::MountLost { mount } => {
             let point = mount_point(state, mount)?;
@@ -402,6 +437,9 @@ pub fn heal(state: &mut NodeState, kind: Option<&str>) -> Result<String, SimErro
         // A client installed for the removed kernel goes with it.
         let removed = std::mem::take(&mut faults.upgrade_kernels);
         state.clients.retain(|k| !removed.contains(k));
+    }
+    if is("slow") {
+        faults.slow.clear();
     }
     if is("repo-missing") {
         state.faults.repo_missing.clear();

@@ -21,7 +21,7 @@ pub mod state;
 pub mod ttar;
 
 pub use fault::Fault;
-pub use node::{LoadSpec, NodeSpec, SimNode};
+pub use node::{LoadShape, LoadSpec, NodeSpec, SimNode};
 pub use state::{LustreVersion, NodeState};
 
 use std::path::PathBuf;

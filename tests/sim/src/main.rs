@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lfleet_sim::node::run_shim;
-use lfleet_sim::{Fault, LoadSpec, LustreVersion, NodeSpec, SimError, SimNode};
+use lfleet_sim::{Fault, LoadShape, LoadSpec, LustreVersion, NodeSpec, SimError, SimNode};
 
 const USAGE: &str = "usage:
   lfleet-sim node create DIR --distro D --kernel KVER --lustre 2.10|2.12|2.15|2.16|2.17
@@ -36,9 +36,15 @@ const USAGE: &str = "usage:
   lfleet-sim fault DIR kernel-upgrade --kernel KVER
   lfleet-sim fault DIR repo-missing|repo-dependency-missing --kernel KVER
   lfleet-sim fault DIR repo-unreachable|package-lock-held|dkms-build-fails
+  lfleet-sim fault DIR slow --factor F [--target OST0003|MDT0000] [--mount DIR]
+      the node's RPCs to the target (default: every target) wait F times longer; the same
+      fault on every node is the target's own slowness
   lfleet-sim fault DIR heal [KIND]      (also: lfleet-sim heal DIR [KIND])
   lfleet-sim load DIR --read-mbps R --write-mbps W --seconds S [--instant] [--mount DIR]
-      MB is 10^6 bytes; --instant advances the node's clock by S at once.
+                 [--noise N] [--md-ops R]
+      MB is 10^6 bytes; --instant advances the node's clock by S at once; --noise 0.3 scales
+      the node's RPC waits by a factor drawn from [0.7, 1.3] per load (per second without
+      --instant); --md-ops: metadata operations per second.
 ";
 
 fn option(args: &[String], name: &str) -> Option<String> {
@@ -169,6 +175,19 @@ fn run(args: &[String]) -> Result<String, SimError> {
                 "repo-missing" => Fault::RepoMissing {
                     kernel: required(args, "--kernel")?,
                 },
+                "slow" => {
+                    let factor: f64 = number(args, "--factor", 0.0)?;
+                    if !(1.0..=1000.0).contains(&factor) {
+                        return Err(SimError::Usage(format!(
+                            "--factor {factor}: give how many times longer RPCs wait, from 1 to 1000\n{USAGE}"
+                        )));
+                    }
+                    Fault::Slow {
+                        mount: option(args, "--mount"),
+                        target: option(args, "--target"),
+                        factor_percent: (factor * 100.0).round() as u32,
+                    }
+                }
                 other => return Err(SimError::Usage(format!("unknown fault {other:?}\n{USAGE}"))),
             };
             SimNode::open(&PathBuf::from(dir))?.fault(&fault)
@@ -190,7 +209,11 @@ fn run(args: &[String]) -> Result<String, SimError> {
                     "rates must be >= 0 and --seconds in (0, 86400]".into(),
                 ));
             }
-            SimNode::open(&PathBuf::from(dir))?.load(&spec)
+            let shape = LoadShape {
+                noise: number(args, "--noise", 0.0)?,
+                md_ops_per_s: number(args, "--md-ops", 0.0)?,
+            };
+            SimNode::open(&PathBuf::from(dir))?.load_shaped(&spec, &shape)
         }
         _ => Err(SimError::Usage(USAGE.into())),
     }

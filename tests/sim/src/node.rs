@@ -90,6 +90,28 @@ pub struct LoadSpec {
     pub mount: Option<String>,
 }
 
+/// How a load looks beyond its rates (`lfleet-sim load --noise N --md-ops R`).
+#[derive(Debug, Clone, Default)]
+pub struct LoadShape {
+    /// Each load step, the node's RPC waits are its base times a factor drawn uniformly
+    /// from [1 - noise, 1 + noise] (0.3: ±30%), one per node and step.
+    pub noise: f64,
+    /// Metadata operations per second (each an MDT RPC); 0: one per step, as before.
+    pub md_ops_per_s: f64,
+}
+
+/// RPC waits of an idle AMLFS over TCP, in microseconds: `ost_read` and `ost_write` means of
+/// the 2.15 client sample (1,891 and 2,599 µs) and its mdc `req_waittime` mean (1,409 µs).
+pub const BASE_READ_WAIT_US: f64 = 1_900.0;
+pub const BASE_WRITE_WAIT_US: f64 = 2_600.0;
+pub const BASE_MD_WAIT_US: f64 = 1_400.0;
+
+/// Targets differ a little (their servers' load): OSTn waits this much longer, the same on
+/// every node, within ±10%.
+pub fn target_weight(index: usize) -> f64 {
+    1.0 + 0.05 * ((index * 7 % 5) as f64 - 2.0)
+}
+
 /// The size of one simulated I/O: 1 MiB.
 pub const IO_SIZE: u64 = 1 << 20;
 
@@ -202,6 +224,13 @@ impl SimNode {
             vf_driver: spec.vf_driver.clone(),
             ib_rate_gbps: spec.ib_rate_gbps,
             dkms_half_installed: false,
+            noise_seed: root
+                .to_string_lossy()
+                .bytes()
+                .chain(now.as_nanos().to_le_bytes())
+                .fold(0xcbf2_9ce4_8422_2325, |hash: u64, byte| {
+                    (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+                }),
         };
         for dir_name in ["etc/kernel/postinst.d", "var/lib", "tmp", "usr/sbin", "bin"] {
             fs::create_dir_all(root.join(dir_name))
@@ -334,9 +363,19 @@ impl SimNode {
 
     /// Runs a load: counters advance consistently with the files' time stamps.
     pub fn load(&self, spec: &LoadSpec) -> Result<String, SimError> {
+        self.load_shaped(spec, &LoadShape::default())
+    }
+
+    /// [`SimNode::load`] with per-node noise on the RPC waits and a metadata rate.
+    pub fn load_shaped(&self, spec: &LoadSpec, shape: &LoadShape) -> Result<String, SimError> {
+        if !(0.0..1.0).contains(&shape.noise) || !(0.0..=1e9).contains(&shape.md_ops_per_s) {
+            return Err(SimError::Usage(
+                "--noise is in [0, 1) and --md-ops from 0 to 10^9".into(),
+            ));
+        }
         if spec.instant {
             return self.change(|state| {
-                advance(state, spec, (spec.seconds * 1e9) as u64);
+                advance(state, spec, shape, (spec.seconds * 1e9) as u64);
                 Ok(format!("advanced {} s of load", spec.seconds))
             });
         }
@@ -356,7 +395,7 @@ impl SimNode {
                 let now = now_ns();
                 let elapsed = now.saturating_sub(last).max(1);
                 last = now;
-                advance(state, spec, elapsed);
+                advance(state, spec, shape, elapsed);
                 Ok(())
             })?;
         }
@@ -429,15 +468,41 @@ fn add_io(counters: &mut crate::state::IoCounters, bytes: u64, write: bool) {
     *q = q.wrapping_add(sumsq);
 }
 
-fn advance(state: &mut NodeState, spec: &LoadSpec, elapsed_ns: u64) {
+/// The node's noise factor for this step: uniform in [1 - noise, 1 + noise], drawn from its
+/// own seed and its clock, so nodes differ and every step differs.
+fn noise_factor(state: &NodeState, noise: f64) -> f64 {
+    use rand::{Rng, SeedableRng};
+    if noise == 0.0 {
+        return 1.0;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(state.noise_seed ^ state.clock_ns);
+    1.0 + noise * (2.0 * rng.random::<f64>() - 1.0)
+}
+
+fn advance(state: &mut NodeState, spec: &LoadSpec, shape: &LoadShape, elapsed_ns: u64) {
     let seconds = elapsed_ns as f64 / 1e9;
     let read = (spec.read_mbps * 1e6 * seconds).round() as u64;
     let write = (spec.write_mbps * 1e6 * seconds).round() as u64;
+    let md_ops = (shape.md_ops_per_s * seconds).round() as u64;
+    let noise = noise_factor(state, shape.noise);
     let lost = state.faults.lost_mounts.clone();
-    for mount in state
+    let slow: Vec<Vec<f64>> = state
+        .mounts
+        .iter()
+        .map(|m| {
+            (0..m.osts)
+                .map(|i| state.slow_factor(&m.mount_point, &format!("OST{i:04x}")))
+                .chain(
+                    (0..m.mdts).map(|i| state.slow_factor(&m.mount_point, &format!("MDT{i:04x}"))),
+                )
+                .collect()
+        })
+        .collect();
+    for (mount, slow) in state
         .mounts
         .iter_mut()
-        .filter(|m| !lost.contains(&m.mount_point))
+        .zip(&slow)
+        .filter(|(m, _)| !lost.contains(&m.mount_point))
     {
         if spec
             .mount
@@ -448,7 +513,26 @@ fn advance(state: &mut NodeState, spec: &LoadSpec, elapsed_ns: u64) {
         }
         add_io(&mut mount.llite, read, false);
         add_io(&mut mount.llite, write, true);
-        mount.llite.opens += u64::from(read + write > 0);
+        let opens = if shape.md_ops_per_s > 0.0 {
+            md_ops
+        } else {
+            u64::from(read + write > 0)
+        };
+        mount.llite.opens += opens;
+        // Each open is a request to the MDTs (getattr and close ride on it), spread evenly.
+        let mdts = mount.mdts.max(1) as usize;
+        mount.mdc_wait.resize(mdts, Default::default());
+        for (index, wait) in mount.mdc_wait.iter_mut().enumerate() {
+            let share = opens / mdts as u64 + u64::from((index as u64) < opens % mdts as u64);
+            let factor = slow
+                .get(mount.osts as usize + index)
+                .copied()
+                .unwrap_or(1.0);
+            wait.add(
+                share * 2,
+                BASE_MD_WAIT_US * target_weight(index) * noise * factor,
+            );
+        }
         // Striped evenly over the OSTs; the last takes the remainder, so the sums agree.
         let osts = mount.osc.len().max(1) as u64;
         for (index, osc) in mount.osc.iter_mut().enumerate() {
@@ -459,8 +543,14 @@ fn advance(state: &mut NodeState, spec: &LoadSpec, elapsed_ns: u64) {
                     total / osts
                 }
             };
+            let (reads, writes) = (osc.read_count, osc.write_count);
             add_io(osc, share(read), false);
             add_io(osc, share(write), true);
+            let wait = target_weight(index) * noise * slow.get(index).copied().unwrap_or(1.0);
+            osc.read_wait
+                .add(osc.read_count - reads, BASE_READ_WAIT_US * wait);
+            osc.write_wait
+                .add(osc.write_count - writes, BASE_WRITE_WAIT_US * wait);
         }
         state.lnet_send_count += write.div_ceil(IO_SIZE);
         state.lnet_recv_count += read.div_ceil(IO_SIZE);

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::SimError;
-use crate::state::{Family, IoCounters, LustreVersion, NodeState, SimMount};
+use crate::state::{Family, IoCounters, LustreVersion, NodeState, RpcWait, SimMount};
 use crate::ttar;
 
 /// One entry of the rendered tree.
@@ -190,27 +190,31 @@ fn llite_stats(state: &NodeState, mount: &SimMount) -> String {
     text
 }
 
-fn osc_stats(state: &NodeState, mount: &SimMount, c: &IoCounters) -> String {
-    let v = state.lustre;
+/// A latency line from the kernel's sums (`N samples [usecs] min max sum sumsq`).
+fn wait_line(version: LustreVersion, name: &str, wait: &RpcWait) -> Option<String> {
     // RPC latency unit: `usec` until 2.15.7 renamed it (the 2.10.1 sample says usec).
-    let unit = if v >= LustreVersion::V2_15 {
+    let unit = if version >= LustreVersion::V2_15 {
         "usecs"
     } else {
         "usec"
     };
-    let rpcs = c.read_count + c.write_count;
+    counter_line(
+        version,
+        name,
+        wait.count,
+        unit,
+        Some((wait.min_us, wait.max_us, wait.sum_us, Some(wait.sumsq))),
+    )
+}
+
+fn osc_stats(state: &NodeState, mount: &SimMount, c: &IoCounters) -> String {
+    let v = state.lustre;
+    // req_waittime counts every RPC of the device: here its reads and writes.
+    let all = c.read_wait.combined(&c.write_wait);
+    let rpcs = all.count;
     let mut text = stats_header(v, state.clock_ns, mount.started_ns);
-    let latency = |name: &str, count: u64, usec: u64| {
-        counter_line(
-            v,
-            name,
-            count,
-            unit,
-            Some((usec, usec, usec * count, Some(usec * usec * count))),
-        )
-    };
     let lines = [
-        latency("req_waittime", rpcs, 900),
+        wait_line(v, "req_waittime", &all),
         counter_line(
             v,
             "req_active",
@@ -220,35 +224,28 @@ fn osc_stats(state: &NodeState, mount: &SimMount, c: &IoCounters) -> String {
         ),
         bytes_line(v, "read_bytes", reads(c), true),
         bytes_line(v, "write_bytes", writes(c), true),
-        latency("ost_read", c.read_count, 1800),
-        latency("ost_write", c.write_count, 2000),
+        wait_line(v, "ost_read", &c.read_wait),
+        wait_line(v, "ost_write", &c.write_wait),
     ];
     text.extend(lines.into_iter().flatten());
     text
 }
 
-fn mdc_stats(state: &NodeState, mount: &SimMount) -> String {
+fn mdc_stats(state: &NodeState, mount: &SimMount, index: usize) -> String {
     let v = state.lustre;
-    let unit = if v >= LustreVersion::V2_15 {
-        "usecs"
-    } else {
-        "usec"
+    let wait = mount.mdc_wait.get(index).cloned().unwrap_or_default();
+    // Half of the requests are closes, with the same waits.
+    let closes = RpcWait {
+        count: wait.count / 2,
+        sum_us: wait.sum_us / 2,
+        sumsq: wait.sumsq / 2,
+        ..wait.clone()
     };
-    let ops = mount.llite.opens;
     let mut text = stats_header(v, state.clock_ns, mount.started_ns);
-    let latency = |name: &str, count: u64, usec: u64| {
-        counter_line(
-            v,
-            name,
-            count,
-            unit,
-            Some((usec, usec, usec * count, Some(usec * usec * count))),
-        )
-    };
     text.extend(
         [
-            latency("req_waittime", ops * 2, 700),
-            latency("mds_close", ops, 650),
+            wait_line(v, "req_waittime", &wait),
+            wait_line(v, "mds_close", &closes),
         ]
         .into_iter()
         .flatten(),
@@ -503,7 +500,7 @@ fn lustre_files(state: &NodeState, tree: &mut Tree) {
             put(
                 tree,
                 format!("{}/mdc/{name}/stats", dir_for(v, "stats")),
-                mdc_stats(state, mount),
+                mdc_stats(state, mount, index as usize),
             );
             put(
                 tree,

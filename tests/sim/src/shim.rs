@@ -252,6 +252,7 @@ fn mount_lustre(node: &SimNode, source: &str, dir: &str, options: &[String]) -> 
             mdts: state.mdts,
             llite: Default::default(),
             osc: vec![Default::default(); osts as usize],
+            mdc_wait: vec![Default::default(); state.mdts as usize],
         });
         Ok(ShimOutput::ok(""))
     })

@@ -116,6 +116,59 @@ pub struct IoCounters {
     pub write_max: u64,
     /// Metadata operations (open, close, getattr) counted together as opens for simplicity.
     pub opens: u64,
+    /// `ost_read`'s waits; with the writes' they make `req_waittime`.
+    #[serde(default)]
+    pub read_wait: RpcWait,
+    /// `ost_write`'s waits.
+    #[serde(default)]
+    pub write_wait: RpcWait,
+}
+
+/// RPC waits of one kind on one device, as the kernel sums them (`N samples [usecs] min max
+/// sum sumsq`): each RPC's time from send to reply, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcWait {
+    pub count: u64,
+    pub sum_us: u64,
+    /// Wraps, as the kernel's u64 does.
+    pub sumsq: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+}
+
+impl RpcWait {
+    /// Adds `count` RPCs whose waits average `mean_us`, spread as RPC latencies are (a
+    /// floor near 0.6x the mean, a tail to 3x, a coefficient of variation of 0.5).
+    pub fn add(&mut self, count: u64, mean_us: f64) {
+        if count == 0 {
+            return;
+        }
+        let mean = mean_us.max(1.0);
+        let low = (mean * 0.6).round().max(1.0) as u64;
+        let high = (mean * 3.0).round() as u64;
+        self.min_us = if self.count == 0 {
+            low
+        } else {
+            self.min_us.min(low)
+        };
+        self.max_us = self.max_us.max(high);
+        self.count += count;
+        self.sum_us += (mean * count as f64).round() as u64;
+        let square = (mean * mean * 1.25).round() as u64;
+        self.sumsq = self.sumsq.wrapping_add(square.wrapping_mul(count));
+    }
+
+    /// Both kinds together, as `req_waittime` counts every RPC of the device.
+    pub fn combined(&self, other: &RpcWait) -> RpcWait {
+        let present: Vec<&RpcWait> = [self, other].into_iter().filter(|w| w.count > 0).collect();
+        RpcWait {
+            count: self.count + other.count,
+            sum_us: self.sum_us + other.sum_us,
+            sumsq: self.sumsq.wrapping_add(other.sumsq),
+            min_us: present.iter().map(|w| w.min_us).min().unwrap_or(0),
+            max_us: present.iter().map(|w| w.max_us).max().unwrap_or(0),
+        }
+    }
 }
 
 /// One Lustre mount on the node.
@@ -134,6 +187,9 @@ pub struct SimMount {
     pub mdts: u32,
     pub llite: IoCounters,
     pub osc: Vec<IoCounters>,
+    /// `req_waittime` of each MDT's mdc device.
+    #[serde(default)]
+    pub mdc_wait: Vec<RpcWait>,
 }
 
 /// Fault overlays. Each is removed by `heal`.
@@ -182,6 +238,10 @@ pub struct Faults {
     /// recovery pings raise it as sends succeed); absent: the value stays low.
     #[serde(default)]
     pub lnet_health_recovers_at_ms: Option<u64>,
+    /// "mount point|target" (or "mount point|*" for every target) -> how many times longer
+    /// the node's RPCs to it wait, in percent (300: three times).
+    #[serde(default)]
+    pub slow: BTreeMap<String, u32>,
     /// The package repository cannot be reached.
     #[serde(default)]
     pub repo_unreachable: bool,
@@ -271,6 +331,9 @@ pub struct NodeState {
     /// no module (rpm), until it is removed.
     #[serde(default)]
     pub dkms_half_installed: bool,
+    /// Seeds the node's own noise under `load --noise` (set at creation, per node).
+    #[serde(default)]
+    pub noise_seed: u64,
 }
 
 fn yes() -> bool {
@@ -320,6 +383,15 @@ impl NodeState {
             (Some(value), _) => value,
             (None, _) => 1000,
         }
+    }
+
+    /// How many times longer RPCs of `mount_point` to `target` wait under the slow faults.
+    pub fn slow_factor(&self, mount_point: &str, target: &str) -> f64 {
+        [target, "*"]
+            .iter()
+            .filter_map(|t| self.faults.slow.get(&format!("{mount_point}|{t}")))
+            .map(|percent| f64::from(*percent) / 100.0)
+            .product()
     }
 
     /// Mounts that are visible (not lost).

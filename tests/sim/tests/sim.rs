@@ -738,20 +738,8 @@ fn header_seconds(stats: &str, key: &str) -> f64 {
 #[test]
 fn load_advances_counters_consistently_with_the_time_stamps() {
     let dir = tempfile::tempdir().unwrap();
-    let node = create(dir.path(), "ubuntu-22.04", JAMMY_KERNEL, "2.15", &[]);
-    shim(
-        &node,
-        "apt-get",
-        &[
-            "install",
-            "-y",
-            &format!("amlfs-lustre-client-2.15.7-33-g79ddf99={JAMMY_KERNEL}"),
-        ],
-    );
-    shim(&node, "modprobe", &["lustre"]);
-    assert_eq!(mount_lustre(&node).code, 0);
-    let llite = glob_one(&node, "sys/kernel/debug/lustre/llite", "lustrefs-");
-    let path = format!("sys/kernel/debug/lustre/llite/{llite}/stats");
+    let (node, instance) = loaded_node(dir.path());
+    let path = format!("sys/kernel/debug/lustre/llite/lustrefs-{instance}/stats");
     let before = read(&node, &path);
     let out = sim(&[
         "load",
@@ -775,7 +763,6 @@ fn load_advances_counters_consistently_with_the_time_stamps() {
     assert_eq!(c["write_bytes"].0, 5_000_000_000u64.div_ceil(1 << 20));
     assert_eq!(c["write"].1, "usecs");
     // The OSTs' wire bytes add up to the mount's.
-    let instance = llite.trim_start_matches("lustrefs-");
     let osc_sum: u64 = (0..4)
         .map(|ost| {
             counters(&read(
@@ -787,6 +774,179 @@ fn load_advances_counters_consistently_with_the_time_stamps() {
         })
         .sum();
     assert_eq!(osc_sum, 5_000_000_000);
+}
+
+/// A mounted 2.15 node, and the instance of its mount.
+fn loaded_node(dir: &Path) -> (PathBuf, String) {
+    let node = create(dir, "ubuntu-22.04", JAMMY_KERNEL, "2.15", &[]);
+    shim(
+        &node,
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            &format!("amlfs-lustre-client-2.15.7-33-g79ddf99={JAMMY_KERNEL}"),
+        ],
+    );
+    shim(&node, "modprobe", &["lustre"]);
+    assert_eq!(mount_lustre(&node).code, 0);
+    let llite = glob_one(&node, "sys/kernel/debug/lustre/llite", "lustrefs-");
+    let instance = llite.trim_start_matches("lustrefs-").to_owned();
+    (node, instance)
+}
+
+/// (req_waittime count, sum) of each OST and of MDT0000, then ost_read + ost_write.
+fn waits(node: &Path, instance: &str) -> (Vec<(u64, u64)>, (u64, u64)) {
+    let stats = |kind: &str, target: &str| {
+        counters(&read(
+            node,
+            &format!("sys/kernel/debug/lustre/{kind}/lustrefs-{target}-{kind}-{instance}/stats"),
+        ))
+    };
+    let mut per_target = Vec::new();
+    let mut by_op = (0, 0);
+    for ost in 0..4 {
+        let c = stats("osc", &format!("OST{ost:04x}"));
+        let (count, _, sum) = c
+            .get("req_waittime")
+            .cloned()
+            .unwrap_or((0, String::new(), None));
+        per_target.push((count, sum.unwrap_or(0)));
+        for op in ["ost_read", "ost_write"] {
+            if let Some((count, unit, sum)) = c.get(op) {
+                assert_eq!(unit, "usecs");
+                by_op.0 += count;
+                by_op.1 += sum.unwrap();
+            }
+        }
+    }
+    let c = stats("mdc", "MDT0000");
+    let (count, _, sum) = c
+        .get("req_waittime")
+        .cloned()
+        .unwrap_or((0, String::new(), None));
+    per_target.push((count, sum.unwrap_or(0)));
+    (per_target, by_op)
+}
+
+/// Mean wait per target of what happened between two readings.
+fn mean_waits(before: &[(u64, u64)], after: &[(u64, u64)]) -> Vec<f64> {
+    before
+        .iter()
+        .zip(after)
+        .map(|((c0, s0), (c1, s1))| (s1 - s0) as f64 / (c1 - c0) as f64)
+        .collect()
+}
+
+fn load(node: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "load",
+        node.to_str().unwrap(),
+        "--write-mbps",
+        "400",
+        "--read-mbps",
+        "100",
+        "--md-ops",
+        "20",
+        "--seconds",
+        "60",
+        "--instant",
+    ];
+    args.extend(extra);
+    let out = sim(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn rpc_waits_follow_load_noise_and_the_slow_fault_consistently_with_the_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, instance) = loaded_node(dir.path());
+    let n = node.to_str().unwrap();
+    let (start, _) = waits(&node, &instance);
+    assert!(start.iter().all(|(count, _)| *count == 0), "{start:?}");
+    load(&node, &[]);
+    let (first, by_op) = waits(&node, &instance);
+    // req_waittime counts every RPC: the OSTs' reads and writes, 2 per metadata operation.
+    let osc_total: (u64, u64) = first[..4]
+        .iter()
+        .fold((0, 0), |(c, s), (c1, s1)| (c + c1, s + s1));
+    assert_eq!(osc_total, by_op);
+    assert_eq!(first[4].0, 2 * 20 * 60);
+    let base = mean_waits(&start, &first);
+    // Realistic waits: 1.4 to 3 ms, the same on every run without noise.
+    assert!(
+        base.iter().all(|m| (1_200.0..3_000.0).contains(m)),
+        "{base:?}"
+    );
+
+    // Three times slower on every target: the same RPCs, three times the wait.
+    let out = sim(&["fault", n, "slow", "--factor", "3"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "/lustre: RPCs to every target wait 3.00x longer\n"
+    );
+    load(&node, &[]);
+    let (second, _) = waits(&node, &instance);
+    let slow = mean_waits(&first, &second);
+    for (index, (mean, normal)) in slow.iter().zip(&base).enumerate() {
+        assert!(
+            (mean / normal - 3.0).abs() < 0.01,
+            "target {index}: {mean} vs {normal}"
+        );
+        assert_eq!(
+            second[index].0 - first[index].0,
+            first[index].0 - start[index].0
+        );
+    }
+
+    // Healed, then OST0003 alone twice as slow.
+    sim(&["heal", n, "slow"]);
+    let out = sim(&["fault", n, "slow", "--factor", "2", "--target", "OST0003"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    load(&node, &[]);
+    let (third, _) = waits(&node, &instance);
+    let ratios: Vec<f64> = mean_waits(&second, &third)
+        .iter()
+        .zip(&base)
+        .map(|(m, b)| (m / b * 100.0).round() / 100.0)
+        .collect();
+    assert_eq!(ratios, vec![1.0, 1.0, 1.0, 2.0, 1.0]);
+
+    // ±30% noise: each load draws the node's own factor, within the bound, not all equal.
+    sim(&["heal", n, "slow"]);
+    let mut previous = third;
+    let mut factors = Vec::new();
+    for _ in 0..12 {
+        load(&node, &["--noise", "0.3"]);
+        let (now, _) = waits(&node, &instance);
+        let means = mean_waits(&previous, &now);
+        let factor = means[0] / base[0];
+        assert!((0.69..=1.31).contains(&factor), "{factor}");
+        // One factor per node and load: every target moves together.
+        for (mean, normal) in means.iter().zip(&base) {
+            assert!((mean / normal - factor).abs() < 0.01, "{means:?}");
+        }
+        factors.push(factor);
+        previous = now;
+    }
+    let spread = factors.iter().cloned().fold(f64::MIN, f64::max)
+        - factors.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(spread > 0.1, "{factors:?}");
+
+    // Bad arguments change nothing.
+    let before = observe(&node);
+    for bad in [
+        vec!["fault", n, "slow", "--factor", "0.5"],
+        vec!["fault", n, "slow"],
+        vec!["fault", n, "slow", "--factor", "3", "--target", "OST0009"],
+        vec!["load", n, "--write-mbps", "1", "--noise", "1.5"],
+    ] {
+        let out = sim(&bad);
+        assert_eq!(out.code, 2, "{bad:?} should be refused");
+        assert!(!out.stderr.is_empty());
+    }
+    assert_eq!(changed(&before, &observe(&node)), Vec::<String>::new());
 }
 
 #[test]
