@@ -229,13 +229,14 @@ fn shape(results: &[CheckResult], reconciler: &ReconcilerStatus) -> Shape {
     }
 }
 
-/// Samples as telemetry travels: one per value, `<collector>.<value>`, the subject a label.
+/// Samples as telemetry travels: one per value and per counter delta, `<collector>.<name>`,
+/// the subject a label.
 fn telemetry_samples(samples: Vec<Sample>) -> Vec<TelemetrySample> {
     let mut out = Vec::new();
     for sample in samples {
         let mut labels = vec![("subject".to_owned(), sample.subject.clone())];
         labels.extend(sample.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-        if sample.values.is_empty() {
+        if sample.values.is_empty() && sample.deltas.is_empty() {
             out.push(TelemetrySample {
                 seq: sample.seq,
                 at_unix_ms: sample.unix_ms as i64,
@@ -247,13 +248,26 @@ fn telemetry_samples(samples: Vec<Sample>) -> Vec<TelemetrySample> {
             });
             continue;
         }
-        for (name, value) in &sample.values {
+        let gauges = sample
+            .values
+            .iter()
+            .map(|(name, value)| (name, SampleValue::Gauge(*value)));
+        let deltas = sample.deltas.iter().map(|(name, counter)| {
+            (
+                name,
+                SampleValue::Delta {
+                    delta: counter.delta,
+                    interval_ms: counter.interval_ms,
+                },
+            )
+        });
+        for (name, value) in gauges.chain(deltas) {
             out.push(TelemetrySample {
                 seq: sample.seq,
                 at_unix_ms: sample.unix_ms as i64,
                 metric: format!("{}.{name}", sample.collector),
                 labels: labels.clone(),
-                value: Some(SampleValue::Gauge(*value)),
+                value: Some(value),
                 reset: sample.reset,
                 unavailable: None,
             });
@@ -773,5 +787,61 @@ fn probe_outcome(id: &str, round: &CheckRound) -> CommandOutcome {
         } else {
             notable.join("; ")
         },
+    }
+}
+
+#[cfg(test)]
+mod telemetry_tests {
+    use lfleet_types::{SampleValue, TelemetrySample, metric};
+
+    use super::*;
+    use crate::telemetry::CounterDelta;
+
+    #[test]
+    fn rpc_wait_deltas_travel_as_counter_deltas_under_the_names_the_coordinator_reads() {
+        let mut sample = Sample::new("osc", "/lustre OST0003", 1_000);
+        sample.seq = 7;
+        sample.values.insert("rpc_wait_mean_us".into(), 1500.0);
+        for (name, delta) in [("rpcs", 200), ("rpc_wait_us", 300_000)] {
+            sample.deltas.insert(
+                name.into(),
+                CounterDelta {
+                    delta,
+                    interval_ms: 10_000,
+                },
+            );
+        }
+        // Through the wire and back, as the coordinator receives them.
+        let received: Vec<TelemetrySample> = telemetry_samples(vec![sample])
+            .iter()
+            .map(|s| TelemetrySample::from(&v1::Sample::from(s)))
+            .collect();
+        let value = |name: &str| {
+            received
+                .iter()
+                .find(|s| s.metric == name)
+                .and_then(|s| s.value)
+        };
+        assert_eq!(
+            value(metric::OSC_RPCS),
+            Some(SampleValue::Delta {
+                delta: 200,
+                interval_ms: 10_000
+            })
+        );
+        assert_eq!(
+            value(metric::OSC_RPC_WAIT_US),
+            Some(SampleValue::Delta {
+                delta: 300_000,
+                interval_ms: 10_000
+            })
+        );
+        assert_eq!(
+            value("osc.rpc_wait_mean_us"),
+            Some(SampleValue::Gauge(1500.0))
+        );
+        assert!(received.iter().all(|s| s.seq == 7
+            && s.label("subject") == Some("/lustre OST0003")
+            && s.unavailable.is_none()));
     }
 }

@@ -1,5 +1,6 @@
 //! Telemetry against lfleet-sim nodes: every Lustre layout from 2.10 to 2.17 is found in
-//! lctl's search order and gives exact rates from the kernel's snapshot times; a node under
+//! lctl's search order and gives exact rates from the kernel's snapshot times (and each OST's
+//! and MDT's `req_waittime` count and sum as deltas); a node under
 //! real-time load reports its write rate within 2% through `lfleet-agent collect`, and a
 //! remount in the middle is a flagged reset, never a spike.
 #![allow(
@@ -134,6 +135,25 @@ async fn every_layout_from_2_10_to_2_17_gives_exact_rates_from_kernel_snapshots(
             .map(|s| s.values["write_bytes_per_s"])
             .sum();
         assert!((wire - 100e6).abs() < 1.0, "{version:?}: osc total {wire}");
+        // req_waittime's count and sum as deltas over the kernel's interval, per OST and MDT:
+        // 100 MB written and 40 MB read per OST in 1 MiB RPCs; an MDT request per open.
+        for (collector, subject, rpcs) in [
+            ("osc", "/lustre OST0001", 96 + 39),
+            ("mdc", "/lustre MDT0000", 2),
+        ] {
+            let sample = find(&second, collector, subject);
+            let count = sample.deltas["rpcs"];
+            let wait = sample.deltas["rpc_wait_us"];
+            assert_eq!(
+                (count.delta, count.interval_ms),
+                (rpcs, 4000),
+                "{version:?} {sample:?}"
+            );
+            assert_eq!(wait.interval_ms, 4000);
+            let mean = wait.delta as f64 / count.delta as f64;
+            assert!((1000.0..3500.0).contains(&mean), "{version:?}: {mean}");
+            assert_eq!(sample.values["rpc_wait_mean_us"], mean);
+        }
         let import = find(&second, "import", "/lustre OST0000");
         assert_eq!(import.labels["state"], "FULL");
         assert_eq!(import.values["healthy"], 1.0);

@@ -161,12 +161,12 @@ impl Ib {
                 counters,
             },
         );
-        if let Rated::Rates { interval_s, rates } = &rated {
+        if let Rated::Rates { deltas, .. } = &rated {
             for counter in ERROR_COUNTERS {
-                if let Some(rate) = rates.get(counter) {
+                if let Some(delta) = deltas.get(counter) {
                     sample
                         .values
-                        .insert(format!("{counter}_delta"), (rate * interval_s).round());
+                        .insert(format!("{counter}_delta"), *delta as f64);
                 }
             }
         }

@@ -1,13 +1,16 @@
 //! Per mount and MDT, from `mdc.<fsname>-MDTxxxx-mdc-<instance>.md_stats` (`[reqs]` counts,
-//! in /proc on every version): metadata requests/s, each and in total.
+//! in /proc on every version): metadata requests/s, each and in total; and from the same
+//! device's `stats` (debugfs from 2.12): RPCs/s, their mean wait and `req_waittime`'s count
+//! and sum as deltas, as the osc collector gives them per OST.
 
 use std::collections::BTreeMap;
 
 use lfleet_parse::stats::parse_stats;
 
 use super::llite::timing;
+use super::osc::rpc_wait;
 use super::params::{client_devices, read_parsed};
-use super::rates::{RateTracker, Reading};
+use super::rates::{RateTracker, Rated, Reading};
 use super::{CycleInput, Sample};
 
 pub const NAME: &str = "mdc";
@@ -15,11 +18,18 @@ pub const NAME: &str = "mdc";
 #[derive(Debug, Default)]
 pub struct Mdc {
     tracker: RateTracker,
+    /// `req_waittime` of each device's `stats`, whose snapshot times are its own.
+    waits: RateTracker,
 }
 
 impl Mdc {
     pub fn collect(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
         let mut samples = Vec::new();
+        let stats_files: BTreeMap<String, String> =
+            client_devices(input.host, input.mounts, "mdc", "stats")
+                .into_iter()
+                .map(|device| (device.subject, device.path))
+                .collect();
         for device in client_devices(input.host, input.mounts, "mdc", "md_stats") {
             let subject = device.subject;
             let stats = match read_parsed(input.host, &device.path, parse_stats) {
@@ -42,6 +52,12 @@ impl Mdc {
                 .fold(0u64, u64::saturating_add);
             counters.insert("md_reqs".into(), total);
             let mut sample = Sample::new(NAME, &subject, input.unix_ms);
+            self.rpc_waits(
+                input,
+                &device.mount.instance,
+                stats_files.get(&subject),
+                &mut sample,
+            );
             sample.apply(self.tracker.update(
                 &subject,
                 Reading {
@@ -53,5 +69,50 @@ impl Mdc {
             samples.push(sample);
         }
         samples
+    }
+
+    /// The device's RPC waits from its `stats` file, or a flag saying why there are none.
+    fn rpc_waits(
+        &mut self,
+        input: &CycleInput<'_>,
+        instance: &str,
+        path: Option<&String>,
+        sample: &mut Sample,
+    ) {
+        let Some(path) = path else {
+            sample
+                .flags
+                .push("no stats file in lctl's search path: no RPC waits".into());
+            return;
+        };
+        let stats = match read_parsed(input.host, path, parse_stats) {
+            Ok(stats) => stats,
+            Err(why) => {
+                sample.flags.push(format!("RPC waits unavailable: {why}"));
+                return;
+            }
+        };
+        let (at, identity) = timing(&stats, instance, input.monotonic_s);
+        let rated = self.waits.update(
+            &sample.subject,
+            Reading {
+                at,
+                identity,
+                counters: BTreeMap::from([
+                    ("rpcs".to_owned(), stats.count("req_waittime")),
+                    ("rpc_wait_us".to_owned(), stats.sum("req_waittime")),
+                ]),
+            },
+        );
+        match &rated {
+            Rated::Reset { why } => sample.flags.push(format!("RPC waits reset: {why}")),
+            Rated::Rates { rates, .. } => {
+                if let Some(rate) = rates.get("rpcs") {
+                    sample.values.insert("rpcs_per_s".into(), *rate);
+                }
+            }
+            Rated::First | Rated::Unchanged => {}
+        }
+        rpc_wait(sample, &rated);
     }
 }

@@ -33,6 +33,13 @@ use serde::Serialize;
 pub use buffer::SampleBuffer;
 pub use rates::{RateTracker, Rated};
 
+/// A counter's increase over an interval of the source's own clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CounterDelta {
+    pub delta: u64,
+    pub interval_ms: u64,
+}
+
 /// One reading of one subject by one collector.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
@@ -44,6 +51,10 @@ pub struct Sample {
     pub subject: String,
     /// Rates (`*_per_s`) and gauges. Empty when unavailable, at the first reading or a reset.
     pub values: BTreeMap<String, f64>,
+    /// Counter increases over `interval_s`, for the few counters the coordinator sums over
+    /// its own windows (`req_waittime`'s count and sum per OST and MDT).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub deltas: BTreeMap<String, CounterDelta>,
     /// Labels that are not numbers: an import state, a current connection.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -68,6 +79,7 @@ impl Sample {
             collector,
             subject: subject.into(),
             values: BTreeMap::new(),
+            deltas: BTreeMap::new(),
             labels: BTreeMap::new(),
             interval_s: None,
             reset: false,
@@ -90,7 +102,9 @@ impl Sample {
     /// Copies a rate result in: rates as `<name>_per_s`, or the reset and first-reading flags.
     pub fn apply(&mut self, rated: Rated) {
         match rated {
-            Rated::Rates { interval_s, rates } => {
+            Rated::Rates {
+                interval_s, rates, ..
+            } => {
                 self.interval_s = Some(interval_s);
                 for (name, rate) in rates {
                     self.values.insert(format!("{name}_per_s"), rate);

@@ -1,5 +1,7 @@
 //! Per mount and OST, from `osc.<fsname>-OSTxxxx-osc-<instance>.stats`: wire bytes/s read and
-//! written (bulk RPC bytes), RPCs/s and their mean wait (`req_waittime`, in microseconds).
+//! written (bulk RPC bytes), RPCs/s and their mean wait (`req_waittime`, in microseconds),
+//! and `req_waittime`'s count and sum as deltas (`rpcs`, `rpc_wait_us`), which the
+//! coordinator sums over its windows to compare each node's wait with its peers'.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +10,7 @@ use lfleet_parse::stats::parse_stats;
 use super::llite::timing;
 use super::params::{client_devices, read_parsed};
 use super::rates::{RateTracker, Rated, Reading};
-use super::{CycleInput, Sample};
+use super::{CounterDelta, CycleInput, Sample};
 
 pub const NAME: &str = "osc";
 
@@ -45,19 +47,35 @@ impl Osc {
                 },
             );
             let mut sample = Sample::new(NAME, &subject, input.unix_ms);
-            if let Rated::Rates { rates, .. } = &rated {
-                let rpcs = rates.get("rpcs").copied().unwrap_or(0.0);
-                if rpcs > 0.0 {
-                    sample.values.insert(
-                        "rpc_wait_mean_us".into(),
-                        rates.get("rpc_wait_us").copied().unwrap_or(0.0) / rpcs,
-                    );
-                }
-            }
+            rpc_wait(&mut sample, &rated);
             sample.apply(rated);
             sample.values.remove("rpc_wait_us_per_s");
             samples.push(sample);
         }
         samples
+    }
+}
+
+/// From a rated reading with `rpcs` (req_waittime's count) and `rpc_wait_us` (its sum): the
+/// mean wait, and both counters' deltas with the interval they cover.
+pub fn rpc_wait(sample: &mut Sample, rated: &Rated) {
+    let Rated::Rates {
+        interval_s, deltas, ..
+    } = rated
+    else {
+        return;
+    };
+    let rpcs = deltas.get("rpcs").copied().unwrap_or(0);
+    let wait = deltas.get("rpc_wait_us").copied().unwrap_or(0);
+    if rpcs > 0 {
+        sample
+            .values
+            .insert("rpc_wait_mean_us".into(), wait as f64 / rpcs as f64);
+    }
+    let interval_ms = (interval_s * 1000.0).round() as u64;
+    for (name, delta) in [("rpcs", rpcs), ("rpc_wait_us", wait)] {
+        sample
+            .deltas
+            .insert(name.into(), CounterDelta { delta, interval_ms });
     }
 }

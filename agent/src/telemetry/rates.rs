@@ -5,7 +5,8 @@
 //! device instance and `start_time`), and u64 counters. A missing counter is 0 (the kernel
 //! leaves zero lines out of stats files). Rules: identity changed or any counter decreased:
 //! reset, no rate; time did not move: unchanged, the previous reading is kept so the next
-//! rate covers both intervals; otherwise rate = difference / interval.
+//! rate covers both intervals; otherwise rate = difference / interval, with the difference itself
+//! kept (the coordinator sums differences over its own windows).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +24,8 @@ pub enum Rated {
     Rates {
         interval_s: f64,
         rates: BTreeMap<String, f64>,
+        /// Each counter's increase over the interval (what the rates divide).
+        deltas: BTreeMap<String, u64>,
     },
     /// The first reading of this subject.
     First,
@@ -68,16 +71,24 @@ impl RateTracker {
         if interval_s <= 0.0 {
             return Rated::Unchanged;
         }
-        let rates = reading
+        let deltas: BTreeMap<String, u64> = reading
             .counters
             .iter()
             .map(|(name, value)| {
                 let old = previous.counters.get(name).copied().unwrap_or(0);
-                (name.clone(), (value - old) as f64 / interval_s)
+                (name.clone(), value - old)
             })
             .collect();
+        let rates = deltas
+            .iter()
+            .map(|(name, delta)| (name.clone(), *delta as f64 / interval_s))
+            .collect();
         self.previous.insert(key.to_owned(), reading);
-        Rated::Rates { interval_s, rates }
+        Rated::Rates {
+            interval_s,
+            rates,
+            deltas,
+        }
     }
 
     /// Forgets subjects not in `keep` (an unmounted filesystem, a removed HCA).
@@ -109,7 +120,8 @@ mod tests {
             tracker.update("m", reading(12.0, "a", &[("w", 1100), ("r", 50)])),
             Rated::Rates {
                 interval_s: 2.0,
-                rates: [("r".to_string(), 25.0), ("w".to_string(), 500.0)].into()
+                rates: [("r".to_string(), 25.0), ("w".to_string(), 500.0)].into(),
+                deltas: [("r".to_string(), 50), ("w".to_string(), 1000)].into()
             }
         );
         // The same snapshot again: nothing, and the next rate spans both intervals.
@@ -121,7 +133,8 @@ mod tests {
             tracker.update("m", reading(14.0, "a", &[("w", 2100), ("r", 50)])),
             Rated::Rates {
                 interval_s: 2.0,
-                rates: [("r".to_string(), 0.0), ("w".to_string(), 500.0)].into()
+                rates: [("r".to_string(), 0.0), ("w".to_string(), 500.0)].into(),
+                deltas: [("r".to_string(), 0), ("w".to_string(), 1000)].into()
             }
         );
         // A counter left out (zero) after being non-zero is a decrease: a reset, no spike.
@@ -137,7 +150,8 @@ mod tests {
             tracker.update("m", reading(17.0, "b", &[("w", 10)])),
             Rated::Rates {
                 interval_s: 1.0,
-                rates: [("w".to_string(), 5.0)].into()
+                rates: [("w".to_string(), 5.0)].into(),
+                deltas: [("w".to_string(), 5)].into()
             }
         );
     }

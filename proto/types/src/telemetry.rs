@@ -10,6 +10,16 @@ pub mod metric {
     pub const LLITE_READ_BYTES_PER_S: &str = "llite.read_bytes_per_s";
     /// Bytes written per second through a mount (llite).
     pub const LLITE_WRITE_BYTES_PER_S: &str = "llite.write_bytes_per_s";
+    /// RPCs to one OST (subject `<mount> <target>`): `req_waittime`'s count, as a delta.
+    pub const OSC_RPCS: &str = "osc.rpcs";
+    /// Microseconds those RPCs waited in total: `req_waittime`'s sum, as a delta.
+    pub const OSC_RPC_WAIT_US: &str = "osc.rpc_wait_us";
+    /// RPCs to one MDT (subject `<mount> <target>`), as a delta.
+    pub const MDC_RPCS: &str = "mdc.rpcs";
+    /// Microseconds those RPCs waited in total, as a delta.
+    pub const MDC_RPC_WAIT_US: &str = "mdc.rpc_wait_us";
+    /// LNet messages dropped per second (subject `lnet`).
+    pub const LNET_DROPS_PER_S: &str = "lnet.drop_count_per_s";
 }
 
 /// A sample's value.
