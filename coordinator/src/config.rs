@@ -1,6 +1,7 @@
-//! `coordinator.toml`: the server's own settings (`[server]`) and the desired state of the
-//! fleet (`[client]`, `[lnet]`, `[[filesystems]]` with the nodes each applies to). The same
-//! file format is what `lfleet config apply FILE` sends; there `[server]` is ignored.
+//! `coordinator.toml`: the server's own settings (`[server]`, `[slurm]`, `[policy]`, `[slow]`)
+//! and the desired state of the fleet (`[client]`, `[lnet]`, `[[filesystems]]` with the
+//! nodes each applies to). The same file format is what `lfleet config apply FILE` sends;
+//! there `[server]` is ignored.
 //!
 //! A file is checked whole: every error is reported with its line and field
 //! (`line 14: filesystems[1].mount_point: ...`), and a file with any error changes nothing.
@@ -287,6 +288,8 @@ struct RawFile {
     slurm: Option<SlurmConfig>,
     #[serde(default)]
     policy: Option<Spanned<crate::policy::Policy>>,
+    #[serde(default)]
+    slow: Option<Spanned<crate::slow::SlowConfig>>,
     client: Spanned<RawClient>,
     #[serde(default)]
     lnet: Option<Spanned<RawLnet>>,
@@ -373,6 +376,8 @@ pub struct CoordinatorFile {
     pub enrollment: EnrollmentRules,
     pub slurm: SlurmConfig,
     pub policy: crate::policy::Policy,
+    /// `[slow]`: slow-node detection (read at start, like `[policy]`).
+    pub slow: crate::slow::SlowConfig,
     pub desired: Desired,
 }
 
@@ -719,6 +724,15 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
             );
         }
     }
+    let slow = match &raw.slow {
+        Some(slow) => {
+            if let Err(message) = slow.get_ref().validate() {
+                error(slow.span(), "slow".into(), message);
+            }
+            slow.get_ref().clone()
+        }
+        None => crate::slow::SlowConfig::default(),
+    };
     let Some(lustre_version) = lustre_version.filter(|_| errors.is_empty()) else {
         return Err(ConfigErrors(errors));
     };
@@ -727,6 +741,7 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
         enrollment: EnrollmentRules { rules },
         slurm: raw.slurm.unwrap_or_default(),
         policy,
+        slow,
         desired: Desired {
             client: ClientPolicy {
                 lustre_version,

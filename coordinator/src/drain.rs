@@ -320,7 +320,13 @@ impl Drainer {
         // Bounded reads by index: what the budget window and the flap penalty's day can see.
         let horizon = (policy.budget_window_seconds as i64 * 1000).max(86_400_000);
         let ledger = self.store.drains_since(now - horizon)?;
-        let open: Vec<Incident> = self.store.open_incidents()?;
+        // A target's own slowness is the slow-node detector's incident to open and close.
+        let open: Vec<Incident> = self
+            .store
+            .open_incidents()?
+            .into_iter()
+            .filter(|i| !crate::slow::is_target_incident(i))
+            .collect();
         let plan = policy::plan(policy, facts, &ledger, &open, now);
 
         for incident in &plan.open {

@@ -103,6 +103,8 @@ kinds! {
     CommandResult => "command-result", false;
     PoweredDown => "powered-down", false;
     PoweredUp => "powered-up", false;
+    SlowNode => "slow-node", false;
+    SlowNodeCleared => "slow-node-cleared", false;
 }
 
 /// An event's kind: the coordinator's, or one an agent may report.

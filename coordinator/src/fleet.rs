@@ -8,6 +8,8 @@
 //!   code, never the time the agent claims: an agent cannot backdate a failure into a drain.
 //! - A node is SILENT when nothing arrived from it for the silence limit, whatever its TCP
 //!   connection says; a silent node's throughput is unknown and it is not counted mounted.
+//! - Besides the agent's conditions a node has the coordinator's own (`derived`: the
+//!   slow-node finding), shown, judged for health and planned on like the agent's.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -79,6 +81,10 @@ pub struct NodeState {
     pub powered_down: bool,
     #[serde(skip)]
     pub telemetry: NodeTelemetry,
+    /// Conditions the coordinator decides itself (`lustre.slow`, from [`crate::slow`]), with
+    /// its own since-times; replaced at each of its windows, rebuilt after a restart.
+    #[serde(skip)]
+    pub derived: Vec<Condition>,
 }
 
 impl NodeState {
@@ -94,7 +100,13 @@ impl NodeState {
             connected: false,
             powered_down: false,
             telemetry: NodeTelemetry::default(),
+            derived: Vec::new(),
         }
+    }
+
+    /// The agent's conditions, then the coordinator's own.
+    pub fn conditions(&self) -> impl Iterator<Item = &Condition> + Clone {
+        self.status.conditions.iter().chain(&self.derived)
     }
 
     /// Whether anything arrived within the silence limit.
@@ -119,7 +131,7 @@ impl NodeState {
         if !self.is_live(now_ms, silence_ms) {
             return Health::Silent;
         }
-        let outcomes = self.status.conditions.iter().map(|c| c.outcome);
+        let outcomes = self.conditions().map(|c| c.outcome);
         if outcomes.clone().any(|o| o == Outcome::Fail) {
             Health::Unhealthy
         } else if self.status.conditions.is_empty()
@@ -299,7 +311,7 @@ impl Fleet {
             kernel_release: hello.map(|h| h.kernel_release.clone()).unwrap_or_default(),
             applied_generation: node.applied_generation.get(),
             desired_generation: self.generation.get(),
-            conditions: node.status.conditions.clone(),
+            conditions: node.conditions().cloned().collect(),
             mounts: self
                 .desired
                 .mounts_for(&node.identity)
@@ -424,13 +436,15 @@ impl Fleet {
                     .status
                     .conditions
                     .iter()
-                    .map(|c| Fact {
+                    .map(|c| (c, node.received_since(c).unwrap_or(now_ms)))
+                    .chain(node.derived.iter().map(|c| (c, c.since_unix_ms)))
+                    .map(|(c, since_ms)| Fact {
                         check: c.check.clone(),
                         subject: c.subject.clone(),
                         outcome: c.outcome,
                         code: c.code.clone(),
                         detail: c.detail.clone(),
-                        since_ms: node.received_since(c).unwrap_or(now_ms),
+                        since_ms,
                     })
                     .collect(),
                 mounts: self
@@ -590,6 +604,96 @@ mod tests {
         assert!(node.is_resting(later, silence));
         // Reporting again, it is judged by its reports whatever Slurm says.
         assert_eq!(node.health(2_000, silence), Health::Healthy);
+    }
+
+    #[test]
+    fn a_coordinator_finding_counts_for_health_and_drains_only_where_policy_requires_it() {
+        use crate::policy::{Policy, plan};
+        let mut fleet = Fleet {
+            desired: crate::config::parse(include_str!(
+                "../../packaging/examples/coordinator.toml"
+            ))
+            .unwrap()
+            .desired,
+            generation: Generation(1),
+            nodes: BTreeMap::new(),
+            silence_ms: SILENT_AFTER_MS,
+        };
+        for name in ["n1", "n2", "n3", "n4", "n5"] {
+            let mut node = NodeState::new(
+                NodeIdentity {
+                    name: name.into(),
+                    ..NodeIdentity::default()
+                },
+                name.into(),
+            );
+            node.take_status(
+                report(vec![condition(
+                    KnownCheck::MountPresent,
+                    Outcome::Pass,
+                    "",
+                    0,
+                )]),
+                1_000,
+            );
+            fleet.nodes.insert(name.into(), node);
+        }
+        let finding = Condition {
+            check: KnownCheck::LustreSlow.into(),
+            subject: "/lustre".into(),
+            outcome: Outcome::Fail,
+            code: crate::slow::CODE.into(),
+            detail: "RPC waits above those of its 4 peers".into(),
+            since_unix_ms: 2_000,
+            observed_unix_ms: 5_000,
+        };
+        fleet.nodes.get_mut("n1").unwrap().derived = vec![finding.clone()];
+        // An agent report replaces the agent's conditions, not the coordinator's.
+        fleet.nodes.get_mut("n1").unwrap().take_status(
+            report(vec![condition(
+                KnownCheck::MountPresent,
+                Outcome::Pass,
+                "",
+                0,
+            )]),
+            4_000,
+        );
+        let now = 5_000;
+        assert_eq!(
+            fleet.nodes["n1"].health(now, SILENT_AFTER_MS),
+            Health::Unhealthy
+        );
+        let summary = fleet.summary("n1", now).unwrap();
+        assert_eq!(summary.conditions.last(), Some(&finding));
+        let facts = fleet.facts(now);
+        let fact = facts[0]
+            .facts
+            .iter()
+            .find(|f| f.check == KnownCheck::LustreSlow)
+            .unwrap();
+        assert_eq!(fact.since_ms, 2_000, "the coordinator's own time");
+        let policy = Policy {
+            grace_seconds: 0,
+            max_drained_share: 1.0,
+            ..Policy::default()
+        };
+        assert!(
+            plan(&policy, &facts, &[], &[], now).drains.is_empty(),
+            "report only"
+        );
+        let mut required = policy.clone();
+        required
+            .required
+            .get_mut(&lfleet_types::Role::Compute)
+            .unwrap()
+            .push(KnownCheck::LustreSlow.into());
+        let drains = plan(&required, &facts, &[], &[], now).drains;
+        assert_eq!(drains.len(), 1);
+        assert_eq!(drains[0].node, "n1");
+        assert_eq!(
+            crate::policy::reason(&drains[0], "d1"),
+            "lfleet: slower-than-peers lustre.slow /lustre RPC waits above those of its 4 peers id=d1"
+        );
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! - [`events`] (the fleet's event log) over [`store`] (SQLite, one writer thread);
 //! - state and rules: [`config`] (coordinator.toml: the server's settings and the fleet's
 //!   desired state), [`hostlist`], [`fleet`] (every node, in domain types), [`policy`] (the
-//!   pure drain planner), [`pki`] (the CA, peer certificates), [`identity`] (join tokens, name-to-key bindings,
-//!   enrollment rules, operator certificates), [`sessions`] (live agent
-//!   queues), [`slurm`] (scontrol) and [`drain`] (the executor and its intents);
+//!   pure drain planner), [`slow`] (the pure slow-node detector), [`pki`] (the CA, peer
+//!   certificates), [`identity`] (join tokens, name-to-key bindings, enrollment rules,
+//!   operator certificates), [`sessions`] (live agent queues), [`slurm`] (scontrol) and
+//!   [`drain`] (the executor and its intents);
 //! - [`app`]: the coordinator, one domain function per request;
 //! - [`api`] (thin gRPC handlers), [`metrics`] (Prometheus) and [`server`] (listeners).
 
@@ -24,6 +25,7 @@ pub mod policy;
 pub mod render;
 pub mod server;
 pub mod sessions;
+pub mod slow;
 pub mod slurm;
 pub mod store;
 pub mod upgrade;

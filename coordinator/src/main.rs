@@ -199,7 +199,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| ErrorChain(&e).to_string())?,
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let drains = tokio::spawn(coordinator.clone().run_drains(stop_rx));
+    let drains = tokio::spawn(coordinator.clone().run_drains(stop_rx.clone()));
+    let slow = tokio::spawn(coordinator.clone().run_slow(stop_rx));
     let shutdown = async move {
         let terminate = async {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -229,7 +230,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         shutdown,
     )
     .await;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drains).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = tokio::join!(drains, slow);
+    })
+    .await;
     coordinator.shut_down();
     store.close().map_err(|e| ErrorChain(&e).to_string())?;
     served

@@ -7,7 +7,8 @@
 //! nodes behind it; drains, incidents; per filesystem clients expected and mounted, bytes
 //! read and written (counters integrated from the agents' rates), per node and mount bytes;
 //! what the coordinator refused or dropped (connections, enrollments, agent events, telemetry
-//! samples, store writes).
+//! samples, store writes); slow-node detection (`Coordinator::slow_metrics`: windows, judged
+//! pairs, nodes flagged with their ratio per target, target incidents).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,18 +20,21 @@ use prometheus::{CounterVec, Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, R
 use crate::app::Coordinator;
 
 /// Registers `metric` in `registry` and returns it.
-fn add<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+pub(crate) fn add<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> M {
     registry
         .register(Box::new(metric.clone()))
         .expect("each family is registered once, with a valid name");
     metric
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str, value: i64) {
+pub(crate) fn gauge(registry: &Registry, name: &str, help: &str, value: i64) {
     add(registry, IntGauge::new(name, help).expect("valid name")).set(value);
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, value: u64) {
+pub(crate) fn counter(registry: &Registry, name: &str, help: &str, value: u64) {
     add(registry, IntCounter::new(name, help).expect("valid name")).inc_by(value);
 }
 
@@ -228,6 +232,7 @@ pub fn render(coordinator: &Coordinator) -> String {
         "Store writes dropped because the writer's queue was full.",
         coordinator.store().dropped(),
     );
+    coordinator.slow_metrics(&registry);
 
     let mut out = Vec::new();
     prometheus::TextEncoder::new()

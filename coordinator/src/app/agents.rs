@@ -283,6 +283,7 @@ impl Coordinator {
             self.telemetry_dropped
                 .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
         }
+        self.slow_ingest(name, batch);
     }
 
     /// An ack of a desired config.

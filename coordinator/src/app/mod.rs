@@ -4,13 +4,14 @@
 //!
 //! Owners, each behind a narrow interface: the [`Fleet`] (desired state and every node, in
 //! domain types, behind one lock), the [`Store`] (SQLite, written by its own thread), the
-//! [`EventLog`], the [`Pki`], the live [`Sessions`], the [`PolicySwitches`] and the
-//! [`Drainer`] (Slurm). Time comes from the injected clock and commands from the injected
+//! [`EventLog`], the [`Pki`], the live [`Sessions`], the [`PolicySwitches`], the
+//! [`Drainer`] (Slurm) and the [`SlowDetector`] ([`slow`]). Time comes from the injected clock and commands from the injected
 //! runner, so tests can drive both.
 
 pub mod agents;
 pub mod commands;
 pub mod operators;
+pub mod slow;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,7 @@ use crate::fleet::{Fleet, NodeState};
 use crate::identity::Identities;
 use crate::pki::Pki;
 use crate::sessions::Sessions;
+use crate::slow::SlowDetector;
 use crate::slurm::Scontrol;
 use crate::store::{Store, StoreError, Table, put};
 
@@ -147,6 +149,7 @@ pub struct Coordinator {
     admission: std::sync::OnceLock<Arc<crate::server::Admission>>,
     /// Telemetry samples refused by the per-node caps since start.
     pub telemetry_dropped: std::sync::atomic::AtomicU64,
+    slow: Mutex<SlowDetector>,
 }
 
 impl Coordinator {
@@ -229,6 +232,8 @@ impl Coordinator {
             now,
         )?;
         let policy = PolicySwitches::load(file.policy.clone(), store.clone())?;
+        let mut slow = SlowDetector::new(file.slow.clone());
+        slow.adopt(&store.open_incidents()?);
         let drainer = file.slurm.enabled.then(|| {
             tokio::sync::Mutex::new(Drainer::new(
                 Scontrol {
@@ -263,6 +268,7 @@ impl Coordinator {
             drainer,
             admission: std::sync::OnceLock::new(),
             telemetry_dropped: std::sync::atomic::AtomicU64::new(0),
+            slow: Mutex::new(slow),
         })
     }
 
