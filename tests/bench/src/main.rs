@@ -10,6 +10,9 @@
 //! - c. Coordinator scale: N simulated agents with real sessions over separate TLS
 //!   connections; coordinator RSS and CPU, ingest rate, and config apply until all N acked.
 //! - d. Detection to drain with a real Slurm: time from fault to DRAIN.
+//! - f. Slow-node detection in simulated time: the coordinator's detector fed noisy windows;
+//!   detection rate and delay per slowdown factor, false positives per 1,000 node-hours, for
+//!   candidate settings (`--sections f` runs it alone, in about a minute).
 //!
 //! `--quick` shortens every section (for a smoke run); `--agents 1000,10000` sets N.
 #![allow(
@@ -21,6 +24,7 @@ mod collection;
 mod coordinator;
 mod drain;
 mod proc_stat;
+mod slow;
 mod steady;
 
 use std::time::Duration;
@@ -55,7 +59,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         quick: false,
         agents: vec![1000],
-        sections: "abcd".into(),
+        sections: "abcdf".into(),
         json: None,
     };
     let mut iter = args.iter();
@@ -73,7 +77,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     })
                     .collect::<Result<_, _>>()?;
             }
-            "--sections" => options.sections = iter.next().ok_or("--sections abcd")?.clone(),
+            "--sections" => options.sections = iter.next().ok_or("--sections abcdf")?.clone(),
             "--json" => options.json = Some(iter.next().ok_or("--json FILE")?.into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -87,7 +91,7 @@ fn main() -> std::process::ExitCode {
         Ok(options) => options,
         Err(message) => {
             eprintln!(
-                "lfleet-bench: {message}\nusage: lfleet-bench [--quick] [--agents N,..] [--sections abcd] [--json FILE]"
+                "lfleet-bench: {message}\nusage: lfleet-bench [--quick] [--agents N,..] [--sections abcdf] [--json FILE]"
             );
             return std::process::ExitCode::from(2);
         }
@@ -109,6 +113,9 @@ fn main() -> std::process::ExitCode {
     }
     if options.sections.contains('d') {
         report.insert("d_detection_to_drain".into(), drain::run(&options));
+    }
+    if options.sections.contains('f') {
+        report.insert("f_slow_node_detection".into(), slow::run(&options));
     }
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(report)).unwrap_or_default();
     if let Some(path) = &options.json {
