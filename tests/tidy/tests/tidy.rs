@@ -227,6 +227,8 @@ fn the_fleet_model_planners_and_agent_logic_never_see_wire_types() {
     let domain_only = [
         "coordinator/src/fleet.rs",
         "coordinator/src/policy.rs",
+        "coordinator/src/slow.rs",
+        "coordinator/src/app/slow.rs",
         "coordinator/src/drain.rs",
         "coordinator/src/events.rs",
         "coordinator/src/store.rs",
@@ -271,6 +273,31 @@ fn the_agents_reconcile_planner_reads_nothing_and_runs_nothing() {
             !code.contains(forbidden),
             "the reconcile planner must stay pure (observation and execution do the I/O), but \
              it mentions {forbidden}"
+        );
+    }
+}
+
+#[test]
+fn the_slow_node_detector_reads_no_clock_and_does_no_io() {
+    let (_, code) = production_sources()
+        .into_iter()
+        .find(|(path, _)| relative(path) == "coordinator/src/slow.rs")
+        .expect("coordinator/src/slow.rs exists");
+    for forbidden in [
+        "Clock",
+        "now_ms()",
+        "std::time",
+        "async ",
+        ".await",
+        "tokio",
+        "std::fs",
+        "Store",
+        "EventLog",
+    ] {
+        assert!(
+            !code.contains(forbidden),
+            "the slow-node detector must stay pure (time passed in, its decisions carried out \
+             by app/slow.rs), but it mentions {forbidden}"
         );
     }
 }
