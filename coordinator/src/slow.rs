@@ -110,7 +110,7 @@ fn default_min_peers() -> usize {
     5
 }
 fn default_mad_factor() -> f64 {
-    3.0
+    5.0
 }
 fn default_ratio() -> f64 {
     1.75
@@ -972,7 +972,7 @@ mod tests {
         let config = SlowConfig::default();
         assert!(config.enabled);
         assert_eq!((config.windows_slow, config.windows), (3, 3));
-        assert_eq!((config.mad_factor, config.ratio), (3.0, 1.75));
+        assert_eq!((config.mad_factor, config.ratio), (5.0, 1.75));
         config.validate().unwrap();
         for bad in [
             "ratio = 1.0",

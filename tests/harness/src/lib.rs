@@ -92,6 +92,9 @@ pub struct Cluster {
     /// The coordinator's Prometheus endpoint.
     pub metrics: String,
     pub nodes: Vec<AgentNode>,
+    /// `--check-interval` of the agents added from now on (300ms unless a test that runs
+    /// many agents wants them quieter).
+    pub agent_check_interval: String,
 }
 
 fn path_with(node: &Path) -> String {
@@ -224,6 +227,7 @@ impl Cluster {
             metrics,
             coordinator: Some(coordinator),
             nodes: Vec::new(),
+            agent_check_interval: "300ms".into(),
         };
         for name in names {
             cluster.add_agent(name);
@@ -271,7 +275,7 @@ impl Cluster {
                 .args([
                     "run",
                     "--check-interval",
-                    "300ms",
+                    &self.agent_check_interval,
                     "--collect-interval",
                     "1s",
                     "--syscall-deadline",
