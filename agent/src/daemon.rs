@@ -18,7 +18,7 @@ use crate::collect::{CollectOptions, Collector};
 use crate::config::NodeConfig;
 use crate::metrics::{MetricsState, SharedMetrics};
 use crate::node::Node;
-use crate::reconciler::{Reconciler, ReconcilerOptions};
+use crate::reconciler::{Reconciler, ReconcilerHandle, ReconcilerOptions};
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -233,6 +233,51 @@ pub fn shared_metrics() -> SharedMetrics {
     Arc::new(Mutex::new(MetricsState::default()))
 }
 
+/// The running agent's control socket, under the node root.
+pub const CONTROL_SOCKET: &str = "run/lfleet/agent.sock";
+
+/// Checks a kernel release named in a request: what a kernel package names itself.
+pub fn kernel_request(kernel: &str) -> Result<(), String> {
+    let good = !kernel.is_empty()
+        && kernel.len() <= 128
+        && kernel.starts_with(|c: char| c.is_ascii_digit())
+        && kernel
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-~".contains(c));
+    if good {
+        Ok(())
+    } else {
+        Err(format!("{kernel:?} is not a kernel release"))
+    }
+}
+
+/// Serves the control socket: `kernel-installed KVER` asks for a pass now (the new kernel's
+/// client is installed by it, waiting for the package lock as long as it takes) and is
+/// answered at once.
+async fn serve_control(listener: lfleet_host::ControlListener, reconciler: ReconcilerHandle) {
+    loop {
+        let request = match listener.accept().await {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::warn!(error = %lfleet_types::ErrorChain(&error), "control socket");
+                return;
+            }
+        };
+        let answer = match request.line.split_once(' ') {
+            Some(("kernel-installed", kernel)) => match kernel_request(kernel) {
+                Ok(()) => {
+                    tracing::info!(kernel, "a new kernel was installed; reconciling");
+                    reconciler.nudge();
+                    format!("ok: the running agent installs the client for kernel {kernel}")
+                }
+                Err(why) => format!("error: {why}"),
+            },
+            _ => "error: unknown request".to_owned(),
+        };
+        request.reply(&answer).await;
+    }
+}
+
 /// Everything `lfleet-agent run` starts, and how.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -287,6 +332,23 @@ pub async fn serve(
     let reconciler = async {
         if options.manageable {
             reconciler.run(stopped(stop.clone()), reconciling).await;
+        }
+    };
+    let control = async {
+        if !options.manageable {
+            return;
+        }
+        match node.host.bind_control(CONTROL_SOCKET).await {
+            Ok(listener) => {
+                tokio::select! {
+                    _ = serve_control(listener, handle.clone()) => {}
+                    _ = stopped(stop.clone()) => {}
+                }
+            }
+            Err(error) => tracing::error!(
+                error = %lfleet_types::ErrorChain(&error),
+                "no control socket: kernel hooks will install in the background"
+            ),
         }
     };
     // The endpoint serves the reconciler's status as it changes.
@@ -356,6 +418,6 @@ pub async fn serve(
             .await;
         }
     };
-    tokio::join!(ready, reconciler, published, loops, session);
+    tokio::join!(ready, reconciler, control, published, loops, session);
     Ok(())
 }

@@ -50,6 +50,10 @@ enum Command {
     KernelInstalled {
         /// The kernel release that was installed.
         kernel: String,
+        /// Install in this process, waiting for the package lock (what a hook starts in the
+        /// background when no agent runs); without it, hand the kernel over and return.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         args: PassArgs,
     },
@@ -405,9 +409,13 @@ async fn run(args: PassArgs, job: Job) -> ExitCode {
     let result = match &job {
         Job::Pass(mode) => reconcile(node.handle(), &config, *mode).await,
         Job::Kernel(kernel) => {
-            let install = lfleet_agent::reconcile::install_policy(&config);
-            lfleet_agent::reconcile::ensure_kernel_client(node.handle(), &config, kernel, &install)
-                .await
+            lfleet_agent::reconcile::install_new_kernel(
+                node.handle(),
+                &config,
+                kernel,
+                std::time::Duration::from_secs(3600),
+            )
+            .await
         }
         Job::Lnet => lfleet_agent::reconcile::lnet_up(node.handle(), &config).await,
     };
@@ -473,6 +481,94 @@ fn status(args: StatusArgs) -> ExitCode {
     ExitCode::from(verdict.exit_code())
 }
 
+/// The kernel hooks' call: hands the new kernel to the running agent, or starts a background
+/// `kernel-installed --wait` that installs its client once the package lock is free, and
+/// returns at once either way: the hook runs inside the kernel package's own installation,
+/// which holds the package lock until the hook returns.
+async fn kernel_installed(args: PassArgs, kernel: String) -> ExitCode {
+    use lfleet_agent::daemon::{CONTROL_SOCKET, kernel_request};
+    let node = Node::build(&args.node.options());
+    if let Err(error) = kernel_request(&kernel) {
+        eprintln!("lfleet-agent: {error}");
+        return ExitCode::from(2);
+    }
+    if let Err(error) = lfleet_agent::reconcile::preflight(&node.host) {
+        eprintln!("lfleet-agent: {}", ErrorChain(&error));
+        return ExitCode::from(2);
+    }
+    let line = format!("kernel-installed {kernel}");
+    match lfleet_host::control_request(
+        &node.host,
+        CONTROL_SOCKET,
+        &line,
+        std::time::Duration::from_secs(2),
+    )
+    .await
+    {
+        Ok(answer) if answer.starts_with("ok") => {
+            println!("lfleet-agent: {answer}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(answer) => {
+            eprintln!("lfleet-agent: the running agent refused: {answer}");
+            return ExitCode::from(2);
+        }
+        Err(error) => tracing::info!(
+            error = %ErrorChain(&error),
+            "no running agent answered; installing in the background"
+        ),
+    }
+    let program = match own_executable() {
+        Ok(program) => program,
+        Err(code) => return code,
+    };
+    let mut background: Vec<std::ffi::OsString> = vec![
+        "kernel-installed".into(),
+        "--wait".into(),
+        kernel.clone().into(),
+        "--root".into(),
+        args.node.root.clone().into(),
+    ];
+    for (flag, value) in [
+        ("--procfs", &args.node.procfs),
+        ("--sysfs", &args.node.sysfs),
+        ("--command-log", &args.node.command_log),
+        ("--config", &args.config),
+    ] {
+        if let Some(value) = value {
+            let value = std::path::absolute(value).unwrap_or_else(|_| value.clone());
+            background.push(flag.into());
+            background.push(value.into());
+        }
+    }
+    match lfleet_host::spawn_detached(&program, &background, &[]) {
+        Ok(pid) => {
+            println!(
+                "lfleet-agent: no running agent; lfleet-agent (pid {pid}) installs the client for kernel {kernel} once the package lock is free"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "lfleet-agent: cannot start the background install: {}",
+                ErrorChain(&error)
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// This program's path, for the children it starts (probes, a background install).
+fn own_executable() -> Result<PathBuf, ExitCode> {
+    std::env::current_exe().map_err(|error| {
+        eprintln!(
+            "lfleet-agent: cannot find its own executable: {}",
+            ErrorChain(&error)
+        );
+        ExitCode::from(2)
+    })
+}
+
 /// Runs every check once and prints one line per result (or JSON).
 async fn check(args: CheckArgs) -> ExitCode {
     use lfleet_agent::checks::{CheckContext, Outcome, run_all};
@@ -490,15 +586,9 @@ async fn check(args: CheckArgs) -> ExitCode {
     let memory = std::sync::Mutex::new(lfleet_agent::checks::CheckMemory::load(host));
     // A one-shot check probes in a child process killed at the deadline, so this command
     // exits even when the kernel keeps a probe of a hung mount blocked.
-    let program = match std::env::current_exe() {
+    let program = match own_executable() {
         Ok(program) => program,
-        Err(error) => {
-            eprintln!(
-                "lfleet-agent: cannot find its own executable: {}",
-                ErrorChain(&error)
-            );
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let context = CheckContext {
         host,
@@ -609,9 +699,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Plan(args) => runtime.block_on(run(args, Job::Pass(Mode::Plan))),
         Command::Apply(args) => runtime.block_on(run(args, Job::Pass(Mode::Apply))),
-        Command::KernelInstalled { kernel, args } => {
-            runtime.block_on(run(args, Job::Kernel(kernel)))
-        }
+        Command::KernelInstalled {
+            kernel,
+            wait: true,
+            args,
+        } => runtime.block_on(run(args, Job::Kernel(kernel))),
+        Command::KernelInstalled {
+            kernel,
+            wait: false,
+            args,
+        } => runtime.block_on(kernel_installed(args, kernel)),
         Command::LnetUp(args) => runtime.block_on(run(args, Job::Lnet)),
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Collect(args) => runtime.block_on(collect(args)),

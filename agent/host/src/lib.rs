@@ -16,6 +16,7 @@
 pub mod bounded;
 pub mod clock;
 pub mod command;
+pub mod control;
 pub mod fake;
 pub mod logging;
 pub mod notify;
@@ -30,6 +31,7 @@ pub use clock::{Clock, FakeClock, SystemClock};
 pub use command::{
     CommandError, CommandOutput, CommandRunner, CommandSpec, ExitStatus, SystemCommandRunner,
 };
+pub use control::{ControlListener, ControlRequest, request as control_request, spawn_detached};
 pub use fake::{FakeCommandRunner, FakeResponse, Invocation};
 pub use logging::{LogGuard, LogTarget, init_logging};
 pub use notify::{sd_notify, watchdog_period};

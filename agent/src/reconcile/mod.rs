@@ -342,6 +342,40 @@ pub async fn ensure_kernel_client(
     Ok(execute(node, config, &distro, install, &memory, plan).await)
 }
 
+/// The kernel hook's background install, when no agent runs: [`ensure_kernel_client`] again
+/// while the package lock is held (by the kernel's own installation, which started the
+/// hook) or the apply lock is (by another agent command), with backoff up to `patience`.
+pub async fn install_new_kernel(
+    node: NodeHandle<'_>,
+    config: &NodeConfig,
+    kernel: &str,
+    patience: Duration,
+) -> Result<Report, ReconcileError> {
+    use lfleet_install::FailureClass;
+    let started = tokio::time::Instant::now();
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let install = install_policy(config);
+        let result = ensure_kernel_client(node, config, kernel, &install).await;
+        let waiting = match &result {
+            Ok(report) => report.failed().any(|item| {
+                matches!(
+                    item.failure,
+                    Some(FailureClass::PackageLockHeld | FailureClass::RepositoryUnreachable)
+                )
+            }),
+            Err(ReconcileError::Busy { .. }) => true,
+            Err(_) => false,
+        };
+        if !waiting || started.elapsed() + wait > patience {
+            return result;
+        }
+        tracing::info!(kernel, ?wait, "the package lock is held; trying again");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// Brings LNet up as desired (lfleet-lnet.service's job at boot). Serialized with applies.
 pub async fn lnet_up(node: NodeHandle<'_>, config: &NodeConfig) -> Result<Report, ReconcileError> {
     let distro = preflight(node.host)?;

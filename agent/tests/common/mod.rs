@@ -66,6 +66,15 @@ impl Drop for Owned {
 /// Prometheus endpoint enabled on loopback by the config; the process and the endpoint's
 /// address (the first line it prints).
 pub fn spawn_run<S: AsRef<std::ffi::OsStr>>(root: &Path, args: &[S]) -> (Owned, String) {
+    spawn_run_with(root, args, &[])
+}
+
+/// [`spawn_run`] with more environment (the scratch root's `APT_CONFIG`).
+pub fn spawn_run_with<S: AsRef<std::ffi::OsStr>>(
+    root: &Path,
+    args: &[S],
+    env: &[(String, String)],
+) -> (Owned, String) {
     use std::io::{BufRead, BufReader};
     let mut child = Owned(
         Command::new(env!("CARGO_BIN_EXE_lfleet-agent"))
@@ -74,6 +83,7 @@ pub fn spawn_run<S: AsRef<std::ffi::OsStr>>(root: &Path, args: &[S]) -> (Owned, 
             .arg("--root")
             .arg(root)
             .env("PATH", path_with(root))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
