@@ -1,5 +1,7 @@
 //! Slurm through `scontrol`, run by the command runner (argv only, a deadline, typed errors):
-//! read a node's state flags, reason, reason user and time; drain with a reason; undrain.
+//! read a node's state flags, reason, reason user and time, and whether jobs still run on it
+//! (DRAINING) or it is empty (DRAINED); drain with a reason or change a drain's reason;
+//! undrain; ask for a reboot when the node is idle (`reboot ASAP nextstate=RESUME`).
 //! `SLURM_CONF` and the timeout are configurable. Errors are classified, so an unreachable
 //! controller is a control-plane condition and never a node's fault. A slurmrestd backend
 //! (Slurm 23.02+) can implement the same three calls later.
@@ -19,6 +21,10 @@ pub struct SlurmNode {
     pub reason_user: String,
     /// As Slurm prints it (`2026-11-22T15:02:09`).
     pub reason_time: String,
+    /// CPUs allocated to jobs (`CPUAlloc`); `None` when the line does not say.
+    pub cpus_allocated: Option<u32>,
+    /// The state a pending reboot leaves the node in (`NextState=RESUME`), empty when none.
+    pub next_state: String,
 }
 
 impl SlurmNode {
@@ -29,6 +35,27 @@ impl SlurmNode {
     /// Drained or draining, down or failed: someone took it out.
     pub fn is_out(&self) -> bool {
         ["DRAIN", "DRAINED", "DRAINING", "DOWN", "FAIL", "FAILING"]
+            .iter()
+            .any(|f| self.has(f))
+    }
+
+    /// Jobs run (or are completing) on it: ALLOCATED, MIXED or COMPLETING, or CPUs allocated.
+    pub fn has_jobs(&self) -> bool {
+        ["ALLOCATED", "MIXED", "COMPLETING"]
+            .iter()
+            .any(|f| self.has(f))
+            || self.cpus_allocated.is_some_and(|cpus| cpus > 0)
+    }
+
+    /// Drained and empty (sinfo's `drain`): DRAIN with no job left. A draining node
+    /// (`drng`: DRAIN with jobs still running) is not.
+    pub fn is_drained(&self) -> bool {
+        self.has("DRAIN") && !self.has_jobs()
+    }
+
+    /// A reboot is asked for or under way (REBOOT_REQUESTED, REBOOT_ISSUED).
+    pub fn is_rebooting(&self) -> bool {
+        ["REBOOT_REQUESTED", "REBOOT_ISSUED", "REBOOT"]
             .iter()
             .any(|f| self.has(f))
     }
@@ -133,6 +160,10 @@ pub fn parse_show_node(text: &str) -> Vec<SlurmNode> {
                         .split('+')
                         .map(|s| s.trim_end_matches('*').to_owned())
                         .collect();
+                } else if let Some(cpus) = field.strip_prefix("CPUAlloc=") {
+                    node.cpus_allocated = cpus.parse().ok();
+                } else if let Some(next) = field.strip_prefix("NextState=") {
+                    node.next_state = next.to_owned();
                 }
             }
             if let Some(reason) = reason {
@@ -206,6 +237,17 @@ impl Scontrol {
             .map(|_| ())
     }
 
+    /// Asks Slurm to reboot `name` once it is idle (ASAP drains it meanwhile) and to return
+    /// it to service when it is back (`nextstate=RESUME`); `reason` replaces the node's.
+    /// Slurm runs its RebootProgram on the node and marks it DOWN if it is not back within
+    /// ResumeTimeout.
+    pub async fn reboot(&self, name: &str, reason: &str) -> Result<(), SlurmError> {
+        let reason = format!("reason={reason}");
+        self.call(&["reboot", "ASAP", "nextstate=RESUME", &reason, name])
+            .await
+            .map(|_| ())
+    }
+
     /// UNDRAIN, not RESUME: a DOWN that Slurm set stays.
     pub async fn undrain(&self, name: &str) -> Result<(), SlurmError> {
         let node = format!("NodeName={name}");
@@ -237,6 +279,38 @@ mod tests {
         assert_eq!(nodes[1].state, vec!["IDLE"]);
         assert_eq!(nodes[2].reason, "disk swap");
         assert_eq!(nodes[2].reason_user, "alice");
+    }
+
+    #[test]
+    fn draining_drained_and_rebooting_as_slurm_2205_prints_them() {
+        // Captured from slurmctld 22.05.8 with `slurmd -N n1` on one host (fields between
+        // Partitions and Reason abridged): a job running on a drained node, the node once
+        // the job ended, then `scontrol reboot ASAP nextstate=RESUME reason=...` requested
+        // and issued.
+        let draining = "NodeName=n1 Arch=x86_64 CoresPerSocket=1  CPUAlloc=1 CPUEfctv=1 CPUTot=1 CPULoad=10.04 AvailableFeatures=(null) ActiveFeatures=(null) Gres=(null) NodeAddr=127.0.0.1 NodeHostName=localhost Port=16818 Version=22.05.8 OS=Linux 6.18.44-fc-v657 #1 SMP PREEMPT_DYNAMIC @0  RealMemory=1 AllocMem=0 FreeMem=2519 Sockets=1 Boards=1 State=ALLOCATED+DRAIN ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A Partitions=all  BootTime=2026-11-26T21:35:31 SlurmdStartTime=2026-11-27T00:25:05 LastBusyTime=2026-11-27T00:25:05 CfgTRES=cpu=1,mem=1M,billing=1 AllocTRES=cpu=1,mem=1M,billing=1 CapWatts=n/a CurrentWatts=0 AveWatts=0 ExtSensorsJoules=n/s ExtSensorsWatts=0 ExtSensorsTemp=n/s Reason=lfleet: upgrade u1 id=abc [root@2026-11-27T00:25:12]";
+        let drained = "NodeName=n1 Arch=x86_64 CoresPerSocket=1  CPUAlloc=0 CPUEfctv=1 CPUTot=1 State=IDLE+DRAIN ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A Partitions=all  BootTime=2026-11-26T21:35:31 AllocTRES= Reason=lfleet: upgrade u1 id=abc [root@2026-11-27T00:25:12]";
+        let requested = "NodeName=n1 Arch=x86_64 CoresPerSocket=1  CPUAlloc=0 CPUEfctv=1 CPUTot=1 State=IDLE+DRAIN+REBOOT_REQUESTED ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A NextState=RESUME Partitions=all  BootTime=2026-11-26T21:35:31 Reason=lfleet: upgrade u1 reboot id=abc [root@2026-11-27T00:25:18]";
+        let issued = "NodeName=n1 Arch=x86_64 CoresPerSocket=1  CPUAlloc=0 CPUEfctv=1 CPUTot=1 State=DOWN+DRAIN+REBOOT_ISSUED ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A NextState=RESUME Partitions=all  BootTime=2026-11-26T21:35:31 Reason=lfleet: upgrade u1 reboot id=abc : reboot issued [root@2026-11-27T00:25:18]";
+        let one = |line: &str| parse_show_node(line).remove(0);
+        let draining = one(draining);
+        assert_eq!(draining.cpus_allocated, Some(1));
+        assert!(draining.is_out() && draining.has_jobs() && !draining.is_drained());
+        let drained = one(drained);
+        assert!(drained.is_drained() && !drained.is_rebooting());
+        assert_eq!(drained.reason, "lfleet: upgrade u1 id=abc");
+        let requested = one(requested);
+        assert!(requested.is_rebooting() && requested.is_drained());
+        assert_eq!(requested.next_state, "RESUME");
+        let issued = one(issued);
+        assert!(issued.is_rebooting() && issued.is_managed_elsewhere());
+        assert_eq!(
+            issued.reason,
+            "lfleet: upgrade u1 reboot id=abc : reboot issued"
+        );
+        assert_eq!(issued.reason_user, "root");
+        // A job still completing keeps a node draining, whatever CPUAlloc says.
+        let completing = one("NodeName=n2 State=IDLE+COMPLETING+DRAIN Reason=x [root@t]");
+        assert!(!completing.is_drained());
     }
 
     #[test]

@@ -55,6 +55,12 @@ pub fn agent_binary() -> PathBuf {
 pub struct Owned(pub Child);
 
 impl Owned {
+    /// SIGKILL and wait: a crash or a power cut.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
     pub fn stop(&mut self) {
         let pid = Pid::from_raw(self.0.id() as i32);
         let _ = kill(pid, Signal::SIGTERM);
@@ -190,6 +196,23 @@ impl Cluster {
         server: &str,
         extra: &str,
     ) -> Cluster {
+        Cluster::start_nodes(dir, names, server, extra, &Cluster::node_spec())
+    }
+
+    /// The sim node every agent runs on unless a test says otherwise: Ubuntu 22.04 with
+    /// Lustre 2.15 (the agents' configured client `2.15.7-33-g79ddf99`).
+    pub fn node_spec() -> NodeSpec {
+        NodeSpec::new("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15)
+    }
+
+    /// [`Cluster::start_configured`] with agents on sim nodes made from `spec`.
+    pub fn start_nodes(
+        dir: tempfile::TempDir,
+        names: &[String],
+        server: &str,
+        extra: &str,
+        spec: &NodeSpec,
+    ) -> Cluster {
         let root = dir.path();
         let config_text = EXAMPLE
             .replace("listen = \"0.0.0.0:7443\"", "listen = \"127.0.0.1:0\"")
@@ -230,16 +253,20 @@ impl Cluster {
             agent_check_interval: "300ms".into(),
         };
         for name in names {
-            cluster.add_agent(name);
+            cluster.add_agent_on(name, spec);
         }
         cluster
     }
 
     /// A fresh sim node running `lfleet-agent run` joined to this coordinator.
     pub fn add_agent(&mut self, name: &str) {
+        self.add_agent_on(name, &Cluster::node_spec());
+    }
+
+    /// [`Cluster::add_agent`] on a sim node made from `spec`.
+    pub fn add_agent_on(&mut self, name: &str, spec: &NodeSpec) {
         let root = self.dir.path();
-        let spec = NodeSpec::new("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15);
-        let sim = SimNode::create(&root.join(name), &spec).unwrap();
+        let sim = SimNode::create(&root.join(name), spec).unwrap();
         // The CA and the join token where cluster-init puts them on a node.
         let etc = sim.root().join("etc/lfleet");
         std::fs::create_dir_all(&etc).unwrap();
@@ -294,15 +321,29 @@ impl Cluster {
         )
     }
 
+    fn agent_index(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no agent {name}"))
+    }
+
     /// Stops agent `name` (SIGTERM, then SIGKILL after 5 s) and starts it again with its
     /// config file as it is now.
     pub fn restart_agent(&mut self, name: &str) {
-        let index = self
-            .nodes
-            .iter()
-            .position(|n| n.name == name)
-            .unwrap_or_else(|| panic!("no agent {name}"));
+        let index = self.agent_index(name);
         self.nodes[index].process.stop();
+        let root = self.nodes[index].sim.root().to_path_buf();
+        self.nodes[index].process = self.spawn_agent(name, &root);
+    }
+
+    /// A power cycle of node `name`: its agent is killed (SIGKILL), the sim node reboots
+    /// (mounts, modules and the processes holding mounts are gone), the agent starts again.
+    /// The node's slurmd is the caller's ([`slurm::Slurm::kill_slurmd`], `boot_slurmd`).
+    pub fn reboot_node(&mut self, name: &str) {
+        let index = self.agent_index(name);
+        self.nodes[index].process.kill();
+        self.nodes[index].sim.reboot(None).unwrap();
         let root = self.nodes[index].sim.root().to_path_buf();
         self.nodes[index].process = self.spawn_agent(name, &root);
     }

@@ -2,6 +2,12 @@
 //! per node, all from Debian's packages, in the foreground so each is this test's child,
 //! with a scratch slurm.conf on loopback ports. `start` waits until every node is IDLE;
 //! dropping it stops everything by PID.
+//!
+//! Reboots go through Slurm's own path: slurm.conf names a RebootProgram that records the
+//! request (each slurmd runs with `LFLEET_SIM_NODE` naming its node, since several share
+//! this host), [`Slurm::reboot_requests`] takes the recorded requests, and the test
+//! power-cycles the node and starts its slurmd with `-b` ([`Slurm::boot_slurmd`]), which
+//! makes it report a boot at its start, as a rebooted node's slurmd does.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -93,6 +99,20 @@ SchedulerType=sched/builtin\nSelectType=select/linear\nReturnToService=2\nMpiDef
             ));
         }
         conf.push_str("PartitionName=all Nodes=ALL Default=YES State=UP\n");
+        // The RebootProgram: records which node asked, for the test to power-cycle it.
+        let reboot = dir.join("reboot-program");
+        std::fs::write(
+            &reboot,
+            format!(
+                "#!/bin/sh\n# The test's RebootProgram: slurmd runs it; the test reboots the node.\nmkdir -p '{d}/reboots' && : > '{d}/reboots/'\"$LFLEET_SIM_NODE\"\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&reboot, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        // ResumeTimeout stays Slurm's default (60 s): a node not back by then is DOWN.
+        conf.push_str(&format!("RebootProgram={}\n", reboot.display()));
         conf.push_str(extra);
         let conf_path = dir.join("slurm.conf");
         std::fs::write(&conf_path, conf).unwrap();
@@ -106,15 +126,8 @@ SchedulerType=sched/builtin\nSelectType=select/linear\nReturnToService=2\nMpiDef
         };
         slurm.start_slurmctld();
         for node in nodes {
-            slurm.slurmds.push(Owned(
-                Command::new("slurmd")
-                    .args(["-D", "-N", node])
-                    .env("SLURM_CONF", &slurm.conf)
-                    .stdout(Stdio::null())
-                    .stderr(log(&dir, &format!("slurmd-{node}.out")))
-                    .spawn()
-                    .expect("slurmd runs"),
-            ));
+            let slurmd = slurm.spawn_slurmd(node, false);
+            slurm.slurmds.push(slurmd);
         }
         for _ in 0..150 {
             let states: Vec<String> = slurm.nodes.iter().map(|n| slurm.node(n).0).collect();
@@ -134,23 +147,66 @@ SchedulerType=sched/builtin\nSelectType=select/linear\nReturnToService=2\nMpiDef
         );
     }
 
-    /// Restarts `node`'s slurmd, as a booting node would start it.
-    pub fn restart_slurmd(&mut self, node: &str) {
-        let index = self
-            .nodes
-            .iter()
-            .position(|n| n == node)
-            .unwrap_or_else(|| panic!("no node {node}"));
-        self.slurmds[index].stop();
-        self.slurmds[index] = Owned(
-            Command::new("slurmd")
-                .args(["-D", "-N", node])
+    /// `slurmd -D -N node`, with `-b` (report a boot at start) when `booted`.
+    fn spawn_slurmd(&self, node: &str, booted: bool) -> Owned {
+        let mut command = Command::new("slurmd");
+        command.args(["-D", "-N", node]);
+        if booted {
+            command.arg("-b");
+        }
+        Owned(
+            command
                 .env("SLURM_CONF", &self.conf)
+                .env("LFLEET_SIM_NODE", node)
                 .stdout(Stdio::null())
                 .stderr(log(&self.dir, &format!("slurmd-{node}.out")))
                 .spawn()
                 .expect("slurmd runs"),
-        );
+        )
+    }
+
+    fn index(&self, node: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n == node)
+            .unwrap_or_else(|| panic!("no node {node}"))
+    }
+
+    /// Restarts `node`'s slurmd (the same boot: Slurm sees a daemon restart).
+    pub fn restart_slurmd(&mut self, node: &str) {
+        let index = self.index(node);
+        self.slurmds[index].stop();
+        self.slurmds[index] = self.spawn_slurmd(node, false);
+    }
+
+    /// Kills `node`'s slurmd (SIGKILL, as a power cut does); [`Slurm::boot_slurmd`] starts
+    /// it again.
+    pub fn kill_slurmd(&mut self, node: &str) {
+        let index = self.index(node);
+        self.slurmds[index].kill();
+    }
+
+    /// Starts `node`'s slurmd as a freshly booted node's: it reports a boot at its start, so
+    /// slurmctld ends a pending reboot (and applies its next state).
+    pub fn boot_slurmd(&mut self, node: &str) {
+        let index = self.index(node);
+        self.slurmds[index].stop();
+        self.slurmds[index] = self.spawn_slurmd(node, true);
+    }
+
+    /// The nodes whose RebootProgram ran since the last call, in name order.
+    pub fn reboot_requests(&self) -> Vec<String> {
+        let dir = self.dir.join("reboots");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut nodes: Vec<String> = entries
+            .flatten()
+            .filter(|e| std::fs::remove_file(e.path()).is_ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        nodes.sort();
+        nodes
     }
 
     pub fn start_slurmctld(&mut self) {

@@ -3,7 +3,7 @@
 
 use crate::SimError;
 use crate::render::ib_counter_width;
-use crate::state::NodeState;
+use crate::state::{LustreVersion, NodeState};
 
 /// A fault to inject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,10 +73,15 @@ pub enum Fault {
         target: Option<String>,
         factor_percent: u32,
     },
+    /// The repository does not publish a client version (yet); `heal` publishes it.
+    RepoMissingVersion { version: LustreVersion },
+    /// A process holds a mount open: umount fails with EBUSY, so the module cannot be
+    /// unloaded until a reboot (which ends the process).
+    MountBusy { mount: Option<String> },
 }
 
 /// The fault kinds, as the CLI names them.
-pub const KINDS: [&str; 21] = [
+pub const KINDS: [&str; 23] = [
     "import",
     "mount-lost",
     "lbug",
@@ -98,6 +103,8 @@ pub const KINDS: [&str; 21] = [
     "package-lock-held",
     "dkms-build-fails",
     "slow",
+    "repo-missing-version",
+    "mount-busy",
 ];
 
 fn mount_point(state: &NodeState, mount: &Option<String>) -> Result<String, SimError> {
@@ -363,6 +370,20 @@ pub fn apply(state: &mut NodeState, fault: &Fault) -> Result<String, SimError> {
                 "repository no longer publishes the client for {kernel}"
             ))
         }
+        Fault::RepoMissingVersion { version } => {
+            state.faults.repo_missing_versions.insert(*version);
+            Ok(format!(
+                "the repository does not publish client {}",
+                version.amlfs_version()
+            ))
+        }
+        Fault::MountBusy { mount } => {
+            let point = mount_point(state, mount)?;
+            state.faults.busy_mounts.insert(point.clone());
+            Ok(format!(
+                "a process holds {point} open: it cannot be unmounted"
+            ))
+        }
     }
 }
 
@@ -443,6 +464,12 @@ pub fn heal(state: &mut NodeState, kind: Option<&str>) -> Result<String, SimErro
     }
     if is("repo-missing") {
         state.faults.repo_missing.clear();
+    }
+    if is("repo-missing-version") {
+        state.faults.repo_missing_versions.clear();
+    }
+    if is("mount-busy") {
+        state.faults.busy_mounts.clear();
     }
     Ok(format!("healed {}", kind.unwrap_or("all faults")))
 }

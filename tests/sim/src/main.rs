@@ -20,6 +20,7 @@ const USAGE: &str = "usage:
                  [--confidential-vm]      (Secure Boot on; the firmware lacks AMLFS's kmod certificate)
                  [--lockdown on|off]      (default: on for azurelinux-3 and with Secure Boot on)
                  [--repo-kernels K1,K2]   (kernels the repository publishes besides the node's)
+                 [--repo-versions 2.16,2.17] (client versions it publishes besides the node's)
       distros: ubuntu-20.04 ubuntu-22.04 ubuntu-24.04 alma-8 alma-9 rocky-9 azurelinux-3
   lfleet-sim node reboot DIR [--kernel KVER]
   lfleet-sim node show DIR
@@ -39,6 +40,8 @@ const USAGE: &str = "usage:
   lfleet-sim fault DIR slow --factor F [--target OST0003|MDT0000] [--mount DIR]
       the node's RPCs to the target (default: every target) wait F times longer; the same
       fault on every node is the target's own slowness
+  lfleet-sim fault DIR repo-missing-version --version 2.16   (heal publishes it)
+  lfleet-sim fault DIR mount-busy [--mount DIR]   (umount: target is busy; a reboot ends it)
   lfleet-sim fault DIR heal [KIND]      (also: lfleet-sim heal DIR [KIND])
   lfleet-sim load DIR --read-mbps R --write-mbps W --seconds S [--instant] [--mount DIR]
                  [--noise N] [--md-ops R]
@@ -92,6 +95,10 @@ fn run(args: &[String]) -> Result<String, SimError> {
             spec.lockdown = on_off(args, "--lockdown")?;
             spec.repo_kernels = option(args, "--repo-kernels")
                 .map(|list| list.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            spec.repo_versions = option(args, "--repo-versions")
+                .map(|list| list.split(',').map(LustreVersion::parse).collect())
+                .transpose()?
                 .unwrap_or_default();
             if let Some(driver) = option(args, "--vf-driver") {
                 spec.vf_driver = driver;
@@ -188,6 +195,12 @@ fn run(args: &[String]) -> Result<String, SimError> {
                         factor_percent: (factor * 100.0).round() as u32,
                     }
                 }
+                "repo-missing-version" => Fault::RepoMissingVersion {
+                    version: LustreVersion::parse(&required(args, "--version")?)?,
+                },
+                "mount-busy" => Fault::MountBusy {
+                    mount: option(args, "--mount"),
+                },
                 other => return Err(SimError::Usage(format!("unknown fault {other:?}\n{USAGE}"))),
             };
             SimNode::open(&PathBuf::from(dir))?.fault(&fault)

@@ -1,6 +1,6 @@
 //! `SimNode`: creating a node root, and running changes against it under the node lock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ pub struct NodeSpec {
     pub lockdown: Option<bool>,
     /// Kernels the repository publishes the client for besides the node's own.
     pub repo_kernels: Vec<String>,
+    /// Client versions the repository publishes besides the node's own (`lustre`).
+    pub repo_versions: Vec<LustreVersion>,
     /// The VF's driver: mlx4_core, mlx5_core or mana.
     pub vf_driver: String,
     /// The InfiniBand rate in Gb/s: 25, 100, 200 or 400.
@@ -72,6 +74,7 @@ impl NodeSpec {
             confidential_vm: false,
             lockdown: None,
             repo_kernels: Vec::new(),
+            repo_versions: Vec::new(),
             vf_driver: "mlx5_core".into(),
             ib_rate_gbps: 25,
         }
@@ -129,8 +132,9 @@ UUID=7A1B-22C3  /boot/efi       vfat    umask=0077      0       1\n\
 /dev/disk/cloud/azure_resource-part1\t/mnt\tauto\tdefaults,nofail,x-systemd.requires=cloud-init.service,comment=cloudconfig\t0\t2\n\
 10.0.0.4:/sched   /sched nfs  rw,hard,vers=3  0 0\n";
 
-const SHIMS_COMMON: [&str; 11] = [
+const SHIMS_COMMON: [&str; 12] = [
     "mount",
+    "modinfo",
     "umount",
     "mount.lustre",
     "modprobe",
@@ -192,7 +196,10 @@ impl SimNode {
             running_kernel: spec.kernel.clone(),
             kernels: BTreeSet::from([spec.kernel.clone()]),
             clients: BTreeSet::new(),
-            deb_meta_version: None,
+            deb_metas: BTreeMap::new(),
+            installed: BTreeMap::new(),
+            loaded: None,
+            repo_versions: spec.repo_versions.iter().copied().collect(),
             real_packages: spec.real_packages,
             real_mounts: spec.real_mounts,
             loaded_modules: BTreeSet::new(),
@@ -334,7 +341,8 @@ impl SimNode {
         self.change(|state| fault::heal(state, kind))
     }
 
-    /// Reboots: the given (or newest) kernel runs; mounts, modules and LNet are gone.
+    /// Reboots: the given (or newest) kernel runs; mounts, modules and LNet are gone, and so
+    /// are the processes that held mounts busy.
     pub fn reboot(&self, kernel: Option<&str>) -> Result<String, SimError> {
         self.change(|state| {
             let kernels = state.all_kernels();
@@ -354,7 +362,9 @@ impl SimNode {
             state.mounts.clear();
             state.faults.lost_mounts.clear();
             state.faults.imports.clear();
+            state.faults.busy_mounts.clear();
             state.loaded_modules.clear();
+            state.loaded = None;
             state.lnet_configured = false;
             state.lnet_nets.clear();
             Ok(format!("rebooted into {next}"))

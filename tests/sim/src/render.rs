@@ -164,7 +164,7 @@ fn writes(c: &IoCounters) -> (u64, u64, u64, u64, u64) {
 }
 
 fn llite_stats(state: &NodeState, mount: &SimMount) -> String {
-    let v = state.lustre;
+    let v = state.running_lustre();
     let c = &mount.llite;
     // The 2.10 client registers llite byte counters without sum of squares.
     let sumsq = v >= LustreVersion::V2_15;
@@ -208,7 +208,7 @@ fn wait_line(version: LustreVersion, name: &str, wait: &RpcWait) -> Option<Strin
 }
 
 fn osc_stats(state: &NodeState, mount: &SimMount, c: &IoCounters) -> String {
-    let v = state.lustre;
+    let v = state.running_lustre();
     // req_waittime counts every RPC of the device: here its reads and writes.
     let all = c.read_wait.combined(&c.write_wait);
     let rpcs = all.count;
@@ -232,7 +232,7 @@ fn osc_stats(state: &NodeState, mount: &SimMount, c: &IoCounters) -> String {
 }
 
 fn mdc_stats(state: &NodeState, mount: &SimMount, index: usize) -> String {
-    let v = state.lustre;
+    let v = state.running_lustre();
     let wait = mount.mdc_wait.get(index).cloned().unwrap_or_default();
     // Half of the requests are closes, with the same waits.
     let closes = RpcWait {
@@ -254,7 +254,7 @@ fn mdc_stats(state: &NodeState, mount: &SimMount, index: usize) -> String {
 }
 
 fn md_stats(state: &NodeState, mount: &SimMount) -> String {
-    let v = state.lustre;
+    let v = state.running_lustre();
     let ops = mount.llite.opens;
     // md_stats counts requests only (`[reqs]`), in every version.
     let mut text = stats_header(v, state.clock_ns, mount.started_ns);
@@ -276,7 +276,7 @@ fn import_file(
     generation: u32,
     nid: &str,
 ) -> String {
-    let v = state.lustre;
+    let v = state.running_lustre();
     let quoted = if v >= LustreVersion::V2_16 {
         format!("\"{nid}\"")
     } else {
@@ -288,7 +288,7 @@ connect_flags: [ write_grant, server_lock, version, request_portal, truncate_loc
 connect_data:\n       flags: 0x20405af0e3440478\n       instance: 3\n       target_version: {release}.0\n       max_brw_size: 4194304\n    \
 import_flags: [ replayable, pingable, connect_tried ]\n    \
 connection:\n       failover_nids: [ {quoted} ]\n       current_connection: {quoted}\n       connection_attempts: {attempts}\n       generation: {generation}\n       in-progress_invalidations: 0\n",
-        release = state.lustre.release()
+        release = state.running_lustre().release()
     );
     if v >= LustreVersion::V2_12 {
         text.push_str("       idle: 0 sec\n");
@@ -368,7 +368,7 @@ fn import_files(tree: &mut Tree, state: &NodeState, mount: &SimMount, kind: &str
         "EVICTED" => (2, 2),
         _ => (2, 1),
     };
-    let idir = dir_for(state.lustre, "import");
+    let idir = dir_for(state.running_lustre(), "import");
     let target_uuid = format!("{}-{target}_UUID", mount.fsname);
     let nid = first_nid(&mount.source);
     put(
@@ -425,7 +425,7 @@ fn health_check(state: &NodeState) -> String {
 }
 
 fn lustre_files(state: &NodeState, tree: &mut Tree) {
-    let v = state.lustre;
+    let v = state.running_lustre();
     if !state.loaded_modules.contains("lustre") {
         return;
     }
@@ -541,7 +541,7 @@ fn lnet_files(state: &NodeState, tree: &mut Tree) {
         state.lnet_send_length,
         state.lnet_recv_length
     );
-    let path = if state.lustre == LustreVersion::V2_10 {
+    let path = if state.running_lustre() == LustreVersion::V2_10 {
         "proc/sys/lnet/stats"
     } else {
         "sys/kernel/debug/lnet/stats"
@@ -557,7 +557,7 @@ fn module_files(state: &NodeState, tree: &mut Tree) {
         put(
             tree,
             "sys/module/lustre/version",
-            format!("{}\n", state.lustre.release()),
+            format!("{}\n", state.running_lustre().release()),
         );
     }
     if state.loaded_modules.contains("lnet") {
@@ -582,6 +582,7 @@ fn module_files(state: &NodeState, tree: &mut Tree) {
     }
     if !state.real_packages {
         for kernel in state.clients.intersection(&state.all_kernels()) {
+            let version = state.installed_version(kernel).unwrap_or(state.lustre);
             let dir = match crate::state::family(&state.distro) {
                 Family::Deb => format!("lib/modules/{kernel}/updates/fs/lustre"),
                 Family::Rpm | Family::Tdnf => {
@@ -592,11 +593,15 @@ fn module_files(state: &NodeState, tree: &mut Tree) {
                 "libcfs", "lnet", "ksocklnd", "obdclass", "ptlrpc", "fld", "fid", "lov", "osc",
                 "mdc", "lmv", "mgc", "lustre",
             ] {
-                // Placeholders: a simulated module is a name, not a kernel object.
+                // Placeholders: a simulated module is a name, not a kernel object; its
+                // `version=` line stands for the .modinfo section modinfo reads.
                 put(
                     tree,
                     format!("{dir}/{module}.ko"),
-                    format!("simulated {module} module for {kernel}; not a kernel object\n"),
+                    format!(
+                        "simulated {module} module for {kernel}; not a kernel object\nversion={}\n",
+                        version.release()
+                    ),
                 );
             }
         }

@@ -16,7 +16,7 @@ use std::path::Path;
 use crate::SimError;
 use crate::node::SimNode;
 use crate::render::VF;
-use crate::state::{NodeState, SimMount};
+use crate::state::{LustreVersion, NodeState, SimMount};
 
 /// What a shim printed and how it exited.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -51,6 +51,7 @@ pub fn run(node: &SimNode, name: &str, args: &[String]) -> ShimOutput {
         "mount.lustre" => mount_lustre_cmd(node, args),
         "umount" => umount(node, args),
         "modprobe" => modprobe(node, args),
+        "modinfo" => modinfo(node, args),
         "lustre_rmmod" => lustre_rmmod(node),
         "lnetctl" => lnetctl(node, args),
         "lctl" => lctl(node, args),
@@ -268,6 +269,15 @@ fn umount(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     };
     let target = target.trim_end_matches('/');
     node.change(|state| {
+        if state.faults.busy_mounts.contains(target)
+            && state.visible_mounts().any(|m| m.mount_point == target)
+        {
+            // util-linux (libmount's EBUSY message) and its exit code for a failed umount.
+            return Ok(ShimOutput::fail(
+                32,
+                format!("umount: {target}: target is busy.\n"),
+            ));
+        }
         if state.real_mounts
             && state.visible_mounts().any(|m| m.mount_point == target)
             && really_mounted(target)
@@ -348,6 +358,11 @@ fn real_umount(dir: &str) -> std::result::Result<(), ShimOutput> {
 
 /// True when a `<module>.ko` exists for `kernel` (installed by a package, real or shimmed).
 fn module_file_exists(root: &Path, kernel: &str, module: &str) -> bool {
+    module_file(root, kernel, module).is_some()
+}
+
+/// The `<module>.ko` file for `kernel`, if one is installed.
+fn module_file(root: &Path, kernel: &str, module: &str) -> Option<std::path::PathBuf> {
     let mut pending = vec![root.join("lib/modules").join(kernel)];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -357,14 +372,14 @@ fn module_file_exists(root: &Path, kernel: &str, module: &str) -> bool {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if name == format!("{module}.ko") || name.starts_with(&format!("{module}.ko.")) {
-                return true;
+                return Some(path);
             }
             if path.is_dir() && !path.is_symlink() {
                 pending.push(path);
             }
         }
     }
-    false
+    None
 }
 
 /// Modules a module pulls in when loaded.
@@ -399,6 +414,9 @@ fn modprobe(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
             for dep in with_dependencies(module) {
                 state.loaded_modules.remove(dep);
             }
+            if !state.loaded_modules.contains("lustre") {
+                state.loaded = None;
+            }
             return Ok(ShimOutput::ok(""));
         }
         let kernel = state.running_kernel.clone();
@@ -414,9 +432,91 @@ fn modprobe(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
             // -EPERM otherwise.
             return Ok(ShimOutput::fail(1, format!("modprobe: ERROR: could not insert '{module}': {errno_text}\n")));
         }
+        if module == "lustre" && !state.loaded_modules.contains("lustre") {
+            // The kernel loads the module file installed for the running kernel now.
+            state.loaded = Some(installed_module_version(&root, state, &kernel));
+        }
         state.loaded_modules.extend(dependencies.into_iter().map(str::to_owned));
         Ok(ShimOutput::ok(""))
     })
+}
+
+/// The version of the lustre module installed for `kernel`: its file's `version=` line
+/// (what modinfo reads from .modinfo), else the node's own version (a DKMS build, or a
+/// placeholder from a real package, carries none).
+fn installed_module_version(
+    root: &Path,
+    state: &NodeState,
+    kernel: &str,
+) -> crate::state::LustreVersion {
+    module_file(root, kernel, "lustre")
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("version="))
+                .and_then(|release| {
+                    crate::state::LustreVersion::ALL
+                        .into_iter()
+                        .find(|v| v.release() == release.trim())
+                })
+        })
+        .unwrap_or(state.lustre)
+}
+
+/// `modinfo [-k KVER] [-F FIELD] MODULE`: kmod's modinfo for the node's modules, read from
+/// the module file (kmod tools/modinfo.c: `-F` prints the field's value alone; a module it
+/// cannot find is "modinfo: ERROR: Module X not found." and exit 1). The fields besides
+/// `version` are constructed from what Lustre's module declares (MODULE_DESCRIPTION,
+/// MODULE_LICENSE).
+fn modinfo(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
+    let state = node.state()?;
+    let mut kernel = state.running_kernel.clone();
+    let mut field = None;
+    let mut names = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "-k" | "--set-version" => kernel = iter.next().cloned().unwrap_or_default(),
+            "-F" | "--field" => field = iter.next().cloned(),
+            other if !other.starts_with('-') => names.push(other.to_owned()),
+            _ => {}
+        }
+    }
+    let [module] = names.as_slice() else {
+        return Ok(ShimOutput::fail(
+            1,
+            "modinfo: ERROR: missing module or filename.\n",
+        ));
+    };
+    let Some(path) = module_file(node.root(), &kernel, module) else {
+        return Ok(ShimOutput::fail(
+            1,
+            format!("modinfo: ERROR: Module {module} not found.\n"),
+        ));
+    };
+    let version = installed_module_version(node.root(), &state, &kernel).release();
+    let shown = format!(
+        "/{}",
+        path.strip_prefix(node.root()).unwrap_or(&path).display()
+    );
+    let fields = [
+        ("filename", shown.as_str()),
+        ("version", version),
+        ("license", "GPL"),
+        ("description", "Lustre Client File System"),
+        ("name", module.as_str()),
+    ];
+    Ok(ShimOutput::ok(match field {
+        Some(wanted) => fields
+            .iter()
+            .filter(|(name, _)| *name == wanted)
+            .map(|(_, value)| format!("{value}\n"))
+            .collect::<String>(),
+        None => fields
+            .iter()
+            .map(|(name, value)| format!("{:<16}{value}\n", format!("{name}:")))
+            .collect(),
+    }))
 }
 
 /// Why the kernel would refuse the client's modules for `kernel`, as strerror says it: AMLFS's
@@ -443,6 +543,7 @@ fn lustre_rmmod(node: &SimNode) -> Result<ShimOutput> {
             ));
         }
         state.loaded_modules.clear();
+        state.loaded = None;
         state.lnet_configured = false;
         state.lnet_nets.clear();
         Ok(ShimOutput::ok(""))
@@ -995,18 +1096,24 @@ const APT_REFUSED: &str =
 /// The process that holds the package lock in the package-lock-held fault.
 const LOCK_HOLDER: &str = "4242 (unattended-upgr)";
 
-fn meta_name(state: &NodeState) -> String {
-    format!("amlfs-lustre-client-{}", state.lustre.amlfs_version())
+fn meta_name(version: LustreVersion) -> String {
+    format!("amlfs-lustre-client-{}", version.amlfs_version())
+}
+
+/// The client version a deb metapackage name is for, among the versions the simulator knows.
+fn meta_version(name: &str) -> Option<LustreVersion> {
+    LustreVersion::ALL
+        .into_iter()
+        .find(|v| meta_name(*v) == name)
 }
 
 /// AMLFS's kmod package for a kernel (deb: `kmod-lustre-client-<K>-<L>`; rpm:
 /// `kmod-lustre-client-<K transformed>`).
-fn kmod_name(state: &NodeState, kernel: &str) -> String {
+fn kmod_name(state: &NodeState, version: LustreVersion, kernel: &str) -> String {
     match crate::state::family(&state.distro) {
-        crate::state::Family::Deb => format!(
-            "kmod-lustre-client-{kernel}-{}",
-            state.lustre.amlfs_version()
-        ),
+        crate::state::Family::Deb => {
+            format!("kmod-lustre-client-{kernel}-{}", version.amlfs_version())
+        }
         _ => format!("kmod-lustre-client-{}", rpm_kernel_part(kernel)),
     }
 }
@@ -1042,7 +1149,8 @@ fn apt_packages(args: &[String]) -> Vec<&str> {
 
 /// A package the apt and dnf shims know.
 enum Pkg {
-    Meta(String),
+    /// A kernel's metapackage of a client version.
+    Meta(String, LustreVersion),
     Headers(String),
     Dkms,
 }
@@ -1124,7 +1232,6 @@ fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
             let position = args.iter().position(|a| a == "install").unwrap_or(0);
             let packages = apt_packages(&args[position..]);
             node.change(|state| {
-                let meta = meta_name(state);
                 let (dkms_name, _) = dkms_names(state);
                 // Everything is checked before anything is installed, as apt resolves first.
                 let mut to_install = Vec::new();
@@ -1141,10 +1248,10 @@ fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
                         to_install.push(Pkg::Dkms);
                         continue;
                     }
-                    if name != meta {
+                    let Some(client) = meta_version(name).filter(|v| state.published_versions().contains(v)) else {
                         // apt-private/private-cacheset.cc.
                         return Ok(ShimOutput { code: 100, stdout: header.into(), stderr: format!("E: Unable to locate package {name}\n") });
-                    }
+                    };
                     let published = state.published();
                     let kernel = if version.is_empty() { published.iter().max().cloned().unwrap_or_default() } else { version.to_owned() };
                     if !published.contains(&kernel) {
@@ -1158,15 +1265,15 @@ fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
                         // apt-private/private-output.cc (ShowBroken) and private-install.cc.
                         return Ok(ShimOutput {
                             code: 100,
-                            stdout: format!("{header}Some packages could not be installed. This may mean that you have\nrequested an impossible situation or if you are using the unstable\ndistribution that some required packages have not yet been created\nor been moved out of Incoming.\nThe following information may help to resolve the situation:\n\nThe following packages have unmet dependencies:\n {name} : Depends: {} but it is not installable\n", kmod_name(state, &kernel)),
+                            stdout: format!("{header}Some packages could not be installed. This may mean that you have\nrequested an impossible situation or if you are using the unstable\ndistribution that some required packages have not yet been created\nor been moved out of Incoming.\nThe following information may help to resolve the situation:\n\nThe following packages have unmet dependencies:\n {name} : Depends: {} but it is not installable\n", kmod_name(state, client, &kernel)),
                             stderr: "E: Unable to correct problems, you have held broken packages.\n".into(),
                         });
                     }
-                    to_install.push(Pkg::Meta(kernel));
+                    to_install.push(Pkg::Meta(kernel, client));
                 }
                 if state.faults.repo_unreachable
                     && let Some(first) = to_install.iter().find_map(|p| match p {
-                        Pkg::Meta(kernel) => Some(format!("{meta}_{kernel}_amd64.deb")),
+                        Pkg::Meta(kernel, client) => Some(format!("{}_{kernel}_amd64.deb", meta_name(*client))),
                         Pkg::Dkms => Some(format!("{dkms_name}_1_amd64.deb")),
                         Pkg::Headers(_) => None,
                     })
@@ -1182,10 +1289,12 @@ fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
                 let mut build_dkms = false;
                 for package in to_install {
                     match package {
-                        Pkg::Meta(kernel) => {
-                            stdout.push_str(&format!("Setting up {meta} ({kernel}) ...\n"));
+                        Pkg::Meta(kernel, client) => {
+                            stdout.push_str(&format!("Setting up {} ({kernel}) ...\n", meta_name(client)));
+                            // The new version's kmod replaces the old one's module files.
                             state.clients.insert(kernel.clone());
-                            state.deb_meta_version = Some(kernel);
+                            state.installed.insert(kernel.clone(), client);
+                            state.deb_metas.insert(client, kernel);
                         }
                         Pkg::Headers(kernel) => {
                             stdout.push_str(&format!("Setting up linux-headers-{kernel} ({kernel}) ...\n"));
@@ -1262,12 +1371,12 @@ fn apt_get(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
 
 fn apt_cache(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     let state = node.state()?;
-    let meta = meta_name(&state);
     match args.first().map(String::as_str) {
         Some("madison") => {
             let mut stdout = String::new();
             for name in args[1..].iter().filter(|a| !a.starts_with('-')) {
-                if *name != meta {
+                // A version the repository does not publish is not in its index at all.
+                if !meta_version(name).is_some_and(|v| state.published_versions().contains(&v)) {
                     continue;
                 }
                 let mut kernels: Vec<String> = state.published().into_iter().collect();
@@ -1305,10 +1414,11 @@ fn dpkg_query(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     let mut stderr = String::new();
     for name in names {
         // (status, version) as dpkg's database holds it.
-        let found = if name == meta_name(&state) {
+        let found = if let Some(client) = meta_version(&name) {
             state
-                .deb_meta_version
-                .clone()
+                .deb_metas
+                .get(&client)
+                .cloned()
                 .map(|v| ("install ok installed", v))
         } else if Some(&name) == module_package.as_ref() && state.dkms_half_installed {
             Some(("install ok half-configured", dkms_version.clone()))
@@ -1336,17 +1446,30 @@ fn dpkg_query(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     })
 }
 
-/// The kernel a dnf package name was built for, among the published ones.
-fn rpm_kernel_for(state: &NodeState, name: &str, kernels: &BTreeSet<String>) -> Option<String> {
-    let prefix = format!(
+/// The RPM metapackage name prefix of a client version (`amlfs-lustre-client-<L with _>-`).
+fn rpm_prefix(version: LustreVersion) -> String {
+    format!(
         "amlfs-lustre-client-{}-",
-        state.lustre.amlfs_version().replace('-', "_")
-    );
-    let k_part = name.strip_prefix(&prefix)?.strip_suffix("-1")?;
-    kernels
-        .iter()
-        .find(|k| rpm_kernel_part(k) == k_part)
-        .cloned()
+        version.amlfs_version().replace('-', "_")
+    )
+}
+
+/// The kernel and client version a dnf package name was built for, among `kernels` and the
+/// versions in `versions`.
+fn rpm_kernel_for(
+    name: &str,
+    kernels: &BTreeSet<String>,
+    versions: &BTreeSet<LustreVersion>,
+) -> Option<(String, LustreVersion)> {
+    versions.iter().find_map(|version| {
+        let k_part = name
+            .strip_prefix(&rpm_prefix(*version))?
+            .strip_suffix("-1")?;
+        kernels
+            .iter()
+            .find(|k| rpm_kernel_part(k) == k_part)
+            .map(|k| (k.clone(), *version))
+    })
 }
 
 fn rpm_kernel_part(kernel: &str) -> String {
@@ -1458,9 +1581,9 @@ fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
                     extras.push(Pkg::Dkms);
                     continue;
                 }
-                match rpm_kernel_for(state, name, &state.published()) {
-                    Some(kernel) if state.faults.repo_dependency_missing.contains(&kernel) => {
-                        let needed = kmod_name(state, &kernel);
+                match rpm_kernel_for(name, &state.published(), &state.published_versions()) {
+                    Some((kernel, client)) if state.faults.repo_dependency_missing.contains(&kernel) => {
+                        let needed = kmod_name(state, client, &kernel);
                         // libsolv's problem text (src/problems.c); dnf 4's layout as the real
                         // dnf printed it, tdnf's from solv/tdnfpackage.c (SolvReportProblems).
                         return Ok(if tdnf {
@@ -1473,7 +1596,7 @@ fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
                             }
                         });
                     }
-                    Some(kernel) => kernels.push(kernel),
+                    Some(found) => kernels.push(found),
                     None => return Ok(not_found(name)),
                 }
             }
@@ -1486,12 +1609,13 @@ fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
                         state.headers.insert(kernel);
                     }
                     Pkg::Dkms => build_dkms = true,
-                    Pkg::Meta(_) => {}
+                    Pkg::Meta(..) => {}
                 }
             }
             let names: Vec<&&str> = names.iter().filter(|n| !n.starts_with("kernel-devel-") && **n != dkms_name).collect();
-            for (kernel, name) in kernels.iter().zip(names) {
+            for ((kernel, client), name) in kernels.iter().zip(names) {
                 state.clients.insert(kernel.clone());
+                state.installed.insert(kernel.clone(), *client);
                 stdout.push_str(&format!("  {name}.x86_64\n"));
             }
             if build_dkms {
@@ -1520,10 +1644,12 @@ fn dnf(node: &SimNode, program: &str, args: &[String]) -> Result<ShimOutput> {
         }),
         ["makecache", ..] => Ok(ShimOutput::ok("Metadata cache created.\n")),
         ["list", ..] => {
-            let name = format!("amlfs-lustre-client-{}", state.lustre.amlfs_version().replace('-', "_"));
             let mut stdout = String::from("Available Packages\n");
-            for kernel in state.published() {
-                stdout.push_str(&format!("{name}.x86_64    {}-1    amlfs\n", rpm_kernel_part(&kernel)));
+            for version in state.published_versions() {
+                let name = format!("amlfs-lustre-client-{}", version.amlfs_version().replace('-', "_"));
+                for kernel in state.published() {
+                    stdout.push_str(&format!("{name}.x86_64    {}-1    amlfs\n", rpm_kernel_part(&kernel)));
+                }
             }
             Ok(ShimOutput::ok(stdout))
         }
@@ -1537,7 +1663,10 @@ fn rpm(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     let mut stdout = String::new();
     let mut missing = false;
     for name in names {
-        if rpm_kernel_for(&state, name, &state.clients).is_some() {
+        let versions = LustreVersion::ALL.into_iter().collect();
+        let installed = rpm_kernel_for(name, &state.clients, &versions)
+            .is_some_and(|(kernel, client)| state.installed_version(&kernel) == Some(client));
+        if installed {
             stdout.push_str(&format!("{name}.x86_64\n"));
         } else {
             // rpm -q prints this on stdout and exits 1.

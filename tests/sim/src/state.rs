@@ -27,6 +27,14 @@ pub enum LustreVersion {
 }
 
 impl LustreVersion {
+    pub const ALL: [LustreVersion; 5] = [
+        LustreVersion::V2_10,
+        LustreVersion::V2_12,
+        LustreVersion::V2_15,
+        LustreVersion::V2_16,
+        LustreVersion::V2_17,
+    ];
+
     pub fn parse(text: &str) -> Result<Self, SimError> {
         Ok(match text {
             "2.10" => LustreVersion::V2_10,
@@ -254,6 +262,13 @@ pub struct Faults {
     /// A DKMS build of the client fails (the module does not compile for the kernel).
     #[serde(default)]
     pub dkms_build_fails: bool,
+    /// Client versions the repository does not publish (yet).
+    #[serde(default)]
+    pub repo_missing_versions: BTreeSet<LustreVersion>,
+    /// Mount points a process holds open (a shell's working directory, a job's open file):
+    /// umount fails with EBUSY, so the module cannot be unloaded until a reboot.
+    #[serde(default)]
+    pub busy_mounts: BTreeSet<String>,
 }
 
 impl Faults {
@@ -273,8 +288,19 @@ pub struct NodeState {
     pub kernels: BTreeSet<String>,
     /// Kernels with the client package installed (deb: the kmod; rpm: the package).
     pub clients: BTreeSet<String>,
-    /// The version of the deb metapackage installed (its version is a kernel release).
-    pub deb_meta_version: Option<String>,
+    /// Per client version, the version of its deb metapackage installed (a kernel release:
+    /// apt keeps one version of a package name installed).
+    #[serde(default)]
+    pub deb_metas: BTreeMap<LustreVersion, String>,
+    /// The client version installed for each kernel in `clients` (absent: `lustre`).
+    #[serde(default)]
+    pub installed: BTreeMap<String, LustreVersion>,
+    /// The version of the loaded lustre module (absent while it is loaded: `lustre`).
+    #[serde(default)]
+    pub loaded: Option<LustreVersion>,
+    /// Client versions the repository publishes besides `lustre`.
+    #[serde(default)]
+    pub repo_versions: BTreeSet<LustreVersion>,
     /// Whether the node's package shims are real apt/dpkg instead (modules come from files).
     pub real_packages: bool,
     /// Mounts are also real (a tmpfs at the real mount point), so systemd's mount units
@@ -365,6 +391,27 @@ impl NodeState {
             .into_iter()
             .chain(self.repo_kernels.iter().cloned())
             .filter(|k| !self.faults.repo_missing.contains(k))
+            .collect()
+    }
+
+    /// The client version installed for `kernel`, if any.
+    pub fn installed_version(&self, kernel: &str) -> Option<LustreVersion> {
+        self.clients
+            .contains(kernel)
+            .then(|| self.installed.get(kernel).copied().unwrap_or(self.lustre))
+    }
+
+    /// The version of the loaded (or next loaded) client: what sysfs shows and lays out.
+    pub fn running_lustre(&self) -> LustreVersion {
+        self.loaded.unwrap_or(self.lustre)
+    }
+
+    /// The client versions the repository publishes: the node's own and `repo_versions`,
+    /// less repo-missing-version faults.
+    pub fn published_versions(&self) -> BTreeSet<LustreVersion> {
+        std::iter::once(self.lustre)
+            .chain(self.repo_versions.iter().copied())
+            .filter(|v| !self.faults.repo_missing_versions.contains(v))
             .collect()
     }
 

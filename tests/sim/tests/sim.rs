@@ -1290,3 +1290,130 @@ fn package_faults_fail_each_package_manager_in_its_own_words() {
         "Azure Linux 3 boots with lockdown=integrity"
     );
 }
+
+#[test]
+fn a_second_client_version_installs_beside_a_loaded_one_and_a_busy_mount_keeps_it_until_reboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = create(
+        dir.path(),
+        "ubuntu-22.04",
+        JAMMY_KERNEL,
+        "2.15",
+        &["--repo-versions", "2.16"],
+    );
+    let n = node.to_str().unwrap();
+    let old = format!("amlfs-lustre-client-2.15.7-33-g79ddf99={JAMMY_KERNEL}");
+    let new = format!("amlfs-lustre-client-2.16.1-12-g8e3f1a2={JAMMY_KERNEL}");
+    assert_eq!(shim(&node, "apt-get", &["install", "-y", &old]).code, 0);
+    assert_eq!(shim(&node, "modprobe", &["lustre"]).code, 0);
+    assert_eq!(mount_lustre(&node).code, 0);
+    let modinfo = || {
+        shim(
+            &node,
+            "modinfo",
+            &["-k", JAMMY_KERNEL, "-F", "version", "lustre"],
+        )
+    };
+    assert_eq!(modinfo().stdout, "2.15.7\n");
+    assert_eq!(read(&node, "sys/module/lustre/version"), "2.15.7\n");
+
+    // Not published yet: apt cannot find the package, madison lists nothing for it.
+    sim(&["fault", n, "repo-missing-version", "--version", "2.16"]);
+    let out = shim(&node, "apt-get", &["install", "-y", &new]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            100,
+            "E: Unable to locate package amlfs-lustre-client-2.16.1-12-g8e3f1a2\n"
+        )
+    );
+    let madison = shim(
+        &node,
+        "apt-cache",
+        &["madison", "amlfs-lustre-client-2.16.1-12-g8e3f1a2"],
+    );
+    assert_eq!(madison.stdout, "");
+    assert_eq!(modinfo().stdout, "2.15.7\n", "nothing changed");
+
+    // Published: the new client installs for the kernel, the loaded module stays the old one.
+    sim(&["heal", n, "repo-missing-version"]);
+    assert_eq!(shim(&node, "apt-get", &["install", "-y", &new]).code, 0);
+    assert_eq!(modinfo().stdout, "2.16.1\n");
+    assert_eq!(read(&node, "sys/module/lustre/version"), "2.15.7\n");
+    let query = shim(
+        &node,
+        "dpkg-query",
+        &["-W", "amlfs-lustre-client-2.16.1-12-g8e3f1a2"],
+    );
+    assert_eq!(
+        query.stdout,
+        format!("amlfs-lustre-client-2.16.1-12-g8e3f1a2\t{JAMMY_KERNEL}\n")
+    );
+
+    // A busy mount cannot be unmounted, so the module stays.
+    sim(&["fault", n, "mount-busy"]);
+    let out = shim(&node, "umount", &["/lustre"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (32, "umount: /lustre: target is busy.\n")
+    );
+    assert_eq!(shim(&node, "lustre_rmmod", &[]).code, 1);
+    assert_eq!(read(&node, "sys/module/lustre/version"), "2.15.7\n");
+
+    // Without the busy process: unmount, unload, load the new one.
+    sim(&["heal", n, "mount-busy"]);
+    assert_eq!(shim(&node, "umount", &["/lustre"]).code, 0);
+    assert_eq!(shim(&node, "lustre_rmmod", &[]).code, 0);
+    assert!(!node.join("sys/module/lustre").exists());
+    assert_eq!(shim(&node, "modprobe", &["lustre"]).code, 0);
+    assert_eq!(read(&node, "sys/module/lustre/version"), "2.16.1\n");
+    assert_eq!(read(&node, "sys/fs/lustre/version"), "2.16.1\n");
+
+    // A reboot ends a busy mount's process and loads nothing by itself.
+    assert_eq!(mount_lustre(&node).code, 0);
+    sim(&["fault", n, "mount-busy"]);
+    assert_eq!(sim(&["node", "reboot", n]).code, 0);
+    assert!(!node.join("sys/module/lustre").exists());
+    assert_eq!(
+        read(&node, "proc/self/mountinfo")
+            .matches(" lustre ")
+            .count(),
+        0
+    );
+    assert_eq!(shim(&node, "modprobe", &["lustre"]).code, 0);
+    assert_eq!(read(&node, "sys/module/lustre/version"), "2.16.1\n");
+    assert_eq!(mount_lustre(&node).code, 0);
+    assert_eq!(
+        shim(&node, "umount", &["/lustre"]).code,
+        0,
+        "not busy any more"
+    );
+
+    // A version the simulator does not publish at all, and bad arguments, change nothing.
+    let out = sim(&["fault", n, "repo-missing-version", "--version", "3.0"]);
+    assert_eq!(out.code, 2);
+    let missing = shim(&node, "modinfo", &["-k", "6.0.0-1-azure", "lustre"]);
+    assert_eq!(
+        (missing.code, missing.stderr.as_str()),
+        (1, "modinfo: ERROR: Module lustre not found.\n")
+    );
+
+    // dnf: the second version's package installs beside the first, rpm -q tells them apart.
+    let alma = create(
+        dir.path(),
+        "alma-9",
+        ALMA_KERNEL,
+        "2.15",
+        &["--repo-versions", "2.16"],
+    );
+    let old = "amlfs-lustre-client-2.15.7_33_g79ddf99-5.14.0.427.13.1.el9.4-1";
+    let new = "amlfs-lustre-client-2.16.1_12_g8e3f1a2-5.14.0.427.13.1.el9.4-1";
+    assert_eq!(shim(&alma, "dnf", &["install", "-y", old]).code, 0);
+    assert_eq!(shim(&alma, "rpm", &["-q", new]).code, 1);
+    assert_eq!(shim(&alma, "dnf", &["install", "-y", new]).code, 0);
+    assert_eq!(shim(&alma, "rpm", &["-q", new]).code, 0);
+    assert_eq!(
+        shim(&alma, "modinfo", &["-F", "version", "lustre"]).stdout,
+        "2.16.1\n"
+    );
+}
