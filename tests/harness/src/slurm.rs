@@ -219,13 +219,18 @@ SchedulerType=sched/builtin\nSelectType=select/linear\nReturnToService=2\nMpiDef
                 .spawn()
                 .expect("slurmctld runs"),
         ));
-        for _ in 0..100 {
+        // 30 s: on a loaded machine (several Slurm tests at once) slurmctld's start is slow.
+        for _ in 0..300 {
             if self.scontrol(&["ping"]).status.success() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("slurmctld did not answer");
+        panic!(
+            "slurmctld did not answer within 30 s
+{}",
+            std::fs::read_to_string(self.dir.join("slurmctld.log")).unwrap_or_default()
+        );
     }
 
     pub fn stop_slurmctld(&mut self) {
