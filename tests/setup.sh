@@ -8,7 +8,9 @@ set -euo pipefail
 # dpkg-dev and apt-utils for a local apt repository, dnf, createrepo-c and rpm (rpmbuild)
 # for a local dnf repository, iproute2 for network namespaces, mmdebstrap and
 # systemd-container to build and boot real Debian nodes, lintian to judge the .debs,
-# prometheus for promtool and a real Prometheus server scraping lfleet).
+# prometheus for promtool and a real Prometheus server scraping lfleet, chromium and
+# chromium-driver to test the dashboard in a real browser, with libnss3-tools (certutil,
+# pk12util) to give that browser an admin certificate).
 PACKAGES=(
   build-essential pkg-config ca-certificates git
   iproute2 procps psmisc
@@ -19,6 +21,7 @@ PACKAGES=(
   dnf createrepo-c rpm
   mmdebstrap systemd-container lintian openssl
   prometheus
+  chromium chromium-driver libnss3-tools
 )
 
 missing=()

@@ -7,6 +7,7 @@
 //! (`line 14: filesystems[1].mount_point: ...`), and a file with any error changes nothing.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use lfleet_types::{
@@ -61,6 +62,14 @@ pub struct ServerConfig {
     /// The Prometheus endpoint; absent: off.
     #[serde(default)]
     pub metrics_listen: Option<String>,
+    /// The web dashboard (an IP address and port; empty: off). Plain HTTP only on a
+    /// loopback address; elsewhere only with `dashboard_tls`.
+    #[serde(default = "default_dashboard_listen")]
+    pub dashboard_listen: String,
+    /// Serve the dashboard over TLS with the coordinator's certificate; browsers with an
+    /// admin certificate may then read (from anywhere) and act.
+    #[serde(default)]
+    pub dashboard_tls: bool,
     /// Hours an agent certificate is valid; agents renew at half of it.
     #[serde(default = "default_cert_hours")]
     pub agent_certificate_hours: u32,
@@ -127,8 +136,30 @@ fn default_admin_socket() -> PathBuf {
 fn default_server_names() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into()]
 }
+fn default_dashboard_listen() -> String {
+    "127.0.0.1:7444".into()
+}
 fn default_cert_hours() -> u32 {
     24
+}
+
+/// Checks a `dashboard_listen` value: empty is off; otherwise an IP address and port, and
+/// a non-loopback address only with TLS.
+pub fn dashboard_address(listen: &str, tls: bool) -> Result<Option<SocketAddr>, String> {
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let address: SocketAddr = listen.parse().map_err(|_| {
+        format!("{listen:?} is not an IP address and port (such as 127.0.0.1:7444)")
+    })?;
+    if !address.ip().is_loopback() && !tls {
+        return Err(format!(
+            "{listen} is not a loopback address, and the dashboard is never served in plain \
+             HTTP beyond this host: set dashboard_tls = true (browsers then need an admin \
+             certificate) or listen on 127.0.0.1"
+        ));
+    }
+    Ok(Some(address))
 }
 
 impl Default for ServerConfig {
@@ -140,6 +171,8 @@ impl Default for ServerConfig {
             admin_socket: default_admin_socket(),
             server_names: default_server_names(),
             metrics_listen: None,
+            dashboard_listen: default_dashboard_listen(),
+            dashboard_tls: false,
             agent_certificate_hours: default_cert_hours(),
             agent_certificate_seconds: None,
             silence_seconds: default_silence(),
@@ -716,6 +749,9 @@ pub fn parse(text: &str) -> Result<CoordinatorFile, ConfigErrors> {
                 );
             }
         }
+        if let Err(message) = dashboard_address(&server.dashboard_listen, server.dashboard_tls) {
+            error(0..0, "server.dashboard_listen".into(), message);
+        }
         if server.max_connections == 0 || server.max_connections_per_address == 0 {
             error(
                 0..0,
@@ -828,5 +864,29 @@ mod tests {
         assert_eq!(desired.mounts_for(&node("hpc-pg0-3", "compute")).len(), 2);
         assert_eq!(desired.mounts_for(&node("hpc-pg0-5", "compute")).len(), 1);
         assert_eq!(desired.mounts_for(&node("hpc-pg0-3", "head")).len(), 1);
+    }
+
+    #[test]
+    fn plain_http_is_refused_beyond_loopback() {
+        assert_eq!(dashboard_address("", false), Ok(None));
+        assert!(
+            dashboard_address("127.0.0.1:7444", false)
+                .unwrap()
+                .is_some()
+        );
+        assert!(dashboard_address("[::1]:7444", false).unwrap().is_some());
+        for far in ["0.0.0.0:7444", "10.1.0.4:7444", "[::]:7444"] {
+            let refused = dashboard_address(far, false).unwrap_err();
+            assert!(refused.contains("dashboard_tls = true"), "{refused}");
+            assert!(
+                dashboard_address(far, true).unwrap().is_some(),
+                "{far} with TLS"
+            );
+        }
+        assert!(
+            dashboard_address("localhost:7444", false)
+                .unwrap_err()
+                .contains("not an IP address")
+        );
     }
 }

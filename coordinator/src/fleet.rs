@@ -11,7 +11,7 @@
 //! - Besides the agent's conditions a node has the coordinator's own (`derived`: the
 //!   slow-node finding), shown, judged for health and planned on like the agent's.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use lfleet_types::fleet::{
     FilesystemSummary, Health, MountState, NodeDetail, NodeSummary, TargetState,
@@ -23,15 +23,13 @@ use lfleet_types::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::Desired;
+use crate::history::{Direction, MountHistory, Series};
 use crate::identity::NodeIdentity;
 use crate::policy::{Fact, NodeFacts};
 
 /// A node silent this long (nothing received, whatever TCP says) is SILENT, by default
 /// (`[server] silence_seconds`).
 pub const SILENT_AFTER_MS: i64 = 30_000;
-
-/// Throughput samples kept per node: one hour at one a second.
-pub const HISTORY: usize = 3600;
 
 /// Mounts whose throughput is kept per node; samples for more are dropped and counted.
 pub const MAX_MOUNTS_PER_NODE: usize = 64;
@@ -50,12 +48,12 @@ pub struct MountRates {
     write_at_ms: i64,
 }
 
-/// A node's throughput: per mount now, and summed over the last hour.
+/// A node's throughput: per mount now, and per mount over the last hour (bounded).
 #[derive(Debug, Clone, Default)]
 pub struct NodeTelemetry {
     pub mounts: BTreeMap<String, MountRates>,
-    /// (unix ms, read B/s, write B/s) summed over the node's mounts, oldest first.
-    pub history: VecDeque<(i64, f64, f64)>,
+    /// Each mount's rates over the last hour, for the dashboard.
+    pub history: MountHistory,
     /// Samples refused by the caps.
     pub dropped: u64,
 }
@@ -193,7 +191,6 @@ impl NodeState {
         self.last_seen_ms = now_ms;
         let telemetry = &mut self.telemetry;
         let dropped_before = telemetry.dropped;
-        let mut touched = false;
         for sample in &batch.samples {
             let read = match sample.metric.as_str() {
                 metric::LLITE_READ_BYTES_PER_S => true,
@@ -218,36 +215,27 @@ impl NodeState {
                 let seconds = (at - last) as f64 / 1000.0;
                 (last > 0 && seconds > 0.0 && seconds <= 300.0).then_some(seconds)
             };
-            if read {
+            let direction = if read {
                 if let Some(seconds) = step(rates.read_at_ms) {
                     rates.read_bytes_total += value.max(0.0) * seconds;
                 }
                 rates.read_bytes_per_second = value;
                 rates.read_at_ms = at;
+                Direction::Read
             } else {
                 if let Some(seconds) = step(rates.write_at_ms) {
                     rates.write_bytes_total += value.max(0.0) * seconds;
                 }
                 rates.write_bytes_per_second = value;
                 rates.write_at_ms = at;
-            }
-            touched = true;
-        }
-        if touched {
-            let read = telemetry
-                .mounts
-                .values()
-                .map(|m| m.read_bytes_per_second)
-                .sum();
-            let write = telemetry
-                .mounts
-                .values()
-                .map(|m| m.write_bytes_per_second)
-                .sum();
-            telemetry.history.push_back((now_ms, read, write));
-            while telemetry.history.len() > HISTORY {
-                telemetry.history.pop_front();
-            }
+                Direction::Write
+            };
+            telemetry.history.record(
+                subject,
+                Series::sample_time(at, now_ms),
+                direction,
+                value,
+            );
         }
         telemetry.dropped - dropped_before
     }
@@ -267,7 +255,7 @@ impl NodeState {
     }
 
     /// Mount points with a passing `mount.present`, while the node is live.
-    fn mounted(&self, mount_point: &str, now_ms: i64, silence_ms: i64) -> bool {
+    pub fn mounted(&self, mount_point: &str, now_ms: i64, silence_ms: i64) -> bool {
         self.is_live(now_ms, silence_ms)
             && self.status.conditions.iter().any(|c| {
                 c.check == KnownCheck::MountPresent
@@ -718,6 +706,7 @@ mod tests {
             0,
         );
         assert_eq!(node.telemetry.mounts.len(), MAX_MOUNTS_PER_NODE);
+        assert_eq!(node.telemetry.history.series.len(), MAX_MOUNTS_PER_NODE);
         assert_eq!(node.telemetry.dropped, 1000 - MAX_MOUNTS_PER_NODE as u64);
     }
 }

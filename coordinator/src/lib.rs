@@ -4,19 +4,22 @@
 //! - [`events`] (the fleet's event log) over [`store`] (SQLite, one writer thread);
 //! - state and rules: [`config`] (coordinator.toml: the server's settings and the fleet's
 //!   desired state), [`hostlist`], [`fleet`] (every node, in domain types), [`policy`] (the
-//!   pure drain planner), [`slow`] (the pure slow-node detector), [`pki`] (the CA, peer
-//!   certificates), [`identity`] (join tokens, name-to-key bindings, enrollment rules,
-//!   operator certificates), [`sessions`] (live agent queues), [`slurm`] (scontrol) and
-//!   [`drain`] (the executor and its intents);
+//!   pure drain planner), [`slow`] (the pure slow-node detector), [`history`] (bounded
+//!   throughput per mount), [`pki`] (the CA, peer certificates), [`identity`] (join tokens,
+//!   name-to-key bindings, enrollment rules, operator certificates), [`sessions`] (live
+//!   agent queues), [`slurm`] (scontrol) and [`drain`] (the executor and its intents);
 //! - [`app`]: the coordinator, one domain function per request;
-//! - [`api`] (thin gRPC handlers), [`metrics`] (Prometheus) and [`server`] (listeners).
+//! - [`api`] (thin gRPC handlers), [`metrics`] (Prometheus), [`dashboard`] (the web
+//!   dashboard, over `app`) and [`server`] (listeners).
 
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod dashboard;
 pub mod drain;
 pub mod events;
 pub mod fleet;
+pub mod history;
 pub mod hostlist;
 pub mod identity;
 pub mod metrics;

@@ -1,7 +1,8 @@
 //! `lfleet-coordinator`: the per-cluster daemon.
 //!
 //! - `lfleet-coordinator [--config FILE] [--listen ADDR] [--data-dir DIR] [--admin-socket PATH]`:
-//!   serve until SIGTERM. Prints `listening on ADDR` (and `metrics on ADDR`) once bound.
+//!   serve until SIGTERM. Prints `listening on ADDR` (and `metrics on ADDR`, `dashboard on
+//!   http://ADDR/`) once bound.
 //! - `lfleet-coordinator admin-cert NAME --out DIR`: an operator's certificate and key.
 //! - `lfleet-coordinator [--config FILE] check-config`: check the file and exit (0 valid, 2
 //!   with every error); nothing is made or changed. Cluster-init checks what it wrote.
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use lfleet_coordinator::app::{Coordinator, Enrollment};
-use lfleet_coordinator::{config, pki::Pki, server, store::Store};
+use lfleet_coordinator::{config, dashboard, pki::Pki, server, store::Store};
 use lfleet_host::{HostRoot, SystemClock, SystemCommandRunner};
 use lfleet_types::ErrorChain;
 
@@ -46,6 +47,9 @@ struct Cli {
     /// Overrides [server].metrics_listen.
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Overrides [server].dashboard_listen (an IP address and port; "" turns it off).
+    #[arg(long)]
+    dashboard_listen: Option<String>,
     /// Make the desired state in coordinator.toml the running configuration (a new
     /// generation) when it differs from the stored one; without it the store wins and the
     /// difference is reported.
@@ -101,6 +105,12 @@ fn load(cli: &Cli) -> Result<config::CoordinatorFile, String> {
     if let Some(metrics) = &cli.metrics_listen {
         server.metrics_listen = Some(metrics.clone());
     }
+    if let Some(dashboard) = &cli.dashboard_listen {
+        server.dashboard_listen = dashboard.clone();
+    }
+    // The file was checked whole; a flag is checked here, before anything is made.
+    config::dashboard_address(&server.dashboard_listen, server.dashboard_tls)
+        .map_err(|e| format!("server.dashboard_listen: {e}"))?;
     Ok(file)
 }
 
@@ -224,6 +234,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("listening on {}", bound.grpc);
             if let Some(metrics) = bound.metrics {
                 println!("metrics on {metrics}");
+            }
+            match &bound.dashboard {
+                dashboard::Started::Serving { url, .. } => println!("dashboard on {url}"),
+                dashboard::Started::Unavailable(why) => println!("dashboard unavailable: {why}"),
+                dashboard::Started::Off => {}
             }
             tracing::info!(address = %bound.grpc, "coordinator listening");
         },

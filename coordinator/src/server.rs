@@ -1,6 +1,7 @@
 //! The coordinator's listeners: agents and certificate-holding operators on TCP with TLS
 //! (client certificates verified against the coordinator's CA, optional so a new node can
-//! enroll), root operators on the admin Unix socket, and the optional Prometheus endpoint.
+//! enroll), root operators on the admin Unix socket, the optional Prometheus endpoint and
+//! the web dashboard (`dashboard`).
 //!
 //! What keeps it answering under faults and load:
 //! - Admission: a connection beyond `max_connections` (kept below the open-file limit, so
@@ -47,6 +48,7 @@ const RESERVED_DESCRIPTORS: usize = 256;
 pub struct Bound {
     pub grpc: SocketAddr,
     pub metrics: Option<SocketAddr>,
+    pub dashboard: crate::dashboard::Started,
 }
 
 // === impl Admission ===
@@ -290,7 +292,12 @@ pub async fn serve(
         }
         None => None,
     };
-    ready(&Bound { grpc, metrics });
+    let dashboard = crate::dashboard::start(coordinator.clone(), server).await?;
+    ready(&Bound {
+        grpc,
+        metrics,
+        dashboard,
+    });
 
     let agent = AgentServiceServer::new(AgentApi(coordinator.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);

@@ -16,18 +16,7 @@ const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
 /// Slurm, then the coordinator with `[slurm]` pointing at it and `policy`, then the agents;
 /// waits until every node is healthy.
 fn setup(policy: &str) -> (Cluster, Slurm) {
-    let dir = tempfile::tempdir().unwrap();
-    let slurm = Slurm::start(dir.path(), &NODES);
-    let extra = format!(
-        "\n[slurm]\nenabled = true\nslurm_conf = \"{}\"\ntimeout_seconds = 5\n\n[policy]\ninterval_seconds = 0.3\n{policy}\n",
-        slurm.conf.display()
-    );
-    let names: Vec<String> = NODES.iter().map(|n| n.to_string()).collect();
-    let cluster = Cluster::start_with(dir, &names, &extra);
-    cluster.wait_until("4 healthy nodes", Duration::from_secs(40), |nodes| {
-        nodes.len() == 4 && nodes.iter().all(|n| n["health"] == "healthy")
-    });
-    (cluster, slurm)
+    Cluster::with_slurm(&NODES, "", policy)
 }
 
 /// The coordinator's log and events, for a failure message.
@@ -42,11 +31,7 @@ fn dump(cluster: &Cluster) -> String {
 fn import_fault(cluster: &Cluster, index: usize) {
     cluster.nodes[index]
         .sim
-        .fault(&Fault::Import {
-            mount: None,
-            target: "OST0001".into(),
-            state: "DISCONN".into(),
-        })
+        .fault(&Fault::import("OST0001", "DISCONN"))
         .unwrap();
 }
 

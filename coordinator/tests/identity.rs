@@ -25,7 +25,6 @@
 use std::time::{Duration, Instant};
 
 use lfleet_coordinator::pki::node_csr;
-use lfleet_harness::slurm::Slurm;
 use lfleet_harness::{Cluster, lfleet_binary, lfleet_json};
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_service_client::AgentServiceClient;
@@ -192,18 +191,12 @@ fn scrape_value(cluster: &Cluster, metric: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rogue_cannot_drain_another_node_or_spend_the_budget() {
     const NODES: [&str; 3] = ["n1", "n2", "n3"];
-    let dir = tempfile::tempdir().unwrap();
-    let slurm = Slurm::start(dir.path(), &NODES);
     // One drain at most (a third of four nodes), a short grace; incidents need most nodes.
-    let extra = format!(
-        "\n[slurm]\nenabled = true\nslurm_conf = \"{}\"\ntimeout_seconds = 5\n\n[policy]\ninterval_seconds = 0.3\ngrace_seconds = 2\nundrain_after_seconds = 600\nmax_drained_share = 0.34\nincident_share = 0.9\n",
-        slurm.conf.display()
+    let (cluster, slurm) = Cluster::with_slurm(
+        &NODES,
+        "",
+        "grace_seconds = 2\nundrain_after_seconds = 600\nmax_drained_share = 0.34\nincident_share = 0.9",
     );
-    let names: Vec<String> = NODES.iter().map(|n| n.to_string()).collect();
-    let cluster = Cluster::start_with(dir, &names, &extra);
-    cluster.wait_until("3 healthy nodes", Duration::from_secs(40), |nodes| {
-        nodes.len() == 3 && nodes.iter().all(|n| n["health"] == "healthy")
-    });
     let rogue = Rogue::of(&cluster);
     let (cert, key) = rogue.enroll("rogue1", &token(&cluster)).await.unwrap();
     let (tx, _inbound) = rogue

@@ -12,6 +12,7 @@ pub mod agents;
 pub mod commands;
 pub mod operators;
 pub mod slow;
+pub mod throughput;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

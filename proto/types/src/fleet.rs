@@ -161,3 +161,42 @@ pub struct IncidentView {
     pub node_count: u32,
     pub affected_nodes: Vec<String>,
 }
+
+/// Read and write rates over a window, one value per step (`None`: no sample reached that
+/// step, unknown rather than zero), with how many sources reported in each step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThroughputSeries {
+    pub step_ms: i64,
+    /// The start of the first step.
+    pub start_unix_ms: i64,
+    pub read_bytes_per_second: Vec<Option<f64>>,
+    pub write_bytes_per_second: Vec<Option<f64>>,
+    /// Sources (mounts) with a sample in each step.
+    pub reporting: Vec<u32>,
+}
+
+/// One mount's throughput over the last hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountThroughput {
+    pub mount_point: String,
+    pub series: ThroughputSeries,
+}
+
+/// A node among a filesystem's busiest over the last hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopNode {
+    pub node: String,
+    /// Mean of read plus write over the steps it reported.
+    pub mean_bytes_per_second: f64,
+    pub series: ThroughputSeries,
+}
+
+/// A filesystem's throughput over the last hour: the fleet's total and its busiest nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilesystemThroughput {
+    pub name: String,
+    pub mount_point: String,
+    /// Summed over the nodes that reported in each step (`reporting` says how many).
+    pub total: ThroughputSeries,
+    pub top_nodes: Vec<TopNode>,
+}

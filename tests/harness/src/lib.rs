@@ -1,13 +1,15 @@
 //! lfleet-harness: a cluster for tests and benchmarks: the coordinator as a process (its own
 //! CA, a scratch data directory, an admin socket), agents as processes on sim nodes, the
-//! `lfleet` CLI, and a real Slurm ([`slurm`]). Every process is ended by its PID when
-//! dropped. The binaries are the ones built beside the running test or benchmark.
+//! `lfleet` CLI, a real Slurm ([`slurm`]) and real headless Chromium ([`browser`]). Every
+//! process is ended by its PID when dropped. The binaries are the ones built beside the
+//! running test or benchmark.
 #![allow(
     clippy::disallowed_methods,
     reason = "test infrastructure: it runs processes and reads their output"
 )]
 
 pub mod bindfs;
+pub mod browser;
 pub mod slurm;
 
 use std::io::{BufRead, BufReader};
@@ -48,6 +50,15 @@ pub fn lfleet_binary() -> PathBuf {
 
 pub fn agent_binary() -> PathBuf {
     binary("lfleet-agent")
+}
+
+/// A loopback port free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process ended by its PID (SIGTERM, then SIGKILL) when dropped.
@@ -97,6 +108,9 @@ pub struct Cluster {
     pub coordinator: Option<Owned>,
     /// The coordinator's Prometheus endpoint.
     pub metrics: String,
+    /// The coordinator's web dashboard (`http://127.0.0.1:PORT/`, or https with
+    /// `dashboard_tls`).
+    pub dashboard: String,
     pub nodes: Vec<AgentNode>,
     /// `--check-interval` of the agents added from now on (300ms unless a test that runs
     /// many agents wants them quieter).
@@ -124,9 +138,9 @@ impl Cluster {
         self.dir.path().join("admin.sock")
     }
 
-    /// Starts the coordinator on `listen`; returns it, the address it bound and its
-    /// Prometheus endpoint.
-    pub fn spawn_coordinator(dir: &Path, listen: &str) -> (Owned, String, String) {
+    /// Starts the coordinator on `listen`; returns it, the address it bound, its Prometheus
+    /// endpoint and its dashboard's URL.
+    pub fn spawn_coordinator(dir: &Path, listen: &str) -> (Owned, String, String, String) {
         Cluster::spawn_coordinator_under(dir, listen, &[])
     }
 
@@ -135,7 +149,7 @@ impl Cluster {
         dir: &Path,
         listen: &str,
         wrapper: &[&str],
-    ) -> (Owned, String, String) {
+    ) -> (Owned, String, String, String) {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -149,6 +163,7 @@ impl Cluster {
                 .arg("--config")
                 .arg(dir.join("coordinator.toml"))
                 .args(["--listen", listen, "--metrics-listen", "127.0.0.1:0"])
+                .args(["--dashboard-listen", "127.0.0.1:0"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::from(
                     std::fs::OpenOptions::new()
@@ -166,6 +181,12 @@ impl Cluster {
         stdout.read_line(&mut line).unwrap();
         stdout.read_line(&mut metrics).unwrap();
         let metrics = metrics.trim().trim_start_matches("metrics on ").to_owned();
+        let mut dashboard = String::new();
+        stdout.read_line(&mut dashboard).unwrap();
+        let dashboard = dashboard
+            .trim()
+            .trim_start_matches("dashboard on ")
+            .to_owned();
         let address = line
             .trim()
             .strip_prefix("listening on ")
@@ -176,7 +197,7 @@ impl Cluster {
                 )
             })
             .to_owned();
-        (child, address, metrics)
+        (child, address, metrics, dashboard)
     }
 
     pub fn start(agents: usize) -> Cluster {
@@ -242,12 +263,14 @@ impl Cluster {
             format!("{}{extra}", &config_text[..cut])
         };
         std::fs::write(root.join("coordinator.toml"), &config_text).unwrap();
-        let (coordinator, address, metrics) = Cluster::spawn_coordinator(root, "127.0.0.1:0");
+        let (coordinator, address, metrics, dashboard) =
+            Cluster::spawn_coordinator(root, "127.0.0.1:0");
         let mut cluster = Cluster {
             dir,
             config_text,
             address,
             metrics,
+            dashboard,
             coordinator: Some(coordinator),
             nodes: Vec::new(),
             agent_check_interval: "300ms".into(),
@@ -256,6 +279,26 @@ impl Cluster {
             cluster.add_agent_on(name, spec);
         }
         cluster
+    }
+
+    /// A real Slurm with `nodes` ([`slurm::Slurm`]), then a cluster of those nodes whose
+    /// coordinator drains through it, with `server` lines in `[server]` and `policy` lines in
+    /// `[policy]` (planning every 0.3 s); waits (40 s at most) until every node is healthy.
+    pub fn with_slurm(nodes: &[&str], server: &str, policy: &str) -> (Cluster, slurm::Slurm) {
+        let dir = tempfile::tempdir().unwrap();
+        let slurm = slurm::Slurm::start(dir.path(), nodes);
+        let extra = format!(
+            "\n[slurm]\nenabled = true\nslurm_conf = \"{}\"\ntimeout_seconds = 5\n\n[policy]\ninterval_seconds = 0.3\n{policy}\n",
+            slurm.conf.display()
+        );
+        let names: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+        let cluster = Cluster::start_configured(dir, &names, server, &extra);
+        cluster.wait_until(
+            &format!("{} healthy nodes", nodes.len()),
+            Duration::from_secs(40),
+            |listed| listed.len() == nodes.len() && listed.iter().all(|n| n["health"] == "healthy"),
+        );
+        (cluster, slurm)
     }
 
     /// A fresh sim node running `lfleet-agent run` joined to this coordinator.
@@ -358,11 +401,12 @@ impl Cluster {
         if let Some(mut old) = self.coordinator.take() {
             old.stop();
         }
-        let (coordinator, address, metrics) =
+        let (coordinator, address, metrics, dashboard) =
             Cluster::spawn_coordinator_under(self.dir.path(), &self.address, wrapper);
         assert_eq!(address, self.address);
         self.coordinator = Some(coordinator);
         self.metrics = metrics;
+        self.dashboard = dashboard;
     }
 
     pub fn coordinator_pid(&self) -> u32 {

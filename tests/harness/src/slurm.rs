@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::Owned;
+use crate::{Owned, free_port};
 
 #[derive(Debug)]
 pub struct Slurm {
@@ -23,14 +23,6 @@ pub struct Slurm {
     munged: Option<Owned>,
     slurmctld: Option<Owned>,
     slurmds: Vec<Owned>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn log(dir: &Path, name: &str) -> Stdio {

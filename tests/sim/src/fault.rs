@@ -80,6 +80,17 @@ pub enum Fault {
     MountBusy { mount: Option<String> },
 }
 
+impl Fault {
+    /// An import of the first mount in `state` (`DISCONN`, `EVICTED`, `CONNECTING`).
+    pub fn import(target: &str, state: &str) -> Fault {
+        Fault::Import {
+            mount: None,
+            target: target.to_owned(),
+            state: state.to_owned(),
+        }
+    }
+}
+
 /// The fault kinds, as the CLI names them.
 pub const KINDS: [&str; 23] = [
     "import",
