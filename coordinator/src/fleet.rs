@@ -230,12 +230,9 @@ impl NodeState {
                 rates.write_at_ms = at;
                 Direction::Write
             };
-            telemetry.history.record(
-                subject,
-                Series::sample_time(at, now_ms),
-                direction,
-                value,
-            );
+            telemetry
+                .history
+                .record(subject, Series::sample_time(at, now_ms), direction, value);
         }
         telemetry.dropped - dropped_before
     }

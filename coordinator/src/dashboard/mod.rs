@@ -214,9 +214,8 @@ fn api_error(error: ApiError) -> Response {
     text(status, message)
 }
 
-fn json_bytes(value: &impl Serialize) -> Result<Vec<u8>, Response> {
-    serde_json::to_vec(value)
-        .map_err(|e| api_error(ApiError::internal("encoding the dashboard's JSON", e)))
+fn json_bytes(value: &impl Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value).map_err(|e| ApiError::internal("encoding the dashboard's JSON", e))
 }
 
 fn json(value: &impl Serialize) -> Response {
@@ -226,7 +225,7 @@ fn json(value: &impl Serialize) -> Response {
             Body::from(bytes),
         )
             .into_response(),
-        Err(response) => response,
+        Err(error) => api_error(error),
     }
 }
 
@@ -332,7 +331,7 @@ async fn fleet(State(dashboard): State<Arc<Dashboard>>, headers: HeaderMap) -> R
     };
     let bytes = match json_bytes(&view) {
         Ok(bytes) => bytes,
-        Err(response) => return response,
+        Err(error) => return api_error(error),
     };
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
@@ -461,14 +460,15 @@ fn authorized<T: for<'a> Deserialize<'a> + Default>(
     viewer: &Viewer,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<(String, T), Response> {
-    let who =
-        access::action(viewer, headers, dashboard.scheme, &dashboard.csrf).map_err(refusal)?;
+) -> Result<(String, T), Refusal> {
+    let who = access::action(viewer, headers, dashboard.scheme, &dashboard.csrf)?;
     if body.is_empty() {
         return Ok((who, T::default()));
     }
-    let request = serde_json::from_slice(body)
-        .map_err(|e| text(StatusCode::BAD_REQUEST, format!("the request body: {e}")))?;
+    let request = serde_json::from_slice(body).map_err(|e| Refusal {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("the request body: {e}"),
+    })?;
     Ok((who, request))
 }
 
@@ -482,7 +482,7 @@ async fn undrain(
     let (who, request): (String, UndrainRequest) =
         match authorized(&dashboard, &viewer, &headers, &body) {
             Ok(authorized) => authorized,
-            Err(response) => return response,
+            Err(refused) => return refusal(refused),
         };
     let note = lfleet_types::safe_text(
         if request.note.is_empty() {
@@ -521,7 +521,7 @@ async fn dry_run(
     let (who, request): (String, DryRunRequest) =
         match authorized(&dashboard, &viewer, &headers, &body) {
             Ok(authorized) => authorized,
-            Err(response) => return response,
+            Err(refused) => return refusal(refused),
         };
     let Some(on) = request.on else {
         return text(

@@ -436,7 +436,7 @@ pub async fn drains(coordinator: &Coordinator) -> Result<DrainsView, ApiError> {
         Err(error) => (Vec::new(), Some(ErrorChain(&error).to_string())),
     };
     let mut incidents = coordinator.incidents(false)?;
-    incidents.sort_by(|a, b| b.opened_unix_ms.cmp(&a.opened_unix_ms));
+    incidents.sort_by_key(|incident| std::cmp::Reverse(incident.opened_unix_ms));
     incidents.truncate(INCIDENTS_SHOWN);
     Ok(DrainsView {
         drains_enabled: coordinator.drains_enabled(),

@@ -1,13 +1,17 @@
 //! Section c: coordinator scale. N simulated agents, each enrolled with its own key and
-//! certificate and holding its own TLS connection and session on loopback, send telemetry
-//! every 10 s and ack every desired config. Measured: the coordinator's RSS and CPU, the
-//! ingest rate, and the time from `lfleet config apply` until each agent acked.
+//! certificate and holding its own TLS connection and session on loopback, report six
+//! conditions once (one in a hundred failing), send telemetry every 10 s (their mount's
+//! read and write rates and 20 OST samples) and ack every desired config. Measured: the
+//! coordinator's RSS and CPU, the ingest rate, the time from `lfleet config apply` until
+//! each agent acked, and the dashboard's fleet page at that scale in headless Chromium
+//! (render time by the browser's own performance timing).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lfleet_harness::Cluster;
+use lfleet_harness::browser::Browser;
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_service_client::AgentServiceClient;
 use tokio::sync::{Mutex, mpsc, watch};
@@ -39,9 +43,70 @@ async fn channel(address: &str, ca: &str, identity: Option<Identity>) -> Result<
         .map_err(|e| e.to_string())
 }
 
+/// The first status report of a simulated node: six checks as a real agent reports them,
+/// `lustre.imports` failing on one node in a hundred.
+fn status(seq: u64, index: usize) -> v1::AgentMessage {
+    let condition = |check: &str, subject: &str, fail: bool| v1::Condition {
+        check: check.into(),
+        subject: subject.into(),
+        outcome: if fail {
+            v1::Outcome::Fail
+        } else {
+            v1::Outcome::Pass
+        } as i32,
+        code: if fail {
+            "import-not-full".into()
+        } else {
+            String::new()
+        },
+        detail: if fail {
+            "lustrefs-OST0003 DISCONN".into()
+        } else {
+            String::new()
+        },
+        since_unix_ms: 0,
+        observed_unix_ms: 0,
+    };
+    v1::AgentMessage {
+        seq,
+        body: Some(v1::agent_message::Body::Status(v1::StatusReport {
+            applied_generation: 1,
+            conditions: vec![
+                condition("mount.present", "/lustre", false),
+                condition("mount.responsive", "/lustre", false),
+                condition("lustre.imports", "/lustre", index % 100 == 7),
+                condition("lustre.lbug", "client", false),
+                condition("lustre.client", "client", false),
+                condition("lnet", "10.0.0.5@tcp", false),
+            ],
+            ..Default::default()
+        })),
+    }
+}
+
+/// A telemetry batch: the mount's read and write rates (kept an hour for the dashboard) and
+/// 20 OST samples.
 fn telemetry(seq: u64) -> v1::AgentMessage {
-    let samples = (0..20)
-        .map(|i| v1::Sample {
+    let llite = [
+        (lfleet_types::metric::LLITE_READ_BYTES_PER_S, 2.0e6),
+        (lfleet_types::metric::LLITE_WRITE_BYTES_PER_S, 5.0e6),
+    ]
+    .map(|(metric, value)| v1::Sample {
+        seq,
+        at_unix_ms: 0,
+        metric: metric.into(),
+        labels: vec![v1::Label {
+            key: "subject".into(),
+            value: "/lustre".into(),
+        }],
+        value: Some(v1::sample::Value::Gauge(value)),
+        reset: false,
+        unavailable: false,
+        unavailable_reason: String::new(),
+    });
+    let samples = llite
+        .into_iter()
+        .chain((0..20).map(|i| v1::Sample {
             seq,
             at_unix_ms: 0,
             metric: format!("osc.write_bytes_per_s.{i}"),
@@ -53,7 +118,7 @@ fn telemetry(seq: u64) -> v1::AgentMessage {
             reset: false,
             unavailable: false,
             unavailable_reason: String::new(),
-        })
+        }))
         .collect();
     v1::AgentMessage {
         seq,
@@ -93,6 +158,12 @@ async fn agent(
         })),
     };
     let _ = tx.send(hello).await;
+    let index: usize = name
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let _ = tx.send(status(2, index)).await;
     let Ok(response) = AgentServiceClient::new(channel)
         .session(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
@@ -108,7 +179,7 @@ async fn agent(
         tokio::time::Instant::now() + offset,
         Duration::from_secs(10),
     );
-    let mut seq = 2;
+    let mut seq = 3;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -133,6 +204,45 @@ async fn agent(
             }
         }
     }
+}
+
+/// Loads the dashboard's fleet page in Chromium `loads` times: the browser's own timing of
+/// each render (from navigation start to the first frame after every cell was drawn), and
+/// the size of the heatmap's JSON.
+fn fleet_page(cluster: &Cluster, loads: usize) -> serde_json::Value {
+    let browser = Browser::start(
+        &cluster.dir.path().join("browser"),
+        &cluster.dir.path().join("data/ca.pem"),
+        None,
+    );
+    let mut rendered = Vec::new();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..loads {
+        browser.goto(&cluster.dashboard);
+        browser.wait_for(
+            "the fleet page rendered",
+            "return performance.getEntriesByName('lfleet-fleet-rendered').length > 0",
+            Duration::from_secs(120),
+        );
+        last = browser.eval(
+            "const api = performance.getEntriesByType('resource').find(r => r.name.endsWith('/api/fleet'));
+             return {
+               rendered_ms: performance.getEntriesByName('lfleet-fleet-rendered')[0].startTime,
+               fleet_json_ms: api.responseEnd - api.startTime,
+               fleet_json_bytes: api.encodedBodySize,
+               cells: document.querySelectorAll('#heatmap .cell').length,
+             };",
+            serde_json::json!([]),
+        );
+        rendered.push(Duration::from_secs_f64(
+            last["rendered_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0,
+        ));
+    }
+    serde_json::json!({
+        "loads": loads,
+        "render": percentiles(rendered),
+        "last": last,
+    })
 }
 
 fn one(n: usize, quick: bool) -> serde_json::Value {
@@ -259,11 +369,18 @@ fn one(n: usize, quick: bool) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(50));
     }
     let acks = runtime.block_on(async { latencies.lock().await.clone() });
+    let page = fleet_page(&cluster, if quick { 2 } else { 5 });
     let _ = stop_tx.send(true);
     runtime.shutdown_timeout(Duration::from_secs(5));
     let summary = percentiles(acks.clone());
+    let page_ms = |key: &str| {
+        page["render"][key]
+            .as_f64()
+            .map(|v| format!("{v:.0}"))
+            .unwrap_or_else(|| "-".into())
+    };
     println!(
-        "{:>7} {:>10} {:>12.1} {:>10.1} {:>10.1} {:>12.1} {:>10} {:>10} {:>10}",
+        "{:>7} {:>10} {:>12.1} {:>10.1} {:>10.1} {:>12.1} {:>10} {:>10} {:>10} {:>10} {:>10}",
         n,
         connected,
         enrolled.as_secs_f64() + connect_time.as_secs_f64(),
@@ -282,6 +399,8 @@ fn one(n: usize, quick: bool) -> serde_json::Value {
             .as_f64()
             .map(|v| format!("{v:.0}"))
             .unwrap_or_else(|| "-".into()),
+        page_ms("p50_ms"),
+        page_ms("max_ms"),
     );
     serde_json::json!({
         "agents": n,
@@ -293,13 +412,16 @@ fn one(n: usize, quick: bool) -> serde_json::Value {
         "ingest_samples_per_s": ingest * 20.0,
         "config_apply_to_ack": summary,
         "acked": acks.len(),
+        "fleet_page": page,
     })
 }
 
 pub fn run(options: &Options) -> serde_json::Value {
-    println!("\n== c. Coordinator scale (telemetry every 10 s per agent, 20 samples a batch)");
     println!(
-        "{:>7} {:>10} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10}",
+        "\n== c. Coordinator scale (telemetry every 10 s per agent, 22 samples a batch) and the dashboard's fleet page"
+    );
+    println!(
+        "{:>7} {:>10} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "agents",
         "connected",
         "join s",
@@ -308,7 +430,9 @@ pub fn run(options: &Options) -> serde_json::Value {
         "batches/s",
         "ack p50",
         "ack p99",
-        "ack max"
+        "ack max",
+        "page p50",
+        "page max"
     );
     serde_json::json!(
         options

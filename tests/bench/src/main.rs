@@ -8,7 +8,8 @@
 //!   beside Debian's prometheus-node-exporter (infiniband and netdev collectors only)
 //!   scraped at the same interval on the same tree.
 //! - c. Coordinator scale: N simulated agents with real sessions over separate TLS
-//!   connections; coordinator RSS and CPU, ingest rate, and config apply until all N acked.
+//!   connections; coordinator RSS and CPU, ingest rate, config apply until all N acked, and
+//!   the dashboard's fleet page rendered in headless Chromium at that scale.
 //! - d. Detection to drain with a real Slurm: time from fault to DRAIN.
 //! - f. Slow-node detection in simulated time: the coordinator's detector fed noisy windows;
 //!   detection rate and delay per slowdown factor, false positives per 1,000 node-hours, for
