@@ -52,6 +52,10 @@ pub mod assets {
 /// Events one poll returns at most.
 const EVENTS_LIMIT: u32 = 500;
 
+/// How long Slurm's view is reused: however many pages are open, scontrol is asked for the
+/// dashboard at most this often.
+const SLURM_VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What serves the dashboard.
 #[derive(Debug)]
 struct Dashboard {
@@ -59,6 +63,32 @@ struct Dashboard {
     csrf: Csrf,
     server_names: Vec<String>,
     scheme: &'static str,
+    /// The last answer of `Coordinator::drains` (Slurm's view) and when it was taken.
+    slurm_view: tokio::sync::Mutex<Option<(tokio::time::Instant, views::SlurmView)>>,
+}
+
+impl Dashboard {
+    /// lfleet's drains beside Slurm's view, asked at most every [`SLURM_VIEW_TTL`]; an action
+    /// forgets it, so the pages show its effect at once.
+    async fn slurm_view(&self) -> views::SlurmView {
+        let mut cached = self.slurm_view.lock().await;
+        if let Some((at, view)) = cached.as_ref()
+            && at.elapsed() < SLURM_VIEW_TTL
+        {
+            return view.clone();
+        }
+        let view = self
+            .coordinator
+            .drains()
+            .await
+            .map_err(|e| ErrorChain(&e).to_string());
+        *cached = Some((tokio::time::Instant::now(), view.clone()));
+        view
+    }
+
+    async fn forget_slurm_view(&self) {
+        *self.slurm_view.lock().await = None;
+    }
 }
 
 /// The dashboard once started.
@@ -138,6 +168,7 @@ pub fn spawn(
         csrf: Csrf::new(&rand::random()),
         server_names,
         scheme: if tls { "https" } else { "http" },
+        slurm_view: tokio::sync::Mutex::new(None),
     });
     let router = router(dashboard);
     Ok(tokio::spawn(listener::serve(
@@ -359,7 +390,8 @@ async fn fleet(State(dashboard): State<Arc<Dashboard>>, headers: HeaderMap) -> R
 }
 
 async fn node(State(dashboard): State<Arc<Dashboard>>, Path(name): Path<String>) -> Response {
-    match views::node(&dashboard.coordinator, &name).await {
+    let slurm = dashboard.slurm_view().await;
+    match views::node(&dashboard.coordinator, &name, slurm) {
         Ok(view) => json(&view),
         Err(error) => api_error(error),
     }
@@ -374,7 +406,8 @@ async fn filesystems(State(dashboard): State<Arc<Dashboard>>) -> Response {
 }
 
 async fn drains(State(dashboard): State<Arc<Dashboard>>) -> Response {
-    match views::drains(&dashboard.coordinator).await {
+    let slurm = dashboard.slurm_view().await;
+    match views::drains(&dashboard.coordinator, slurm) {
         Ok(view) => json(&view),
         Err(error) => api_error(error),
     }
@@ -497,7 +530,10 @@ async fn undrain(
         .undrain(&name, &format!("{who} (dashboard)"), &note)
         .await
     {
-        Ok((lifted, message)) => json(&UndrainAnswer { lifted, message }),
+        Ok((lifted, message)) => {
+            dashboard.forget_slurm_view().await;
+            json(&UndrainAnswer { lifted, message })
+        }
         Err(error) => api_error(error),
     }
 }

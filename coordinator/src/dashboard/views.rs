@@ -17,7 +17,7 @@ use lfleet_types::fleet::{
     DrainRecord, FilesystemSummary, FilesystemThroughput, Health, IncidentView, MountThroughput,
     NodeDetail,
 };
-use lfleet_types::{CheckId, ErrorChain, KnownCheck, Outcome};
+use lfleet_types::{CheckId, KnownCheck, Outcome};
 use serde::Serialize;
 
 use crate::app::{ApiError, Coordinator};
@@ -268,8 +268,12 @@ fn kernels(detail: &NodeDetail) -> (Vec<KernelView>, Option<bool>) {
     (out, safe)
 }
 
+/// lfleet's drains beside Slurm's view (`Coordinator::drains`), or why Slurm could not be
+/// asked; what the node and drains pages show.
+pub type SlurmView = Result<Vec<DrainRecord>, String>;
+
 /// A node's page, or `NotFound`.
-pub async fn node(coordinator: &Coordinator, name: &str) -> Result<NodeView, ApiError> {
+pub fn node(coordinator: &Coordinator, name: &str, slurm: SlurmView) -> Result<NodeView, ApiError> {
     let detail = coordinator.node_detail(name)?;
     let received_since_unix_ms = coordinator.with_fleet(|fleet| {
         detail
@@ -280,7 +284,7 @@ pub async fn node(coordinator: &Coordinator, name: &str) -> Result<NodeView, Api
             .collect()
     });
     let throughput = coordinator.node_throughput(name)?;
-    let (drains, drains_error) = match coordinator.drains().await {
+    let (drains, drains_error) = match slurm {
         Ok(drains) => (
             drains
                 .into_iter()
@@ -288,7 +292,7 @@ pub async fn node(coordinator: &Coordinator, name: &str) -> Result<NodeView, Api
                 .collect(),
             None,
         ),
-        Err(error) => (Vec::new(), Some(ErrorChain(&error).to_string())),
+        Err(error) => (Vec::new(), Some(error)),
     };
     let (kernels, reboot_safe) = kernels(&detail);
     Ok(NodeView {
@@ -430,10 +434,10 @@ pub struct DrainsView {
 /// Incidents shown (the newest).
 const INCIDENTS_SHOWN: usize = 200;
 
-pub async fn drains(coordinator: &Coordinator) -> Result<DrainsView, ApiError> {
-    let (drains, drains_error) = match coordinator.drains().await {
+pub fn drains(coordinator: &Coordinator, slurm: SlurmView) -> Result<DrainsView, ApiError> {
+    let (drains, drains_error) = match slurm {
         Ok(drains) => (drains, None),
-        Err(error) => (Vec::new(), Some(ErrorChain(&error).to_string())),
+        Err(error) => (Vec::new(), Some(error)),
     };
     let mut incidents = coordinator.incidents(false)?;
     incidents.sort_by_key(|incident| std::cmp::Reverse(incident.opened_unix_ms));
