@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lfleet_host::{Bounded, BoundedWorker, Clock, CommandRunner, CommandSpec, HostRoot};
+use lfleet_host::{
+    Bounded, BoundedWorker, Clock, CommandRunner, CommandSpec, HostRoot, ResolvedPath,
+};
 use lfleet_mount::parse_mountinfo;
 
 use crate::telemetry::agent_self::AgentSelf;
@@ -60,7 +62,14 @@ pub struct Collector {
     agent: AgentSelf,
     pub buffer: SampleBuffer,
     mounts: Vec<MountInstance>,
-    mounts_key: String,
+    /// mountinfo as last read, and the llite devices then: while both stay the same, the
+    /// mounts and their instances are not worked out again.
+    mountinfo: Vec<u8>,
+    llite_devices: Vec<String>,
+    /// Bumped whenever they change; the cycle's device index searches again then.
+    mount_table: u64,
+    mountinfo_path: Option<ResolvedPath>,
+    read_buffer: Vec<u8>,
     lnet_interfaces: Vec<String>,
     lnet_checked_s: Option<f64>,
     capacity: CapacityTask,
@@ -74,10 +83,14 @@ impl Collector {
             buffer: SampleBuffer::new(options.buffer),
             options,
             telemetry: Arc::default(),
-            worker: BoundedWorker::new(),
+            worker: BoundedWorker::keeping_threads(),
             agent: AgentSelf::default(),
             mounts: Vec::new(),
-            mounts_key: String::new(),
+            mountinfo: Vec::new(),
+            llite_devices: Vec::new(),
+            mount_table: 0,
+            mountinfo_path: None,
+            read_buffer: Vec::new(),
             lnet_interfaces: Vec::new(),
             lnet_checked_s: None,
             capacity: CapacityTask::default(),
@@ -104,6 +117,7 @@ impl Collector {
         let host = self.host.clone();
         let mounts = self.mounts.clone();
         let interfaces = self.lnet_interfaces.clone();
+        let mount_table = self.mount_table;
         let fast = self
             .worker
             .run("telemetry", self.options.cycle_deadline, move || {
@@ -114,10 +128,9 @@ impl Collector {
                     unix_ms,
                     monotonic_s,
                 };
-                telemetry
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .cycle(&input)
+                let mut telemetry = telemetry.lock().unwrap_or_else(|e| e.into_inner());
+                telemetry.mount_table(mount_table);
+                telemetry.cycle(&input)
             })
             .await;
         match fast {
@@ -145,6 +158,15 @@ impl Collector {
             self.buffer.push(sample);
         }
         count
+    }
+
+    /// How many times the cycle's device index has searched lctl's roots, when the cycle is
+    /// not running (tests and the benchmark watch it; never waits for a stuck cycle).
+    pub fn device_searches(&self) -> Option<u64> {
+        self.telemetry
+            .try_lock()
+            .ok()
+            .map(|telemetry| telemetry.devices().builds())
     }
 
     /// Starts a capacity read when due and none is in flight; returns finished samples, or
@@ -204,12 +226,31 @@ impl Collector {
         Vec::new()
     }
 
-    /// Re-reads mountinfo; maps each Lustre mount to its instance when the mounts changed.
+    /// Re-reads mountinfo; maps each Lustre mount to its instance when mountinfo or the llite
+    /// devices changed.
     async fn refresh_mounts(&mut self, runner: &dyn CommandRunner) -> Result<(), String> {
+        if self.mountinfo_path.is_none() {
+            self.mountinfo_path = Some(
+                self.host
+                    .resolve_path("proc/self/mountinfo")
+                    .map_err(|e| lfleet_types::error_chain(&e))?,
+            );
+        }
+        let Some(path) = &self.mountinfo_path else {
+            return Ok(());
+        };
         let text = self
             .host
-            .read_to_string("proc/self/mountinfo")
+            .read_text(path, &mut self.read_buffer)
             .map_err(|e| lfleet_types::error_chain(&e))?;
+        let llite: Vec<String> = find_devices(&self.host, "llite", "stats")
+            .into_keys()
+            .collect();
+        if self.mount_table > 0 && text.as_bytes() == self.mountinfo && llite == self.llite_devices
+        {
+            return Ok(());
+        }
+        let text = text.into_owned();
         let lustre: Vec<(String, String)> = parse_mountinfo(&text)
             .map_err(|e| lfleet_types::error_chain(&e))?
             .into_iter()
@@ -219,13 +260,6 @@ impl Collector {
                 Some((m.mount_point, fsname))
             })
             .collect();
-        let llite: Vec<String> = find_devices(&self.host, "llite", "stats")
-            .into_keys()
-            .collect();
-        let key = format!("{lustre:?}{llite:?}");
-        if key == self.mounts_key {
-            return Ok(());
-        }
         let mut by_fs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (point, fsname) in &lustre {
             by_fs.entry(fsname).or_default().push(point);
@@ -261,7 +295,9 @@ impl Collector {
             }
         }
         self.mounts = mounts;
-        self.mounts_key = key;
+        self.mountinfo = text.into_bytes();
+        self.llite_devices = llite;
+        self.mount_table += 1;
         Ok(())
     }
 

@@ -6,12 +6,23 @@
 //! calls for the same key return [`Bounded::StillStuck`] at once instead of stacking another
 //! thread on the same mount. When the thread finally returns, the key is free again.
 //!
+//! A worker made with [`BoundedWorker::keeping_threads`] keeps each key's thread between
+//! calls (the telemetry cycle runs every few seconds, and a new thread each time costs a
+//! dozen syscalls and fresh stack pages); a thread left idle for [`IDLE_EXIT`] ends, and a key
+//! whose thread ended (or panicked) gets a new one, so a key never has more than one thread,
+//! busy, stuck or idle. [`BoundedWorker::new`] starts a thread per call, so a probe thread
+//! exists only while its probe runs: one seen for long is a stuck one.
+//!
 //! Entry points: [`BoundedWorker::run`], [`statfs_and_stat`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long a key's thread waits for its next call before it ends.
+pub const IDLE_EXIT: Duration = Duration::from_secs(600);
 
 /// The outcome of a bounded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +41,19 @@ pub enum Bounded<T> {
 /// Runs blocking calls with deadlines, one in flight per key.
 #[derive(Debug, Clone, Default)]
 pub struct BoundedWorker {
-    in_flight: Arc<Mutex<HashMap<String, InFlight>>>,
+    keys: Arc<Mutex<HashMap<String, KeyState>>>,
+    /// Keep each key's thread for its next call.
+    keep_threads: bool,
+}
+
+/// A call as its key's thread runs it.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One key: its call in flight, and its thread (waiting for the next call when idle).
+#[derive(Debug, Default)]
+struct KeyState {
+    in_flight: Option<InFlight>,
+    thread: Option<mpsc::Sender<Job>>,
 }
 
 /// A call in flight: when it started and its thread's kernel id (0 until the thread runs).
@@ -40,98 +63,164 @@ struct InFlight {
     tid: Arc<std::sync::atomic::AtomicI32>,
 }
 
-/// Removes a key from the in-flight map when the worker thread ends, however it ends.
+type Keys = Arc<Mutex<HashMap<String, KeyState>>>;
+
+fn lock(keys: &Keys) -> std::sync::MutexGuard<'_, HashMap<String, KeyState>> {
+    keys.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Frees a key when its call ends, however it ends (a panic frees it while unwinding).
 struct Release {
-    in_flight: Arc<Mutex<HashMap<String, InFlight>>>,
+    keys: Keys,
     key: String,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
+        if let Some(state) = lock(&self.keys).get_mut(&self.key) {
+            state.in_flight = None;
+        }
     }
 }
 
 impl BoundedWorker {
+    /// A worker that starts a thread for every call.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// How many calls are blocked right now.
+    /// A worker that keeps each key's thread for the key's next call.
+    pub fn keeping_threads() -> Self {
+        BoundedWorker {
+            keep_threads: true,
+            ..Self::default()
+        }
+    }
+
+    /// How many calls are in flight (blocked or running) right now.
     pub fn stuck(&self) -> usize {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        lock(&self.keys)
+            .values()
+            .filter(|state| state.in_flight.is_some())
+            .count()
     }
 
     /// The kernel thread id of the call in flight for `key`, to read its wchan.
     pub fn thread_id(&self, key: &str) -> Option<i32> {
-        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let tid = in_flight
+        let keys = lock(&self.keys);
+        let tid = keys
             .get(key)?
+            .in_flight
+            .as_ref()?
             .tid
             .load(std::sync::atomic::Ordering::SeqCst);
         (tid > 0).then_some(tid)
     }
 
-    /// Runs `call` on a new thread, waiting at most `deadline`.
+    /// Runs `call` on the key's thread, waiting at most `deadline`.
     pub async fn run<T, F>(&self, key: &str, deadline: Duration, call: F) -> Bounded<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        // A queue whose thread could not be started: dropped only after the lock is let go,
+        // since dropping its call runs the call's release, which takes the lock.
+        let mut orphan = None;
         {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(call) = in_flight.get(key) {
+            let mut keys = lock(&self.keys);
+            let state = match keys.get_mut(key) {
+                Some(state) => state,
+                None => keys.entry(key.to_owned()).or_default(),
+            };
+            if let Some(call) = &state.in_flight {
                 return Bounded::StillStuck {
                     since: call.started.elapsed(),
                 };
             }
-            in_flight.insert(
-                key.to_owned(),
-                InFlight {
-                    started: Instant::now(),
-                    tid: tid.clone(),
-                },
-            );
-        }
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let release = Release {
-            in_flight: self.in_flight.clone(),
-            key: key.to_owned(),
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("lfb-{key}"))
-            .spawn(move || {
+            let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+            state.in_flight = Some(InFlight {
+                started: Instant::now(),
+                tid: tid.clone(),
+            });
+            let release = Release {
+                keys: self.keys.clone(),
+                key: key.to_owned(),
+            };
+            let job: Job = Box::new(move || {
                 tid.store(
                     nix::unistd::gettid().as_raw(),
                     std::sync::atomic::Ordering::SeqCst,
                 );
                 // The key is released before the result is sent, so a caller that has its
-                // answer can call again at once; a panic releases it while unwinding.
+                // answer can call again at once.
                 let value = call();
                 drop(release);
                 let _ = sender.send(value);
             });
-        if spawned.is_err() {
-            self.in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(key);
+            // Handed over under the lock, so an idle thread deciding to end cannot miss it.
+            let unsent = match &state.thread {
+                Some(thread) => thread.send(job).err().map(|unsent| unsent.0),
+                None => Some(job),
+            };
+            if let Some(job) = unsent {
+                let (thread, jobs) = mpsc::channel();
+                let _ = thread.send(job);
+                state.thread = Some(thread);
+                let keys = self.keys.clone();
+                let owner = key.to_owned();
+                let idle_exit = if self.keep_threads {
+                    IDLE_EXIT
+                } else {
+                    Duration::ZERO
+                };
+                let spawned = std::thread::Builder::new()
+                    .name(format!("lfb-{key}"))
+                    .spawn(move || serve(keys, owner, jobs, idle_exit));
+                if spawned.is_err() {
+                    orphan = state.thread.take();
+                }
+            }
+        }
+        if orphan.is_some() {
+            drop(orphan);
             return Bounded::TimedOut {
                 after: Duration::ZERO,
             };
         }
         match tokio::time::timeout(deadline, receiver).await {
             Ok(Ok(value)) => Bounded::Done(value),
-            // The thread ended without sending: it panicked. Report it like a hang, once.
+            // The call ended without sending: it panicked. Report it like a hang, once.
             Ok(Err(_)) => Bounded::TimedOut { after: deadline },
             Err(_) => Bounded::TimedOut { after: deadline },
+        }
+    }
+}
+
+/// A key's thread: runs its calls as they come; ends after `idle_exit` without one (at once
+/// after its call, with zero).
+fn serve(keys: Keys, key: String, jobs: mpsc::Receiver<Job>, idle_exit: Duration) {
+    loop {
+        match jobs.recv_timeout(idle_exit) {
+            Ok(job) => job(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Calls are handed over under the lock: with it held and nothing queued, no
+                // call can come to this thread any more.
+                let mut keys = lock(&keys);
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        drop(keys);
+                        job();
+                    }
+                    Err(_) => {
+                        if let Some(state) = keys.get_mut(&key) {
+                            state.thread = None;
+                        }
+                        return;
+                    }
+                }
+            }
         }
     }
 }
@@ -243,5 +332,61 @@ mod tests {
             worker.run("/lustre", Duration::from_secs(1), || 3).await,
             Bounded::Done(3)
         );
+    }
+
+    fn tid() -> i32 {
+        nix::unistd::gettid().as_raw()
+    }
+
+    #[tokio::test]
+    async fn a_keeping_worker_runs_a_keys_calls_on_one_thread_and_survives_a_panic() {
+        let worker = BoundedWorker::keeping_threads();
+        let Bounded::Done(first) = worker.run("cycle", Duration::from_secs(5), tid).await else {
+            panic!("the first call did not finish");
+        };
+        for _ in 0..3 {
+            assert_eq!(
+                worker.run("cycle", Duration::from_secs(5), tid).await,
+                Bounded::Done(first),
+                "a kept thread runs every call of its key"
+            );
+        }
+        // Another key, another thread.
+        let Bounded::Done(other) = worker.run("other", Duration::from_secs(5), tid).await else {
+            panic!("the other key's call did not finish");
+        };
+        assert_ne!(other, first);
+        // A call that panics is reported like a hang, once; the key gets a new thread.
+        let panicked = worker
+            .run("cycle", Duration::from_secs(5), || -> i32 {
+                panic!("injected")
+            })
+            .await;
+        assert!(matches!(panicked, Bounded::TimedOut { .. }), "{panicked:?}");
+        let Bounded::Done(after) = worker.run("cycle", Duration::from_secs(5), tid).await else {
+            panic!("the key stayed blocked after a panic");
+        };
+        assert_ne!(after, first, "the panicked thread is gone");
+        assert_eq!(worker.stuck(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_plain_worker_ends_each_calls_thread_after_the_call() {
+        let worker = BoundedWorker::new();
+        for _ in 0..3 {
+            let Bounded::Done(id) = worker.run("/lustre", Duration::from_secs(5), tid).await else {
+                panic!("a call did not finish");
+            };
+            let task = format!("/proc/self/task/{id}");
+            let mut gone = false;
+            for _ in 0..200 {
+                if !std::path::Path::new(&task).exists() {
+                    gone = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert!(gone, "the thread of a finished call is still there");
+        }
     }
 }

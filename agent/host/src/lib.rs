@@ -36,5 +36,5 @@ pub use fake::{FakeCommandRunner, FakeResponse, Invocation};
 pub use logging::{LogGuard, LogTarget, init_logging};
 pub use notify::{sd_notify, watchdog_period};
 pub use record::RecordingRunner;
-pub use root::{HostError, HostRoot, LockGuard};
+pub use root::{HostError, HostRoot, LockGuard, ResolvedPath};
 pub use usage::{OwnUsage, own_usage};

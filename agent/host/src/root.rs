@@ -6,8 +6,11 @@
 //! `..` component is refused: nothing the agent reads or writes can leave the root by name.
 //!
 //! Entry points: [`HostRoot::new`], [`HostRoot::resolve`], the read helpers, and
-//! [`HostRoot::write_atomic`] (temp file, fsync, rename, fsync of the directory).
+//! [`HostRoot::write_atomic`] (temp file, fsync, rename, fsync of the directory). Files read
+//! again and again (the telemetry's kernel counters) are resolved once into a
+//! [`ResolvedPath`] and read with [`HostRoot::read_text`] into a buffer the caller reuses.
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -57,6 +60,27 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> H
         op,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// A node path already resolved under a root, made only by [`HostRoot::resolve_path`] (so the
+/// `..` refusal cannot be skipped): the joining and checking are done once for a file read
+/// every cycle.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResolvedPath {
+    real: PathBuf,
+    node: String,
+}
+
+impl ResolvedPath {
+    /// The real path under the root.
+    pub fn as_path(&self) -> &Path {
+        &self.real
+    }
+
+    /// The node path it was resolved from, as given (for messages).
+    pub fn node_path(&self) -> &str {
+        &self.node
     }
 }
 
@@ -148,6 +172,44 @@ impl HostRoot {
             Ok(text) => text,
             Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
         })
+    }
+
+    /// Resolves a node path once, for files read again and again with [`HostRoot::read_text`].
+    pub fn resolve_path(&self, node_path: impl AsRef<Path>) -> Result<ResolvedPath, HostError> {
+        let node_path = node_path.as_ref();
+        Ok(ResolvedPath {
+            real: self.resolve(node_path)?,
+            node: node_path.to_string_lossy().into_owned(),
+        })
+    }
+
+    /// Reads a whole text file (up to [`DEFAULT_READ_LIMIT`] bytes) into `buffer`, which is
+    /// cleared first and keeps its allocation for the next read; invalid UTF-8 is replaced.
+    ///
+    /// With a buffer that already has room, a kernel file costs open, one read, the read
+    /// that sees its end, and close: no size probe (statx, lseek) and no growing reads.
+    pub fn read_text<'b>(
+        &self,
+        path: &ResolvedPath,
+        buffer: &'b mut Vec<u8>,
+    ) -> Result<Cow<'b, str>, HostError> {
+        let path = &path.real;
+        buffer.clear();
+        let file = fs::File::open(path).map_err(io_error("open", path))?;
+        file.take(DEFAULT_READ_LIMIT + 1)
+            .read_to_end(buffer)
+            .map_err(io_error("read", path))?;
+        if buffer.len() as u64 > DEFAULT_READ_LIMIT {
+            return Err(HostError::TooLarge {
+                path: path.clone(),
+                limit: DEFAULT_READ_LIMIT,
+            });
+        }
+        // The validating check is far cheaper than the lossy walk, and kernel text is valid.
+        match std::str::from_utf8(buffer) {
+            Ok(text) => Ok(Cow::Borrowed(text)),
+            Err(_) => Ok(String::from_utf8_lossy(buffer)),
+        }
     }
 
     /// Reads a whole file, failing with [`HostError::TooLarge`] beyond `limit` bytes.
@@ -489,6 +551,42 @@ mod tests {
             Err(HostError::TooLarge { limit: 99, .. })
         ));
         assert_eq!(host.read_limited("big", 100).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn read_text_reuses_the_buffer_and_reads_each_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path()).with_procfs(dir.path().join("alt"));
+        host.create_dir_all("alt/x", 0o755).unwrap();
+        host.write_atomic("alt/x/stats", b"first file, longer\n", 0o644)
+            .unwrap();
+        host.write_atomic("alt/x/short", b"second\n", 0o644)
+            .unwrap();
+        host.write_atomic("alt/x/bad", b"caf\xe9\n", 0o644).unwrap();
+        let stats = host.resolve_path("/proc/x/stats").unwrap();
+        assert_eq!(stats.node_path(), "/proc/x/stats");
+        assert_eq!(stats.as_path(), dir.path().join("alt/x/stats"));
+        let mut buffer = Vec::new();
+        assert_eq!(
+            host.read_text(&stats, &mut buffer).unwrap(),
+            "first file, longer\n"
+        );
+        let capacity = buffer.capacity();
+        let short = host.resolve_path("proc/x/short").unwrap();
+        assert_eq!(host.read_text(&short, &mut buffer).unwrap(), "second\n");
+        assert_eq!(buffer.capacity(), capacity, "the buffer was reused");
+        // Invalid UTF-8 is replaced, as read_to_string does.
+        let bad = host.resolve_path("proc/x/bad").unwrap();
+        assert_eq!(host.read_text(&bad, &mut buffer).unwrap(), "caf\u{fffd}\n");
+        // A file that is gone is NotFound, naming the real path.
+        let gone = host.resolve_path("proc/x/gone").unwrap();
+        let error = host.read_text(&gone, &mut buffer).unwrap_err();
+        assert!(error.is_not_found());
+        assert!(error.to_string().contains("alt/x/gone"), "{error}");
+        assert!(matches!(
+            host.resolve_path("proc/../etc/passwd"),
+            Err(HostError::BadPath { .. })
+        ));
     }
 
     #[test]

@@ -32,7 +32,9 @@ impl Timestamp {
             return None;
         }
         let secs = secs.parse().ok()?;
-        let nanos: u32 = format!("{fraction:0<9}").parse().ok()?;
+        // Up to 9 digits, padded on the right: "5" is 500000000 ns.
+        let digits: u32 = fraction.parse().ok()?;
+        let nanos = digits * 10u32.pow(9 - fraction.len() as u32);
         Some(Timestamp { secs, nanos })
     }
 
@@ -86,6 +88,9 @@ fn number(field: &str) -> Option<u64> {
 }
 
 /// Parses a stats file (or one `lctl get_param` block of one).
+///
+/// Read every cycle for every OST, so a line is taken apart in place: no list of its fields
+/// or values is built.
 pub fn parse_stats(text: &str) -> Result<Stats, ParseError> {
     let mut stats = Stats::default();
     for (index, raw) in text.lines().enumerate() {
@@ -94,21 +99,23 @@ pub fn parse_stats(text: &str) -> Result<Stats, ParseError> {
         if line.is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split_whitespace().collect();
+        let mut fields = line.split_whitespace();
         // A line of other whitespace (vertical tab, form feed, NBSP) survives the trim above.
-        if fields.is_empty() {
+        let Some(first) = fields.next() else {
             continue;
-        }
+        };
+        let second = fields.next();
         // `lctl get_param` prints `param=` before the file.
-        if index == 0 && fields.len() == 1 && line.ends_with('=') {
+        if index == 0 && second.is_none() && line.ends_with('=') {
             continue;
         }
-        let name = fields[0].trim_end_matches(':');
+        let name = first.trim_end_matches(':');
         if matches!(name, "snapshot_time" | "start_time" | "elapsed_time") {
-            let value = fields[1..]
-                .iter()
-                .filter(|f| **f != ":")
-                .find_map(|f| Timestamp::parse(f))
+            let value = second
+                .into_iter()
+                .chain(fields)
+                .filter(|f| *f != ":")
+                .find_map(Timestamp::parse)
                 .ok_or_else(|| {
                     ParseError::new(line_number, "a time stamp line without <s>.<ns>", raw)
                 })?;
@@ -119,40 +126,51 @@ pub fn parse_stats(text: &str) -> Result<Stats, ParseError> {
             }
             continue;
         }
-        if fields.len() < 4
-            || fields[2] != "samples"
-            || !fields[3].starts_with('[')
-            || !fields[3].ends_with(']')
-        {
+        let (Some(count), Some("samples"), Some(unit)) = (second, fields.next(), fields.next())
+        else {
+            return Err(ParseError::new(
+                line_number,
+                "not `<name> <count> samples [<unit>] ...`",
+                raw,
+            ));
+        };
+        if !unit.starts_with('[') || !unit.ends_with(']') {
             return Err(ParseError::new(
                 line_number,
                 "not `<name> <count> samples [<unit>] ...`",
                 raw,
             ));
         }
-        let count = number(fields[1])
+        let count = number(count)
             .ok_or_else(|| ParseError::new(line_number, "a count that is not a u64", raw))?;
-        let values: Vec<u64> = fields[4..]
-            .iter()
-            .map(|f| number(f))
-            .collect::<Option<_>>()
-            .ok_or_else(|| ParseError::new(line_number, "a value that is not a u64", raw))?;
-        if !matches!(values.len(), 0 | 3 | 4) {
+        // min, max, sum and sumsq, as many as there are; every field must be a number.
+        let mut values = [None; 4];
+        let mut found = 0usize;
+        for field in fields {
+            let value = number(field)
+                .ok_or_else(|| ParseError::new(line_number, "a value that is not a u64", raw))?;
+            if let Some(slot) = values.get_mut(found) {
+                *slot = Some(value);
+            }
+            found += 1;
+        }
+        if !matches!(found, 0 | 3 | 4) {
             return Err(ParseError::new(
                 line_number,
                 "neither 0, 3 (min max sum) nor 4 (with sumsq) values",
                 raw,
             ));
         }
+        let [min, max, sum, sumsq] = values;
         stats.counters.insert(
-            fields[0].to_owned(),
+            first.to_owned(),
             Counter {
                 count,
-                unit: fields[3].trim_matches(['[', ']']).to_owned(),
-                min: values.first().copied(),
-                max: values.get(1).copied(),
-                sum: values.get(2).copied(),
-                sumsq: values.get(3).copied(),
+                unit: unit.trim_matches(['[', ']']).to_owned(),
+                min,
+                max,
+                sum,
+                sumsq,
             },
         );
     }

@@ -391,6 +391,86 @@ proptest! {
         let _ = parse_ib_state(&text);
     }
 
+    /// Whole constructed stats files as the kernel prints them (a header with the fraction
+    /// printed with 1 to 9 digits, names padded to 25 or 35 or longer, 0, 3 or 4 values, an
+    /// `lctl get_param` line or not) read back exactly; then one line with a wrong number of
+    /// values makes the whole file an error naming that line.
+    #[test]
+    fn constructed_stats_files_read_back_exactly(
+        secs in any::<u32>(),
+        fraction in "[0-9]{1,9}",
+        pad in prop_oneof![Just(25usize), Just(35usize)],
+        param in any::<bool>(),
+        counters in proptest::collection::btree_map(
+            "[a-z][a-z_]{0,40}",
+            (any::<u64>(), "[a-z]{1,6}", proptest::option::of((any::<u64>(), any::<u64>(), any::<u64>(), proptest::option::of(any::<u64>())))),
+            0..12,
+        ),
+        bad_values in 1usize..3,
+    ) {
+        let mut text = String::new();
+        if param {
+            text.push_str("osc.fs-OST0000-osc-ffff8881.stats=\n");
+        }
+        text.push_str(&format!("{:<pad$} {secs}.{fraction} secs.nsecs\n", "snapshot_time"));
+        for (name, (count, unit, values)) in &counters {
+            text.push_str(&format!("{name:<pad$} {count} samples [{unit}]"));
+            if let Some((min, max, sum, sumsq)) = values {
+                text.push_str(&format!(" {min} {max} {sum}"));
+                if let Some(sumsq) = sumsq {
+                    text.push_str(&format!(" {sumsq}"));
+                }
+            }
+            text.push('\n');
+        }
+        let stats = parse_stats(&text).unwrap();
+        let nanos = fraction.parse::<u32>().unwrap() * 10u32.pow(9 - fraction.len() as u32);
+        prop_assert_eq!(stats.snapshot_time, ts(u64::from(secs), nanos));
+        prop_assert_eq!(stats.counters.len(), counters.len());
+        for (name, (count, unit, values)) in &counters {
+            let c = &stats.counters[name];
+            prop_assert_eq!(c.count, *count);
+            prop_assert_eq!(&c.unit, unit);
+            prop_assert_eq!((c.min, c.max, c.sum), values.map_or((None, None, None), |v| (Some(v.0), Some(v.1), Some(v.2))));
+            prop_assert_eq!(c.sumsq, values.and_then(|v| v.3));
+        }
+        let lines = text.lines().count();
+        let bad = format!("{text}{:<pad$} 1 samples [reqs]{}\n", "req_active", " 7".repeat(bad_values));
+        let error = parse_stats(&bad).unwrap_err();
+        prop_assert_eq!(error.line, lines + 1);
+    }
+
+    /// Constructed import files (2.10 to 2.16 shapes: NIDs quoted or not, NUL padding or not)
+    /// read back exactly.
+    #[test]
+    fn constructed_import_files_read_back_exactly(
+        state in prop_oneof![Just("FULL"), Just("IDLE"), Just("DISCONN"), Just("EVICTED"), Just("REPLAY_WAIT")],
+        attempts in any::<u64>(),
+        generation in any::<u64>(),
+        timeouts in any::<u64>(),
+        idle in proptest::option::of(any::<u64>()),
+        nid in "10\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}@(tcp|o2ib)[0-9]?",
+        quoted in any::<bool>(),
+        nuls in 0usize..4,
+    ) {
+        let q = if quoted { "\"" } else { "" };
+        let idle_line = idle.map(|s| format!("       idle: {s} sec\n")).unwrap_or_default();
+        let text = format!(
+            "import:\n    name: fs-OST0001-osc-ffff8881\n    target: fs-OST0001_UUID\n    state: {state}\n    connect_flags: [ write_grant, server_lock ]\n    connection:\n       failover_nids: [ {q}{nid}{q}, {q}{nid}{q} ]\n       current_connection: {q}{nid}{q}\n       connection_attempts: {attempts}\n       generation: {generation}\n       in-progress_invalidations: 0\n{idle_line}    rpcs:\n       inflight: 0\n       timeouts: {timeouts}\n       avg_waittime: 900 usecs\n{}",
+            "\0".repeat(nuls)
+        );
+        let import = parse_import(&text).unwrap();
+        prop_assert_eq!(import.name, "fs-OST0001-osc-ffff8881");
+        prop_assert_eq!(import.target, "fs-OST0001_UUID");
+        prop_assert_eq!(import.state, state);
+        prop_assert_eq!(import.current_connection, Some(nid.clone()));
+        prop_assert_eq!(import.failover_nids, vec![nid.clone(), nid]);
+        prop_assert_eq!(import.connection_attempts, Some(attempts));
+        prop_assert_eq!(import.generation, Some(generation));
+        prop_assert_eq!(import.rpc_timeouts, Some(timeouts));
+        prop_assert_eq!(import.idle_seconds, idle);
+    }
+
     #[test]
     fn stats_lines_round_trip_any_u64(count in any::<u64>(), min in any::<u64>(), max in any::<u64>(), sum in any::<u64>(), sumsq in any::<u64>()) {
         let text = format!("snapshot_time             1.000000001 secs.nsecs\nwrite_bytes               {count} samples [bytes] {min} {max} {sum} {sumsq}\n");

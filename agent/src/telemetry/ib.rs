@@ -5,14 +5,20 @@
 //! 2^32-1, the legacy `counters_ext/*_64` files (preferred when present), or an mlx4/mlx5
 //! HCA (extended width). A PMA counter saturates at all-ones instead of wrapping: then no rate
 //! is given and the sample says which counter. `N/A (no PMA)` is unavailable, never zero.
+//!
+//! The ports and which file holds each counter are found once and kept while the HCAs listed
+//! in /sys/class/infiniband stay the same; a kept file found missing makes them be searched
+//! again at the next cycle.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use lfleet_host::HostRoot;
+use lfleet_host::{HostRoot, ResolvedPath};
 use lfleet_parse::ib::{
     CounterValue, counter_width, is_saturated, parse_counter, parse_rate_gbps, parse_state,
 };
 
+use super::params::ParamFiles;
 use super::rates::{RateTracker, Rated, Reading};
 use super::{CycleInput, Sample};
 use crate::checks::ib_ports::ERROR_COUNTERS;
@@ -37,68 +43,155 @@ pub struct Ib {
     tracker: RateTracker,
     /// Ports known to have 64-bit data counters.
     wide: BTreeSet<String>,
+    /// What /sys/class/infiniband listed when `ports` was found, and the ports then.
+    hcas: Option<Vec<std::ffi::OsString>>,
+    ports: Vec<PortFiles>,
+    /// A kept file was missing: find the ports' files again at the next cycle.
+    stale: bool,
 }
 
-fn read(host: &HostRoot, path: &str) -> Option<Result<String, String>> {
-    match host.read_optional(path) {
-        Ok(Some(text)) => Some(Ok(text)),
-        Ok(None) => None,
+/// One port's files, found once: `None` for a file the port does not have (not read, as
+/// an absent file was never judged).
+#[derive(Debug)]
+struct PortFiles {
+    hca: String,
+    /// `<hca>/<port>`.
+    subject: String,
+    state: Option<ResolvedPath>,
+    phys_state: Option<ResolvedPath>,
+    rate: Option<ResolvedPath>,
+    /// Per [`DATA`] entry: the legacy 64-bit `counters_ext` file (preferred), then the
+    /// `counters/` one.
+    data: Vec<(Option<ResolvedPath>, Option<ResolvedPath>)>,
+    /// Per [`ERROR_COUNTERS`] entry.
+    errors: Vec<Option<ResolvedPath>>,
+}
+
+impl PortFiles {
+    fn find(host: &HostRoot, hca: &str, port: &str) -> PortFiles {
+        let dir = format!("sys/class/infiniband/{hca}/ports/{port}");
+        let at = |name: &str| {
+            let path = format!("{dir}/{name}");
+            if host.exists(&path).unwrap_or(false) {
+                host.resolve_path(path).ok()
+            } else {
+                None
+            }
+        };
+        PortFiles {
+            hca: hca.to_owned(),
+            subject: format!("{hca}/{port}"),
+            state: at("state"),
+            phys_state: at("phys_state"),
+            rate: at("rate"),
+            data: DATA
+                .iter()
+                .map(|(_, file, legacy, _)| {
+                    (
+                        at(&format!("counters_ext/{legacy}")),
+                        at(&format!("counters/{file}")),
+                    )
+                })
+                .collect(),
+            errors: ERROR_COUNTERS
+                .iter()
+                .map(|counter| at(&format!("counters/{counter}")))
+                .collect(),
+        }
+    }
+}
+
+/// Reads a kept file: `None` when the port has no such file, or when it is gone (then the
+/// port's files are found again at the next cycle), else its text or why it could not be
+/// read.
+fn read<'b>(
+    host: &HostRoot,
+    path: Option<&ResolvedPath>,
+    buffer: &'b mut Vec<u8>,
+    stale: &mut bool,
+) -> Option<Result<Cow<'b, str>, String>> {
+    match host.read_text(path?, buffer) {
+        Ok(text) => Some(Ok(text)),
+        Err(error) if error.is_not_found() => {
+            *stale = true;
+            None
+        }
         Err(error) => Some(Err(lfleet_types::error_chain(&error))),
     }
 }
 
 impl Ib {
-    pub fn collect(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
+    pub fn collect(&mut self, input: &CycleInput<'_>, files: &mut ParamFiles) -> Vec<Sample> {
         let host = input.host;
         let Ok(hcas) = host.list_dir("sys/class/infiniband") else {
+            self.hcas = None;
+            self.ports.clear();
             return Vec::new();
         };
-        let mut keep = BTreeSet::new();
-        let mut samples = Vec::new();
+        if self.stale || self.hcas.as_ref() != Some(&hcas) {
+            self.find_ports(host, hcas);
+        }
+        let ports = std::mem::take(&mut self.ports);
+        let samples = ports
+            .iter()
+            .map(|port| self.port(input, port, &mut files.buffer))
+            .collect();
+        self.ports = ports;
+        samples
+    }
+
+    /// Finds every port of every HCA and its files; forgets ports that are gone.
+    fn find_ports(&mut self, host: &HostRoot, hcas: Vec<std::ffi::OsString>) {
+        self.stale = false;
+        self.ports.clear();
         for hca in hcas.iter().map(|h| h.to_string_lossy().into_owned()) {
             let ports = host
                 .list_dir(format!("sys/class/infiniband/{hca}/ports"))
                 .unwrap_or_default();
             for port in ports.iter().map(|p| p.to_string_lossy().into_owned()) {
-                let subject = format!("{hca}/{port}");
-                let dir = format!("sys/class/infiniband/{hca}/ports/{port}");
-                samples.push(self.port(input, &hca, &subject, &dir));
-                keep.insert(subject);
+                self.ports.push(PortFiles::find(host, &hca, &port));
             }
         }
+        self.hcas = Some(hcas);
+        let keep: BTreeSet<String> = self.ports.iter().map(|p| p.subject.clone()).collect();
         self.tracker.retain(&keep);
-        samples
     }
 
-    fn port(&mut self, input: &CycleInput<'_>, hca: &str, subject: &str, dir: &str) -> Sample {
+    fn port(&mut self, input: &CycleInput<'_>, port: &PortFiles, buffer: &mut Vec<u8>) -> Sample {
         let host = input.host;
+        let subject = port.subject.as_str();
+        let stale = &mut self.stale;
         let mut sample = Sample::new(NAME, subject, input.unix_ms);
-        for (label, file) in [("state", "state"), ("phys_state", "phys_state")] {
-            if let Some(Ok(text)) = read(host, &format!("{dir}/{file}")) {
+        for (label, file) in [("state", &port.state), ("phys_state", &port.phys_state)] {
+            if let Some(Ok(text)) = read(host, file.as_ref(), buffer, stale) {
                 let name = parse_state(&text)
                     .map(|(_, n)| n)
                     .unwrap_or_else(|| text.trim().to_owned());
                 sample.labels.insert(label.into(), name);
             }
         }
-        if let Some(Ok(text)) = read(host, &format!("{dir}/rate"))
+        if let Some(Ok(text)) = read(host, port.rate.as_ref(), buffer, stale)
             && let Some(gbps) = parse_rate_gbps(&text)
         {
             sample.values.insert("link_rate_gbps".into(), gbps);
         }
-        if hca.starts_with("mlx4_") || hca.starts_with("mlx5_") {
+        if (port.hca.starts_with("mlx4_") || port.hca.starts_with("mlx5_"))
+            && !self.wide.contains(subject)
+        {
             self.wide.insert(subject.to_owned());
         }
         let mut counters = BTreeMap::new();
         let mut saturated_data = false;
         let mut unreadable = Vec::new();
-        for (name, file, legacy, scale) in DATA {
-            let legacy_path = format!("{dir}/counters_ext/{legacy}");
-            let (text, wide_file) = match read(host, &legacy_path) {
-                Some(text) => (Some(text), true),
-                None => (read(host, &format!("{dir}/counters/{file}")), false),
+        for ((name, file, _, scale), (legacy, counter)) in DATA.into_iter().zip(&port.data) {
+            let mut counter_value = |path: &Option<ResolvedPath>| {
+                read(host, path.as_ref(), buffer, stale).map(|t| t.map(|t| parse_counter(&t)))
             };
-            match text.map(|t| t.map(|t| parse_counter(&t))) {
+            let (value, wide_file) = match counter_value(legacy) {
+                Some(value) => (Some(value), true),
+                None => (counter_value(counter), false),
+            };
+            match value {
                 None => {}
                 Some(Err(error)) => unreadable.push(format!("{file}: {error}")),
                 Some(Ok(None)) => unreadable.push(format!("{file}: not a number")),
@@ -119,10 +212,8 @@ impl Ib {
                 }
             }
         }
-        for counter in ERROR_COUNTERS {
-            match read(host, &format!("{dir}/counters/{counter}"))
-                .map(|t| t.map(|t| parse_counter(&t)))
-            {
+        for (counter, path) in ERROR_COUNTERS.into_iter().zip(&port.errors) {
+            match read(host, path.as_ref(), buffer, stale).map(|t| t.map(|t| parse_counter(&t))) {
                 Some(Ok(Some(CounterValue::Value(value)))) => {
                     if is_saturated(value, counter_width(counter)) {
                         sample.flags.push(format!(

@@ -4,7 +4,7 @@
 
 use lfleet_parse::import::parse_import;
 
-use super::params::{client_devices, read_parsed};
+use super::params::ParamFiles;
 use super::{CycleInput, Sample};
 
 pub const NAME: &str = "import";
@@ -13,19 +13,19 @@ pub const NAME: &str = "import";
 pub struct Imports;
 
 impl Imports {
-    pub fn collect(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
+    pub fn collect(&mut self, input: &CycleInput<'_>, files: &mut ParamFiles) -> Vec<Sample> {
         let mut samples = Vec::new();
         for kind in ["mdc", "osc"] {
-            for device in client_devices(input.host, input.mounts, kind, "import") {
-                let subject = device.subject;
-                let import = match read_parsed(input.host, &device.path, parse_import) {
+            for (device, read) in files.read_clients(input.host, kind, "import", parse_import) {
+                let subject = &device.subject;
+                let import = match read {
                     Ok(import) => import,
                     Err(why) => {
                         samples.push(Sample::unavailable(NAME, subject, input.unix_ms, why));
                         continue;
                     }
                 };
-                let mut sample = Sample::new(NAME, &subject, input.unix_ms);
+                let mut sample = Sample::new(NAME, subject, input.unix_ms);
                 sample.values.insert(
                     "healthy".into(),
                     if import.is_healthy() { 1.0 } else { 0.0 },

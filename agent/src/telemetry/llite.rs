@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use lfleet_parse::stats::{Stats, parse_stats};
 
-use super::params::{find_devices, read_parsed};
+use super::params::ParamFiles;
 use super::rates::{RateTracker, Reading};
 use super::{CycleInput, Sample};
 
@@ -58,21 +58,20 @@ pub fn timing(stats: &Stats, instance: &str, fallback_s: f64) -> (f64, String) {
 }
 
 impl Llite {
-    pub fn collect(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
-        let devices = find_devices(input.host, "llite", "stats");
+    pub fn collect(&mut self, input: &CycleInput<'_>, files: &mut ParamFiles) -> Vec<Sample> {
         let mut samples = Vec::new();
-        for mount in input.mounts {
-            let device = format!("{}-{}", mount.fsname, mount.instance);
-            let Some(path) = devices.get(&device) else {
+        for (known, read) in files.read_mounts(input.host, parse_stats) {
+            let mount = &known.mount;
+            let Some(read) = read else {
                 samples.push(Sample::unavailable(
                     NAME,
                     &mount.mount_point,
                     input.unix_ms,
-                    format!("no llite.{device}.stats in lctl's search path"),
+                    format!("no llite.{}.stats in lctl's search path", known.llite),
                 ));
                 continue;
             };
-            let stats = match read_parsed(input.host, path, parse_stats) {
+            let stats = match read {
                 Ok(stats) => stats,
                 Err(why) => {
                     samples.push(Sample::unavailable(

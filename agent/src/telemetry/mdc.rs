@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use lfleet_parse::stats::parse_stats;
+use lfleet_parse::stats::{Stats, parse_stats};
 
 use super::llite::timing;
 use super::osc::rpc_wait;
-use super::params::{client_devices, read_parsed};
+use super::params::ParamFiles;
 use super::rates::{RateTracker, Rated, Reading};
 use super::{CycleInput, Sample};
 
@@ -23,23 +23,23 @@ pub struct Mdc {
 }
 
 impl Mdc {
-    pub fn collect(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
+    pub fn collect(&mut self, input: &CycleInput<'_>, files: &mut ParamFiles) -> Vec<Sample> {
         let mut samples = Vec::new();
-        let stats_files: BTreeMap<String, String> =
-            client_devices(input.host, input.mounts, "mdc", "stats")
-                .into_iter()
-                .map(|device| (device.subject, device.path))
-                .collect();
-        for device in client_devices(input.host, input.mounts, "mdc", "md_stats") {
-            let subject = device.subject;
-            let stats = match read_parsed(input.host, &device.path, parse_stats) {
+        let mut waits: BTreeMap<String, Result<Stats, String>> = files
+            .read_clients(input.host, "mdc", "stats", parse_stats)
+            .into_iter()
+            .map(|(device, read)| (device.subject.clone(), read))
+            .collect();
+        for (device, read) in files.read_clients(input.host, "mdc", "md_stats", parse_stats) {
+            let subject = &device.subject;
+            let stats = match read {
                 Ok(stats) => stats,
                 Err(why) => {
                     samples.push(Sample::unavailable(NAME, subject, input.unix_ms, why));
                     continue;
                 }
             };
-            let (at, identity) = timing(&stats, &device.mount.instance, input.monotonic_s);
+            let (at, identity) = timing(&stats, &device.instance, input.monotonic_s);
             let mut counters: BTreeMap<String, u64> = stats
                 .counters
                 .iter()
@@ -51,15 +51,10 @@ impl Mdc {
                 .map(|c| c.count)
                 .fold(0u64, u64::saturating_add);
             counters.insert("md_reqs".into(), total);
-            let mut sample = Sample::new(NAME, &subject, input.unix_ms);
-            self.rpc_waits(
-                input,
-                &device.mount.instance,
-                stats_files.get(&subject),
-                &mut sample,
-            );
+            let mut sample = Sample::new(NAME, subject, input.unix_ms);
+            self.rpc_waits(input, &device.instance, waits.remove(subject), &mut sample);
             sample.apply(self.tracker.update(
-                &subject,
+                subject,
                 Reading {
                     at,
                     identity,
@@ -76,21 +71,21 @@ impl Mdc {
         &mut self,
         input: &CycleInput<'_>,
         instance: &str,
-        path: Option<&String>,
+        read: Option<Result<Stats, String>>,
         sample: &mut Sample,
     ) {
-        let Some(path) = path else {
-            sample
-                .flags
-                .push("no stats file in lctl's search path: no RPC waits".into());
-            return;
-        };
-        let stats = match read_parsed(input.host, path, parse_stats) {
-            Ok(stats) => stats,
-            Err(why) => {
+        let stats = match read {
+            None => {
+                sample
+                    .flags
+                    .push("no stats file in lctl's search path: no RPC waits".into());
+                return;
+            }
+            Some(Err(why)) => {
                 sample.flags.push(format!("RPC waits unavailable: {why}"));
                 return;
             }
+            Some(Ok(stats)) => stats,
         };
         let (at, identity) = timing(&stats, instance, input.monotonic_s);
         let rated = self.waits.update(

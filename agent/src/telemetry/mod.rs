@@ -145,6 +145,11 @@ pub struct CycleInput<'a> {
 /// Every fast collector's state; one [`Telemetry::cycle`] reads each source once.
 #[derive(Debug, Default)]
 pub struct Telemetry {
+    /// Where the Lustre files are (searched again only when devices or mounts change), and
+    /// the buffer every file is read into.
+    files: params::ParamFiles,
+    /// The version of the mount table the index was last searched for.
+    mount_table: u64,
     llite: llite::Llite,
     osc: osc::Osc,
     mdc: mdc::Mdc,
@@ -157,14 +162,31 @@ pub struct Telemetry {
 impl Telemetry {
     /// Reads every fast source once and returns the samples (not yet numbered).
     pub fn cycle(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
+        self.files.devices.refresh(input.host, input.mounts);
+        let files = &mut self.files;
         let mut samples = Vec::new();
-        samples.extend(self.llite.collect(input));
-        samples.extend(self.osc.collect(input));
-        samples.extend(self.mdc.collect(input));
-        samples.extend(self.imports.collect(input));
-        samples.extend(self.lnet.collect(input));
-        samples.extend(self.netdev.collect(input));
-        samples.extend(self.ib.collect(input));
+        samples.extend(self.llite.collect(input, files));
+        samples.extend(self.osc.collect(input, files));
+        samples.extend(self.mdc.collect(input, files));
+        samples.extend(self.imports.collect(input, files));
+        samples.extend(self.lnet.collect(input, files));
+        samples.extend(self.netdev.collect(input, files));
+        samples.extend(self.ib.collect(input, files));
         samples
+    }
+
+    /// Tells which version of the mount table the next cycle runs under (the driver counts
+    /// the changes of mountinfo): when it is another, every file's place is searched again,
+    /// even if the device names look the same.
+    pub fn mount_table(&mut self, version: u64) {
+        if version != self.mount_table {
+            self.mount_table = version;
+            self.files.devices.mark_stale();
+        }
+    }
+
+    /// Where the files are, as the index found them (tests and the benchmark look at it).
+    pub fn devices(&self) -> &params::DeviceIndex {
+        &self.files.devices
     }
 }

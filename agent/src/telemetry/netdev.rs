@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use lfleet_parse::netdev::parse_net_dev;
 
+use lfleet_host::ResolvedPath;
+
+use super::params::ParamFiles;
 use super::rates::{RateTracker, Reading};
 use super::{CycleInput, Sample};
 
@@ -13,17 +16,28 @@ pub const NAME: &str = "netdev";
 #[derive(Debug, Default)]
 pub struct NetDev {
     tracker: RateTracker,
+    /// /proc/net/dev, resolved once.
+    path: Option<ResolvedPath>,
 }
 
 impl NetDev {
-    pub fn collect(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
+    pub fn collect(&mut self, input: &CycleInput<'_>, files: &mut ParamFiles) -> Vec<Sample> {
         if input.lnet_interfaces.is_empty() {
             return Vec::new();
         }
-        let devices = match input
-            .host
-            .read_to_string("proc/net/dev")
-            .map_err(|e| lfleet_types::error_chain(&e))
+        if self.path.is_none() {
+            self.path = input.host.resolve_path("proc/net/dev").ok();
+        }
+        let devices = match self
+            .path
+            .as_ref()
+            .ok_or_else(|| "proc/net/dev cannot be resolved".to_owned())
+            .and_then(|path| {
+                input
+                    .host
+                    .read_text(path, &mut files.buffer)
+                    .map_err(|e| lfleet_types::error_chain(&e))
+            })
             .and_then(|text| parse_net_dev(&text).map_err(|e| format!("/proc/net/dev: {e}")))
         {
             Ok(devices) => devices,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use lfleet_parse::stats::parse_stats;
 
 use super::llite::timing;
-use super::params::{client_devices, read_parsed};
+use super::params::ParamFiles;
 use super::rates::{RateTracker, Rated, Reading};
 use super::{CounterDelta, CycleInput, Sample};
 
@@ -20,18 +20,18 @@ pub struct Osc {
 }
 
 impl Osc {
-    pub fn collect(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
+    pub fn collect(&mut self, input: &CycleInput<'_>, files: &mut ParamFiles) -> Vec<Sample> {
         let mut samples = Vec::new();
-        for device in client_devices(input.host, input.mounts, "osc", "stats") {
-            let subject = device.subject;
-            let stats = match read_parsed(input.host, &device.path, parse_stats) {
+        for (device, read) in files.read_clients(input.host, "osc", "stats", parse_stats) {
+            let subject = &device.subject;
+            let stats = match read {
                 Ok(stats) => stats,
                 Err(why) => {
                     samples.push(Sample::unavailable(NAME, subject, input.unix_ms, why));
                     continue;
                 }
             };
-            let (at, identity) = timing(&stats, &device.mount.instance, input.monotonic_s);
+            let (at, identity) = timing(&stats, &device.instance, input.monotonic_s);
             let counters = BTreeMap::from([
                 ("read_bytes".to_owned(), stats.sum("read_bytes")),
                 ("write_bytes".to_owned(), stats.sum("write_bytes")),
@@ -39,14 +39,14 @@ impl Osc {
                 ("rpc_wait_us".to_owned(), stats.sum("req_waittime")),
             ]);
             let rated = self.tracker.update(
-                &subject,
+                subject,
                 Reading {
                     at,
                     identity,
                     counters,
                 },
             );
-            let mut sample = Sample::new(NAME, &subject, input.unix_ms);
+            let mut sample = Sample::new(NAME, subject, input.unix_ms);
             rpc_wait(&mut sample, &rated);
             sample.apply(rated);
             sample.values.remove("rpc_wait_us_per_s");

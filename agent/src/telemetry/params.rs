@@ -3,58 +3,307 @@
 //! order, for `<m>` lnet or lustre. The first root that has a device's file wins, so the
 //! 2.10 layout (all /proc), 2.12+ (stats in debugfs, imports in /proc, kbytes in sysfs) and
 //! 2.17 (imports in debugfs too) are all found without knowing the version.
+//!
+//! The fast cycle does not search every time: a [`DeviceIndex`] keeps, per mount instance,
+//! the resolved path of every file it reads and the subject of every device, and searches
+//! again only when the device set changes (a `<root>/<kind>` directory lists other names),
+//! the mounts change (mountinfo, a new instance), or a cached path was found missing or a
+//! device of a mount lacked a file (a device still being set up). Paths are cached, never open
+//! files, and each names its device's instance, so a remount (a new instance) can never be
+//! read through an old path: the new instance's devices are other names, and the index is
+//! rebuilt for them. [`ParamFiles`] pairs the index with the one read buffer every file of
+//! the cycle is read into.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 
-use lfleet_host::HostRoot;
+use lfleet_host::{HostRoot, ResolvedPath};
 
 use super::MountInstance;
 
-/// A client osc or mdc device of a mount, with the node path of one of its files.
-#[derive(Debug)]
-pub struct ClientDevice<'a> {
-    pub mount: &'a MountInstance,
+/// The client device kinds the fast cycle reads, and the files it reads of each.
+pub const CLIENT_FILES: [(&str, &[&str]); 2] = [
+    ("osc", &["stats", "import"]),
+    ("mdc", &["md_stats", "import", "stats"]),
+];
+
+/// Files of [`CLIENT_FILES`] a device may lack for good: mdc `stats` is in debugfs from 2.12
+/// only, so a device without it is complete and the index does not search again for it.
+const OPTIONAL_FILES: [(&str, &str); 1] = [("mdc", "stats")];
+
+/// The llite file the fast cycle reads per mount.
+pub const LLITE_FILE: &str = "stats";
+
+/// A client osc or mdc device of a mount, with the files of [`CLIENT_FILES`] it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientDevice {
+    /// The device name, `<fsname>-<TARGET>-<kind>-<instance>`.
+    pub name: String,
+    /// The instance of its mount.
+    pub instance: String,
     /// `OST0001`, `MDT0000`.
     pub target: String,
     /// `<mount point> <target>`.
     pub subject: String,
-    pub path: String,
+    /// By the kind's file list; `None`: not in lctl's search path.
+    files: Vec<Option<ResolvedPath>>,
 }
 
-/// The `<kind>` (osc or mdc) devices of the given mounts that have `file`, in lctl's order.
-pub fn client_devices<'a>(
-    host: &HostRoot,
-    mounts: &'a [MountInstance],
-    kind: &str,
-    file: &str,
-) -> Vec<ClientDevice<'a>> {
-    find_devices(host, kind, file)
-        .into_iter()
-        .filter_map(|(device, path)| {
-            let (fsname, target, instance) = split_device(&device, kind)?;
-            let mount = mounts
-                .iter()
-                .find(|m| m.instance == instance && m.fsname == fsname)?;
-            Some(ClientDevice {
-                subject: format!("{} {target}", mount.mount_point),
-                mount,
-                target,
-                path,
-            })
+/// Where `file` is in the list of `kind`'s files ([`CLIENT_FILES`]).
+fn file_index(kind: &str, file: &str) -> Option<usize> {
+    let wanted = CLIENT_FILES.iter().find(|(k, _)| *k == kind)?.1;
+    wanted.iter().position(|f| *f == file)
+}
+
+impl ClientDevice {
+    /// The resolved path of one of its kind's files, when the device has it.
+    pub fn file(&self, kind: &str, file: &str) -> Option<&ResolvedPath> {
+        self.files.get(file_index(kind, file)?)?.as_ref()
+    }
+}
+
+/// A mount as the index knows it: its llite device and that device's stats file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountDevices {
+    pub mount: MountInstance,
+    /// `<fsname>-<instance>`.
+    pub llite: String,
+    /// `None`: no `llite.<device>.stats` in lctl's search path.
+    pub llite_stats: Option<ResolvedPath>,
+}
+
+/// Where every file of the fast cycle is, per mount instance, kept between cycles.
+#[derive(Debug, Default)]
+pub struct DeviceIndex {
+    /// What each `<root>/<kind>` directory listed at the last look (`None`: absent), in
+    /// [`DeviceIndex::listed_dirs`] order.
+    listings: Vec<Option<Vec<OsString>>>,
+    mounts: Vec<MountDevices>,
+    /// By kind, in device-name order (lctl's).
+    clients: BTreeMap<&'static str, Vec<ClientDevice>>,
+    /// Search again at the next refresh: a cached path was missing, a device of a mount
+    /// lacked a file, or the mounts' table changed.
+    stale: Cell<bool>,
+    builds: u64,
+}
+
+impl DeviceIndex {
+    /// The directories whose names are the device set: every kind under every root.
+    fn listed_dirs() -> impl Iterator<Item = String> {
+        ["llite", "osc", "mdc"].into_iter().flat_map(|kind| {
+            LUSTRE_ROOTS
+                .into_iter()
+                .map(move |root| format!("{root}/{kind}"))
         })
-        .collect()
+    }
+
+    /// Brings the index up to date for `mounts`: lists the device directories (a handful of
+    /// readdirs) and searches lctl's roots again only when something changed. True when it
+    /// searched.
+    pub fn refresh(&mut self, host: &HostRoot, mounts: &[MountInstance]) -> bool {
+        let mut changed = self.stale.replace(false)
+            || self.builds == 0
+            || self.mounts.len() != mounts.len()
+            || self.mounts.iter().zip(mounts).any(|(d, m)| d.mount != *m);
+        for (at, dir) in Self::listed_dirs().enumerate() {
+            let names = host.list_dir(&dir).ok();
+            match self.listings.get_mut(at) {
+                Some(listed) if *listed == names => {}
+                Some(listed) => {
+                    *listed = names;
+                    changed = true;
+                }
+                None => {
+                    self.listings.push(names);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.build(host, mounts);
+        }
+        changed
+    }
+
+    /// Searches lctl's roots for every file of every device of `mounts`.
+    fn build(&mut self, host: &HostRoot, mounts: &[MountInstance]) {
+        self.builds += 1;
+        let mut incomplete = false;
+        // Which roots list each name, per kind, from the listings just taken.
+        let listed = |kind: &str| -> BTreeMap<String, Vec<&'static str>> {
+            let mut names: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+            for ((dir, listing), root) in Self::listed_dirs()
+                .zip(&self.listings)
+                .zip(LUSTRE_ROOTS.iter().cycle())
+            {
+                if !dir.ends_with(&format!("/{kind}")) {
+                    continue;
+                }
+                for name in listing.iter().flatten() {
+                    names
+                        .entry(name.to_string_lossy().into_owned())
+                        .or_default()
+                        .push(root);
+                }
+            }
+            names
+        };
+        // The first root (in lctl's order) listing the device that has the file.
+        let find = |roots: &[&str], kind: &str, name: &str, file: &str| {
+            roots
+                .iter()
+                .map(|root| format!("{root}/{kind}/{name}/{file}"))
+                .find(|path| host.exists(path).unwrap_or(false))
+                .and_then(|path| host.resolve_path(path).ok())
+        };
+        let llite = listed("llite");
+        self.mounts = mounts
+            .iter()
+            .map(|mount| {
+                let name = format!("{}-{}", mount.fsname, mount.instance);
+                let stats = llite
+                    .get(&name)
+                    .and_then(|roots| find(roots, "llite", &name, LLITE_FILE));
+                incomplete |= stats.is_none();
+                MountDevices {
+                    mount: mount.clone(),
+                    llite: name,
+                    llite_stats: stats,
+                }
+            })
+            .collect();
+        self.clients.clear();
+        for (kind, files) in CLIENT_FILES {
+            let mut devices = Vec::new();
+            for (name, roots) in listed(kind) {
+                let Some((fsname, target, instance)) = split_device(&name, kind) else {
+                    continue;
+                };
+                let Some(mount) = mounts
+                    .iter()
+                    .find(|m| m.instance == instance && m.fsname == fsname)
+                else {
+                    continue;
+                };
+                let found: Vec<Option<ResolvedPath>> = files
+                    .iter()
+                    .map(|file| find(&roots, kind, &name, file))
+                    .collect();
+                incomplete |= files
+                    .iter()
+                    .zip(&found)
+                    .any(|(file, path)| path.is_none() && !OPTIONAL_FILES.contains(&(kind, *file)));
+                devices.push(ClientDevice {
+                    subject: format!("{} {target}", mount.mount_point),
+                    name,
+                    instance,
+                    target,
+                    files: found,
+                });
+            }
+            self.clients.insert(kind, devices);
+        }
+        // A device still being set up may not have all its files yet: look again next time.
+        self.stale.set(incomplete);
+    }
+
+    /// Asks for a search at the next refresh (a cached path turned out missing, or the
+    /// mounts' table changed).
+    pub fn mark_stale(&self) {
+        self.stale.set(true);
+    }
+
+    /// The mounts the index was built for, with their llite devices.
+    pub fn mounts(&self) -> &[MountDevices] {
+        &self.mounts
+    }
+
+    /// The `kind` devices of the mounts that have `file`, in lctl's (name) order.
+    pub fn clients<'a>(
+        &'a self,
+        kind: &str,
+        file: &str,
+    ) -> impl Iterator<Item = (&'a ClientDevice, &'a ResolvedPath)> + use<'a> {
+        let at = file_index(kind, file);
+        let devices = match at {
+            Some(_) => self.clients.get(kind).map_or(&[][..], Vec::as_slice),
+            None => &[],
+        };
+        devices
+            .iter()
+            .filter_map(move |device| Some((device, device.files.get(at?)?.as_ref()?)))
+    }
+
+    /// How many times the roots were searched since the start.
+    pub fn builds(&self) -> u64 {
+        self.builds
+    }
 }
 
-/// Reads a file and parses it; the error names the file.
-pub fn read_parsed<T, E: std::fmt::Display>(
+/// The cycle's view of the parameter files: the index and the one buffer every file is read
+/// into.
+#[derive(Debug, Default)]
+pub struct ParamFiles {
+    pub devices: DeviceIndex,
+    pub buffer: Vec<u8>,
+}
+
+impl ParamFiles {
+    /// Each mount (in the index's order) with its llite stats file read and parsed: `None`
+    /// when the mount has no such file in lctl's search path.
+    pub fn read_mounts<T, E: std::fmt::Display>(
+        &mut self,
+        host: &HostRoot,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Vec<(&MountDevices, Option<Result<T, String>>)> {
+        let ParamFiles { devices, buffer } = self;
+        devices
+            .mounts
+            .iter()
+            .map(|known| {
+                let read = known
+                    .llite_stats
+                    .as_ref()
+                    .map(|path| read_parsed(host, path, buffer, devices, &parse));
+                (known, read)
+            })
+            .collect()
+    }
+
+    /// Each `kind` device that has `file` (in lctl's order) with the file read and parsed, or
+    /// why it could not be.
+    pub fn read_clients<T, E: std::fmt::Display>(
+        &mut self,
+        host: &HostRoot,
+        kind: &str,
+        file: &str,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Vec<(&ClientDevice, Result<T, String>)> {
+        let ParamFiles { devices, buffer } = self;
+        devices
+            .clients(kind, file)
+            .map(|(device, path)| (device, read_parsed(host, path, buffer, devices, &parse)))
+            .collect()
+    }
+}
+
+/// Reads a cached file into the reused buffer and parses it; the error names the file. A
+/// file that is gone makes the index search again at the next refresh.
+fn read_parsed<T, E: std::fmt::Display>(
     host: &HostRoot,
-    path: &str,
-    parse: impl Fn(&str) -> Result<T, E>,
+    path: &ResolvedPath,
+    buffer: &mut Vec<u8>,
+    devices: &DeviceIndex,
+    parse: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, String> {
-    let text = host
-        .read_to_string(path)
-        .map_err(|e| lfleet_types::error_chain(&e))?;
-    parse(&text).map_err(|e| format!("{path}: {e}"))
+    let text = host.read_text(path, buffer).map_err(|error| {
+        if error.is_not_found() {
+            devices.mark_stale();
+        }
+        lfleet_types::error_chain(&error)
+    })?;
+    parse(&text).map_err(|e| format!("{}: {e}", path.node_path()))
 }
 
 /// lctl's search roots for Lustre parameters, in order.

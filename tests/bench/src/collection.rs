@@ -10,7 +10,7 @@ use lfleet_host::{HostRoot, SystemClock, SystemCommandRunner};
 use lfleet_sim::{LustreVersion, NodeSpec, SimNode};
 
 use crate::Options;
-use crate::proc_stat::own_cpu;
+use crate::proc_stat::{own_cpu, own_user_system};
 
 /// A converged sim node: one mount of 64 OSTs and 2 MDTs, 8 IB HCAs, accelerated networking.
 pub fn big_node(dir: &Path) -> (SimNode, PathBuf) {
@@ -121,17 +121,19 @@ pub fn run(options: &Options) -> serde_json::Value {
         runtime.block_on(collector.cycle(&runner, &clock, &[]));
         samples = collector.buffer.take(usize::MAX).len();
     }
-    let (wall, cpu) = (Instant::now(), own_cpu());
+    let (wall, cpu, split) = (Instant::now(), own_cpu(), own_user_system());
     for _ in 0..cycles {
         runtime.block_on(collector.cycle(&runner, &clock, &[]));
         collector.buffer.take(usize::MAX);
     }
     let cycle_wall = wall.elapsed() / cycles;
     let cycle_cpu = (own_cpu() - cpu) / cycles;
+    let after = own_user_system();
+    let cycle_split = ((after.0 - split.0) / cycles, (after.1 - split.1) / cycles);
 
     let files = cycle_files(node.root());
     let mut buffer = Vec::with_capacity(64 * 1024);
-    let (wall, cpu) = (Instant::now(), own_cpu());
+    let (wall, cpu, split) = (Instant::now(), own_cpu(), own_user_system());
     for _ in 0..cycles {
         for file in &files {
             buffer.clear();
@@ -142,6 +144,15 @@ pub fn run(options: &Options) -> serde_json::Value {
     }
     let floor_wall = wall.elapsed() / cycles;
     let floor_cpu = (own_cpu() - cpu) / cycles;
+    let after = own_user_system();
+    let floor_split = ((after.0 - split.0) / cycles, (after.1 - split.1) / cycles);
+    println!(
+        "user/system ms per cycle: agent {:.3}/{:.3}, floor {:.3}/{:.3}",
+        cycle_split.0.as_secs_f64() * 1e3,
+        cycle_split.1.as_secs_f64() * 1e3,
+        floor_split.0.as_secs_f64() * 1e3,
+        floor_split.1.as_secs_f64() * 1e3
+    );
     // Where the cycle's time goes: the parts, each timed alone over the same cycles.
     let host = HostRoot::new(node.root());
     let time = |work: &mut dyn FnMut()| {

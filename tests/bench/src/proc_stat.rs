@@ -45,6 +45,17 @@ pub fn own_cpu() -> Duration {
         .unwrap_or_default()
 }
 
+/// The process's own user and system CPU time so far (all threads, finished ones too).
+pub fn own_user_system() -> (Duration, Duration) {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF);
+    let duration = |t: nix::sys::time::TimeVal| {
+        Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+    };
+    usage
+        .map(|u| (duration(u.user_time()), duration(u.system_time())))
+        .unwrap_or_default()
+}
+
 pub fn machine() -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
