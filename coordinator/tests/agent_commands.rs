@@ -44,9 +44,18 @@ fn remount_probe_and_reconcile_reach_the_agent_and_their_results_are_events() {
     );
     // The client was installed by the agent's first pass, after its Hello: the version shown
     // is the one its status reported.
-    let detail = lfleet_json(&cluster.lfleet(&["node", &name, "--json"]));
-    assert_eq!(detail["lustre_client_version"], "2.15.7", "{detail:#}");
+    // The pass that mounted may still be finishing its last items (a loaded machine shows
+    // it `running`): wait, bounded, for the idle state it reports at its end.
+    let mut detail = serde_json::Value::Null;
+    for _ in 0..100 {
+        detail = lfleet_json(&cluster.lfleet(&["node", &name, "--json"]));
+        if detail["reconcile"] == "idle" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(detail["reconcile"], "idle", "{detail:#}");
+    assert_eq!(detail["lustre_client_version"], "2.15.7", "{detail:#}");
 
     let before = instance(&cluster, "/lustre");
     assert!(!before.is_empty());

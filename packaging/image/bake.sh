@@ -42,7 +42,7 @@ if [ -n "$lustre_version" ]; then
   printf 'generation = 1\n[client]\nlustre_version = "%s"\n' "$lustre_version" >"$tmp"
   for modules in "$root"/lib/modules/*; do
     [ -d "$modules" ] || continue
-    lfleet-agent kernel-installed "$(basename "$modules")" --root "${root:-/}" --config "$tmp" || true
+    lfleet-agent kernel-installed --wait "$(basename "$modules")" --root "${root:-/}" --config "$tmp" || true
   done
   rm -f "$tmp" "$root/var/lib/lfleet/desired.json"
 fi

@@ -79,6 +79,12 @@ impl Drop for Release {
     fn drop(&mut self) {
         if let Some(state) = lock(&self.keys).get_mut(&self.key) {
             state.in_flight = None;
+            // Dropped while the call unwinds: its thread is about to end. Forgotten under the
+            // same lock, so the key's next call starts a new thread instead of queueing on a
+            // channel whose receiver is being dropped (the call would be lost).
+            if std::thread::panicking() {
+                state.thread = None;
+            }
         }
     }
 }
