@@ -6,7 +6,7 @@
 //! Forks are avoided: a mount's instance comes from its llite directory when its fsname is
 //! mounted once, and from `lfs getname` only when the same filesystem is mounted twice (and
 //! only when the set of mounts changed). The LNet interfaces come from `lnetctl net show`,
-//! refreshed once a minute.
+//! refreshed once a minute and when the mounts change.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -72,6 +72,8 @@ pub struct Collector {
     read_buffer: Vec<u8>,
     lnet_interfaces: Vec<String>,
     lnet_checked_s: Option<f64>,
+    /// The mount table's version at that refresh.
+    lnet_mount_table: u64,
     capacity: CapacityTask,
     origin: tokio::time::Instant,
 }
@@ -93,6 +95,7 @@ impl Collector {
             read_buffer: Vec::new(),
             lnet_interfaces: Vec::new(),
             lnet_checked_s: None,
+            lnet_mount_table: 0,
             capacity: CapacityTask::default(),
             origin: clock.monotonic(),
         }
@@ -158,6 +161,11 @@ impl Collector {
             self.buffer.push(sample);
         }
         count
+    }
+
+    /// The Lustre mounts as the last cycle found them.
+    pub fn mounts(&self) -> &[MountInstance] {
+        &self.mounts
     }
 
     /// How many times the cycle's device index has searched lctl's roots, when the cycle is
@@ -301,12 +309,16 @@ impl Collector {
         Ok(())
     }
 
-    /// The interfaces of LNet's NIs, refreshed once a minute.
+    /// The interfaces of LNet's NIs, refreshed once a minute, and at once when the mounts
+    /// changed (LNet is up by the time a Lustre mount appears: the first mount after boot
+    /// shows its NICs from that cycle on, not a minute later).
     async fn refresh_lnet(&mut self, runner: &dyn CommandRunner, now_s: f64) {
-        if self.lnet_checked_s.is_some_and(|at| now_s - at < 60.0) {
+        let recent = self.lnet_checked_s.is_some_and(|at| now_s - at < 60.0);
+        if recent && self.lnet_mount_table == self.mount_table {
             return;
         }
         self.lnet_checked_s = Some(now_s);
+        self.lnet_mount_table = self.mount_table;
         let spec = CommandSpec::new("lnetctl", Duration::from_secs(5)).args(["net", "show"]);
         if let Ok(output) = runner.run(&spec).await {
             let mut interfaces: Vec<String> = lfleet_lnet::parse_net_show(&output.stdout)

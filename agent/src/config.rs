@@ -176,8 +176,8 @@ fn default_join_token_file() -> String {
     "/etc/lfleet/join-token".into()
 }
 
-/// The optional Prometheus endpoint of a running agent: off unless enabled; loopback unless
-/// told otherwise.
+/// The running agent's metrics for Prometheus: an endpoint (off unless enabled; loopback
+/// unless told otherwise) and/or a file for node_exporter's textfile collector.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusPolicy {
@@ -186,10 +186,18 @@ pub struct PrometheusPolicy {
     /// `address:port` to listen on.
     #[serde(default = "default_prometheus_listen")]
     pub listen: String,
+    /// Where to write the metrics every collection interval for node_exporter's textfile
+    /// collector (an absolute path ending in `.prom`); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub textfile: Option<String>,
 }
 
+/// The agent's default metrics port: not taken on Prometheus's default-port allocations
+/// list (whose 9100-9999 range is full; 9464 is OpenTelemetry's exporter's).
+pub const DEFAULT_PROMETHEUS_PORT: u16 = 10988;
+
 fn default_prometheus_listen() -> String {
-    "127.0.0.1:9464".into()
+    format!("127.0.0.1:{DEFAULT_PROMETHEUS_PORT}")
 }
 
 impl Default for PrometheusPolicy {
@@ -197,8 +205,40 @@ impl Default for PrometheusPolicy {
         PrometheusPolicy {
             enabled: false,
             listen: default_prometheus_listen(),
+            textfile: None,
         }
     }
+}
+
+/// Checks a textfile path: absolute, plain (no `.`, `..` or empty components, no control
+/// characters), outside the kernel's filesystems, and a `*.prom` file (node_exporter's
+/// textfile collector reads only those).
+pub fn textfile_problem(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return Some(format!("{path:?} is not an absolute path"));
+    }
+    if path.chars().any(char::is_control) {
+        return Some(format!("{path:?} contains a control character"));
+    }
+    let parts: Vec<&str> = path[1..].split('/').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Some(format!(
+            "{path:?} has an empty, `.` or `..` component; write the plain path"
+        ));
+    }
+    if ["proc", "sys", "dev"].contains(&parts[0]) {
+        return Some(format!("{path:?} is under /{}", parts[0]));
+    }
+    let file = parts.last().copied().unwrap_or_default();
+    if file.len() <= ".prom".len() || !file.ends_with(".prom") {
+        return Some(format!(
+            "{path:?} does not name a *.prom file (the only files node_exporter's textfile collector reads)"
+        ));
+    }
+    None
 }
 
 fn default_timeout() -> u32 {
@@ -414,10 +454,18 @@ impl NodeConfig {
             return Err(invalid(
                 "prometheus.listen",
                 format!(
-                    "{:?} is not address:port, such as 127.0.0.1:9464 or [::1]:9464",
+                    "{:?} is not address:port, such as 127.0.0.1:{DEFAULT_PROMETHEUS_PORT} or [::1]:{DEFAULT_PROMETHEUS_PORT}",
                     raw.prometheus.listen
                 ),
             ));
+        }
+        if let Some(problem) = raw
+            .prometheus
+            .textfile
+            .as_deref()
+            .and_then(textfile_problem)
+        {
+            return Err(invalid("prometheus.textfile", problem));
         }
         if let Some(coordinator) = &raw.coordinator {
             let url_ok = coordinator
@@ -458,6 +506,17 @@ impl NodeConfig {
                 ));
             }
             mounts.push(spec);
+        }
+        // The file is written on the agent's loop: never on a Lustre mount, which can hang.
+        if let Some(path) = &raw.prometheus.textfile
+            && let Some(mount) = mounts
+                .iter()
+                .find(|m| std::path::Path::new(path).starts_with(m.mount_point.as_str()))
+        {
+            return Err(invalid(
+                "prometheus.textfile",
+                format!("{path:?} is on the Lustre mount {}", mount.mount_point),
+            ));
         }
         Ok(NodeConfig {
             generation: Generation(raw.generation),
@@ -694,6 +753,32 @@ mod tests {
             (
                 format!("{EXAMPLE}\n[prometheus]\nenabled = true\nlisten = \"localhost\"\n"),
                 "prometheus.listen",
+            ),
+            (
+                format!("{EXAMPLE}\n[prometheus]\ntextfile = \"lfleet.prom\"\n"),
+                "prometheus.textfile: \"lfleet.prom\" is not an absolute path",
+            ),
+            (
+                format!(
+                    "{EXAMPLE}\n[prometheus]\ntextfile = \"/var/lib/prometheus/node-exporter/lfleet.txt\"\n"
+                ),
+                "does not name a *.prom file",
+            ),
+            (
+                format!("{EXAMPLE}\n[prometheus]\ntextfile = \"/var/lib/../etc/lfleet.prom\"\n"),
+                "`..` component",
+            ),
+            (
+                format!("{EXAMPLE}\n[prometheus]\ntextfile = \"/var/lib/prometheus/\"\n"),
+                "prometheus.textfile",
+            ),
+            (
+                format!("{EXAMPLE}\n[prometheus]\ntextfile = \"/proc/lfleet.prom\"\n"),
+                "is under /proc",
+            ),
+            (
+                format!("{EXAMPLE}\n[prometheus]\ntextfile = \"/lustre/node.prom\"\n"),
+                "is on the Lustre mount /lustre",
             ),
         ];
         for (text, fragment) in cases {

@@ -111,6 +111,7 @@ pub async fn run(
         clock,
     );
     let mut check_ms: Vec<(String, f64)> = Vec::new();
+    let mut textfile_healthy = None;
     let mut checks = tokio::time::interval(options.check_interval);
     let mut collects = tokio::time::interval(options.collect_interval);
     checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -123,6 +124,8 @@ pub async fn run(
             request = next_probe(&mut outputs.probes) => Some(request),
             _ = collects.tick() => {
                 collect(&mut collector, runner, clock, &check_ms, &outputs, &metrics).await;
+                let textfile = config.borrow().prometheus.textfile.clone();
+                write_textfile(host, textfile.as_deref(), &metrics, &mut textfile_healthy);
                 continue;
             }
         };
@@ -204,15 +207,24 @@ async fn collect(
     metrics: &SharedMetrics,
 ) {
     collector.cycle(runner, clock, check_ms).await;
-    let samples = collector.buffer.take(usize::MAX);
+    let mut samples = collector.buffer.take(usize::MAX);
     if let Some(outbox) = &outputs.samples {
         let mut outbox = outbox.lock().unwrap_or_else(|e| e.into_inner());
-        for sample in &samples {
+        for sample in &mut samples {
+            // The raw counters are the endpoint's alone: the session never sends them.
+            let raw = std::mem::take(&mut sample.raw);
             outbox.push(sample.clone());
+            sample.raw = raw;
         }
     }
     let mut state = metrics.lock().unwrap_or_else(|e| e.into_inner());
     state.dropped_samples = collector.buffer.dropped();
+    state.mounts = collector
+        .mounts()
+        .iter()
+        .map(|m| (m.mount_point.clone(), m.fsname.clone()))
+        .collect();
+    let mut fresh = std::collections::BTreeSet::new();
     for mut sample in samples {
         let key = (sample.collector.to_owned(), sample.subject.clone());
         // No new kernel snapshot: the last rates stay the best answer. A reset or an
@@ -224,7 +236,52 @@ async fn collect(
         {
             sample.values = previous.values.clone();
         }
+        fresh.insert(key.clone());
         state.samples.insert(key, sample);
+    }
+    // What this cycle did not see is gone (an unmounted filesystem, a removed port, a
+    // source readable again): its last values are no longer true. Capacity is read on its
+    // own slower schedule and is kept while its mount is there.
+    let MetricsState {
+        samples, mounts, ..
+    } = &mut *state;
+    samples.retain(|(collector, subject), _| {
+        fresh.contains(&(collector.clone(), subject.clone()))
+            || (collector == crate::telemetry::capacity::NAME && mounts.contains_key(subject))
+    });
+}
+
+/// Writes the metrics for node_exporter's textfile collector when the configuration asks;
+/// a failure is logged when it starts and when it ends (the file keeps its last content,
+/// which node_exporter's `node_textfile_mtime_seconds` shows as stale), never stops the
+/// agent. `healthy` remembers the last outcome.
+fn write_textfile(
+    host: &HostRoot,
+    path: Option<&str>,
+    metrics: &SharedMetrics,
+    healthy: &mut Option<bool>,
+) {
+    let Some(path) = path else {
+        return;
+    };
+    let text = crate::metrics::render(&metrics.lock().unwrap_or_else(|e| e.into_inner()));
+    match crate::metrics::write_textfile(host, path, &text) {
+        Ok(()) => {
+            if *healthy == Some(false) {
+                tracing::info!(path, "the metrics textfile is written again");
+            }
+            *healthy = Some(true);
+        }
+        Err(error) => {
+            if *healthy != Some(false) {
+                tracing::error!(
+                    path,
+                    error = %lfleet_types::ErrorChain(&error),
+                    "cannot write the metrics textfile for node_exporter (does its directory exist?); retrying every collection"
+                );
+            }
+            *healthy = Some(false);
+        }
     }
 }
 

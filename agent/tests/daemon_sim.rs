@@ -66,13 +66,7 @@ fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
         format!("{EXAMPLE}\n[prometheus]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"),
     )
     .unwrap();
-    let apply = Command::new(AGENT)
-        .args(["apply", "--root", root.to_str().unwrap(), "--config"])
-        .arg(&config)
-        .env("PATH", path_with(&root))
-        .output()
-        .unwrap();
-    assert!(apply.status.success(), "{apply:?}");
+    common::apply(&root, &config);
 
     let (mut daemon, address) = common::spawn_run(
         &root,
@@ -90,19 +84,22 @@ fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
     let pid = daemon.0.id();
     assert!(address.starts_with("127.0.0.1:"), "{address}");
 
-    let pass = "lfleet_check_state{check=\"mount.responsive\",subject=\"/lustre\",state=\"pass\",code=\"\"} 1";
+    let pass = "lfleet_check_state{check=\"mount.responsive\",mount=\"/lustre\",fsname=\"lustrefs\",state=\"pass\"} 1";
     let (found, text) = wait_for(&address, pass, 50);
     assert!(found, "{text}");
     let (found, text) = wait_for(
         &address,
-        "lfleet_import_healthy{subject=\"/lustre OST0000\"} 1",
+        "lfleet_import_healthy{mount=\"/lustre\",fsname=\"lustrefs\",target=\"OST0000\"} 1",
         50,
     );
     assert!(found, "telemetry is served: {text}");
     assert!(text.contains(
-        "lfleet_check_state{check=\"mount.present\",subject=\"/lustre\",state=\"pass\",code=\"\"} 1"
+        "lfleet_check_state{check=\"mount.present\",mount=\"/lustre\",fsname=\"lustrefs\",state=\"pass\"} 1"
     ));
-    assert!(text.contains("lfleet_agent_rss_bytes{subject=\"lfleet-agent\"}"));
+    assert!(
+        text.contains("\nlfleet_agent_resident_memory_bytes "),
+        "{text}"
+    );
 
     // A FUSE mount over the managed mount point, frozen.
     let mount_point = root.join("lustre");
@@ -112,7 +109,7 @@ fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
 
     // Reported within the check interval plus the 1 s deadline plus 1 s; every scrape on the
     // way answered within a second (wait_for asserts it).
-    let hung = "subject=\"/lustre\",state=\"fail\",code=\"hung\"} 1";
+    let hung = "mount=\"/lustre\",fsname=\"lustrefs\",state=\"fail\",code=\"hung\"} 1";
     let (found, text) = wait_for(&address, hung, 40);
     let took = frozen.elapsed();
     let stuck_threads = probe_threads(pid);
@@ -130,7 +127,7 @@ fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
     assert!(text_later.contains(hung), "{text_later}");
     // The other checks kept running: mount.present is still served as pass.
     assert!(text_later.contains(
-        "lfleet_check_state{check=\"mount.present\",subject=\"/lustre\",state=\"pass\",code=\"\"} 1"
+        "lfleet_check_state{check=\"mount.present\",mount=\"/lustre\",fsname=\"lustrefs\",state=\"pass\"} 1"
     ));
 
     let (found, text) = wait_for(&address, pass, 50);
@@ -176,7 +173,8 @@ fn root_the_agent_keeps_answering_while_a_mount_hangs_with_one_stuck_probe() {
 fn the_endpoint_is_off_unless_enabled() {
     let config = lfleet_agent::config::NodeConfig::from_toml(EXAMPLE).unwrap();
     assert!(!config.prometheus.enabled);
-    assert_eq!(config.prometheus.listen, "127.0.0.1:9464");
+    assert_eq!(config.prometheus.listen, "127.0.0.1:10988");
+    assert_eq!(config.prometheus.textfile, None);
 }
 
 /// Under systemd (Type=notify): READY=1 only after the first reconcile has converged the node

@@ -88,13 +88,7 @@ fn the_health_hook_and_the_nhc_check_follow_an_injected_fault() {
 
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, EXAMPLE).unwrap();
-    let apply = Command::new(AGENT)
-        .args(["apply", "--root", root.to_str().unwrap(), "--config"])
-        .arg(&config)
-        .env("PATH", common::path_with(&root))
-        .output()
-        .unwrap();
-    assert!(apply.status.success(), "{apply:?}");
+    common::apply(&root, &config);
     let _daemon = lfleet_harness::Owned(
         Command::new(AGENT)
             .args(["run", "--check-interval", "200ms", "--root"])

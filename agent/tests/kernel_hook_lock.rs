@@ -80,8 +80,7 @@ fn root_the_kernel_hook_returns_at_once_while_dpkg_is_locked_and_the_client_foll
         ],
         &scratch.env(),
     );
-    let client_pass =
-        "lfleet_check_state{check=\"lustre.client\",subject=\"client\",state=\"pass\",code=\"\"} 1";
+    let client_pass = "lfleet_check_state{check=\"lustre.client\",state=\"pass\"} 1";
     let mut served = String::new();
     assert!(
         wait(Duration::from_secs(60), || {
@@ -120,7 +119,7 @@ fn root_the_kernel_hook_returns_at_once_while_dpkg_is_locked_and_the_client_foll
 
     // While the lock is held: reboot-unsafe, and no client for the new kernel yet.
     let unsafe_kernel = format!(
-        "lfleet_check_state{{check=\"lustre.client\",subject=\"kernel {UPGRADE}\",state=\"fail\",code=\"reboot-unsafe\"}} 1"
+        "lfleet_check_state{{check=\"lustre.client\",kernel=\"{UPGRADE}\",state=\"fail\",code=\"reboot-unsafe\"}} 1"
     );
     assert!(
         wait(Duration::from_secs(8), || {

@@ -101,6 +101,9 @@ fn wait_for_all(address: &str, wanted: &[&str]) -> String {
     }
 }
 
+/// The endpoint's line for eth0 missing from /proc/net/dev.
+const UNAVAILABLE_ETH0: &str = "lfleet_source_unavailable{collector=\"netdev\",device=\"eth0\"} 1";
+
 #[test]
 fn check_and_run_read_proc_and_sys_from_the_directories_given() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,16 +143,21 @@ fn check_and_run_read_proc_and_sys_from_the_directories_given() {
     let served = wait_for_all(
         &address,
         &[
-            "check=\"lustre.lbug\",subject=\"client\",state=\"fail\",code=\"lbug\"",
-            "eth0 is not in /proc/net/dev",
+            "check=\"lustre.lbug\",state=\"fail\",code=\"lbug\"",
+            UNAVAILABLE_ETH0,
         ],
     );
     drop(daemon);
     assert!(
-        served.contains("check=\"lustre.lbug\",subject=\"client\",state=\"fail\",code=\"lbug\""),
+        served.contains("check=\"lustre.lbug\",state=\"fail\",code=\"lbug\""),
         "{served}"
     );
-    assert!(served.contains("eth0 is not in /proc/net/dev"), "{served}");
+    // eth0 is flagged unreadable, and its counters are absent, never zero.
+    assert!(served.contains(UNAVAILABLE_ETH0), "{served}");
+    assert!(
+        !served.contains("lfleet_network_receive_bytes_total{device=\"eth0\"}"),
+        "{served}"
+    );
 
     // `check` with the redirects, after mountinfo lost its Lustre line in the copy only.
     let mountinfo = std::fs::read_to_string(procfs.join("self/mountinfo")).unwrap();

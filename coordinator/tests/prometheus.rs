@@ -1,6 +1,9 @@
 //! The metrics fit Prometheus: `promtool check metrics` (Debian's prometheus package) has
 //! nothing to say about the coordinator's exposition with two filesystems, nodes in several
-//! states and events present; the counters are counters, in bytes.
+//! states and events present; the counters are counters, in bytes. A real Prometheus scrapes
+//! a running coordinator and two agents (their endpoints on, InfiniBand on their nodes) and
+//! answers every expression of the three Grafana dashboards with data. The agent's own
+//! exposition is checked with promtool in `agent/tests/metrics_sim.rs`.
 #![allow(
     clippy::disallowed_methods,
     reason = "the test runs the coordinator, agents and promtool as processes"
@@ -12,32 +15,6 @@ use std::time::Duration;
 
 use lfleet_harness::{Cluster, lfleet_json};
 use lfleet_sim::Fault;
-
-/// `promtool check metrics` on `text`: (exit code, what it said).
-fn promtool(text: &str) -> (i32, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package) runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
-}
 
 /// The body of an HTTP response.
 fn body(response: &str) -> &str {
@@ -82,7 +59,7 @@ fn promtool_finds_nothing_in_the_coordinators_metrics() {
     let scraped = cluster.scrape();
     assert!(scraped.contains("text/plain; version=0.0.4"), "{scraped}");
     let text = body(&scraped);
-    let (code, said) = promtool(text);
+    let (code, said) = lfleet_harness::promtool(text);
     assert_eq!((code, said.as_str()), (0, ""), "promtool on:\n{text}");
     for family in [
         "# TYPE lfleet_filesystem_read_bytes_total counter",
@@ -94,22 +71,18 @@ fn promtool_finds_nothing_in_the_coordinators_metrics() {
         assert!(text.contains(family), "{family} in:\n{text}");
     }
     // The check can fail: a family without HELP, or a gauge named like a counter.
-    let (code, said) = promtool("# TYPE x_total gauge\nx_total 1\n");
+    let (code, said) = lfleet_harness::promtool("# TYPE x_total gauge\nx_total 1\n");
     assert_ne!(code, 0, "{said}");
 }
 
-/// A GET on loopback: the response body.
+/// A GET on loopback (HTTP/1.0: a large answer comes whole, never chunked): the body.
 fn get(address: &str, path: &str) -> String {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     body(&text).to_owned()
@@ -140,13 +113,39 @@ fn expressions(dashboard: &serde_json::Value) -> Vec<String> {
                 .unwrap()
                 .replace("\"$filesystem\"", "\".+\"")
                 .replace("\"$instance\"", "\".+\"")
+                .replace("\"$node\"", "\".+\"")
         })
         .collect()
 }
 
+/// How many times Prometheus scraped each target of `job` in the last minute, the fewest.
+fn scrapes(prometheus: &str, job: &str) -> f64 {
+    let answer = get(
+        prometheus,
+        &format!(
+            "/api/v1/query?query={}",
+            percent_encode(&format!("min(count_over_time(up{{job=\"{job}\"}}[1m]))"))
+        ),
+    );
+    let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+    value["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 #[test]
 fn a_real_prometheus_answers_every_grafana_expression() {
-    let cluster = Cluster::start(2);
+    // Agents on nodes with an InfiniBand HCA, their endpoints on, scraped beside the
+    // coordinator: the node dashboard reads the agents' metrics, the others the coordinator's.
+    let mut spec = Cluster::node_spec();
+    spec.ib_hcas = 1;
+    let names = ["hpc-pg0-1".to_owned(), "hpc-pg0-2".to_owned()];
+    let mut cluster = Cluster::start_nodes(tempfile::tempdir().unwrap(), &names, "", "", &spec);
+    let agents: Vec<String> = names
+        .iter()
+        .map(|name| cluster.enable_agent_metrics(name))
+        .collect();
     cluster.wait_until("2 healthy", Duration::from_secs(40), |nodes| {
         nodes.len() == 2 && nodes.iter().all(|n| n["health"] == "healthy")
     });
@@ -188,8 +187,9 @@ fn a_real_prometheus_answers_every_grafana_expression() {
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: lfleet-coordinator\n    static_configs:\n      - targets: ['{}']\n",
-            cluster.metrics
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: lfleet-coordinator\n    static_configs:\n      - targets: ['{}']\n  - job_name: lfleet-agent\n    static_configs:\n      - targets: ['{}']\n",
+            cluster.metrics,
+            agents.join("', '")
         ),
     )
     .unwrap();
@@ -207,25 +207,14 @@ fn a_real_prometheus_answers_every_grafana_expression() {
             .expect("prometheus (Debian's package) runs"),
     );
     let address = format!("127.0.0.1:{port}");
-    // Until it has scraped the coordinator a few times.
+    // Until it has scraped the coordinator and every agent a few times.
     let started = std::time::Instant::now();
     loop {
-        if std::net::TcpStream::connect(&address).is_ok() {
-            let answer = get(
-                &address,
-                &format!(
-                    "/api/v1/query?query={}",
-                    percent_encode("count_over_time(up{job=\"lfleet-coordinator\"}[1m])")
-                ),
-            );
-            let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
-            let scrapes = value["data"]["result"][0]["value"][1]
-                .as_str()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            if scrapes >= 4.0 {
-                break;
-            }
+        if std::net::TcpStream::connect(&address).is_ok()
+            && scrapes(&address, "lfleet-coordinator") >= 4.0
+            && scrapes(&address, "lfleet-agent") >= 4.0
+        {
+            break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -235,7 +224,9 @@ fn a_real_prometheus_answers_every_grafana_expression() {
     }
     let grafana = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../packaging/grafana");
     let mut checked = 0;
-    for file in ["fleet.json", "filesystems.json"] {
+    let mut by_file = Vec::new();
+    for file in ["fleet.json", "filesystems.json", "node.json"] {
+        let before = checked;
         let dashboard: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(grafana.join(file)).unwrap()).unwrap();
         for expr in expressions(&dashboard) {
@@ -253,7 +244,27 @@ fn a_real_prometheus_answers_every_grafana_expression() {
             );
             checked += 1;
         }
+        by_file.push((file, checked - before));
     }
-    assert!(checked >= 12, "{checked} expressions");
+    assert!(
+        by_file.iter().all(|(_, n)| *n >= 5) && checked >= 40,
+        "{by_file:?}"
+    );
+    // Every agent answered up = 1 for the whole run.
+    let answer = get(
+        &address,
+        &format!(
+            "/api/v1/query?query={}",
+            percent_encode("min_over_time(up{job=\"lfleet-agent\"}[1m])")
+        ),
+    );
+    let value: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let ups: Vec<&str> = value["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["value"][1].as_str())
+        .collect();
+    assert_eq!(ups, ["1", "1"], "{answer}");
     server.stop();
 }

@@ -164,9 +164,13 @@ impl Ib {
         let mut sample = Sample::new(NAME, subject, input.unix_ms);
         for (label, file) in [("state", &port.state), ("phys_state", &port.phys_state)] {
             if let Some(Ok(text)) = read(host, file.as_ref(), buffer, stale) {
-                let name = parse_state(&text)
-                    .map(|(_, n)| n)
-                    .unwrap_or_else(|| text.trim().to_owned());
+                let name = match parse_state(&text) {
+                    Some((number, name)) => {
+                        sample.raw.insert(format!("{label}_id"), f64::from(number));
+                        name
+                    }
+                    None => text.trim().to_owned(),
+                };
                 sample.labels.insert(label.into(), name);
             }
         }
@@ -207,6 +211,11 @@ impl Ib {
                         sample
                             .flags
                             .push(format!("saturated {file} (32-bit): no rate"));
+                    } else {
+                        // A saturated counter no longer counts: not exported as one.
+                        sample
+                            .raw
+                            .insert(name.to_owned(), value.saturating_mul(scale) as f64);
                     }
                     counters.insert(name.to_owned(), value.saturating_mul(scale));
                 }
@@ -220,6 +229,8 @@ impl Ib {
                             "saturated {counter} ({}-bit): rises no longer seen",
                             counter_width(counter)
                         ));
+                    } else {
+                        sample.raw.insert(counter.to_owned(), value as f64);
                     }
                     counters.insert(counter.to_owned(), value);
                 }

@@ -84,7 +84,13 @@ impl Llite {
                 }
             };
             let (at, identity) = timing(&stats, &mount.instance, input.monotonic_s);
-            let mut counters = BTreeMap::new();
+            // The kernel leaves counters at zero out of the file: the data counters are
+            // there from the start, at zero until the first read or write.
+            let mut counters: BTreeMap<String, u64> =
+                ["read_bytes", "read_ops", "write_bytes", "write_ops"]
+                    .into_iter()
+                    .map(|name| (name.to_owned(), 0))
+                    .collect();
             let mut metadata = 0u64;
             for (name, counter) in &stats.counters {
                 match name.as_str() {
@@ -108,6 +114,7 @@ impl Llite {
             sample
                 .labels
                 .insert("instance".into(), mount.instance.clone());
+            sample.keep_raw(&counters);
             sample.apply(self.tracker.update(
                 &mount.mount_point,
                 Reading {

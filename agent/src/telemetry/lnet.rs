@@ -115,6 +115,7 @@ impl Lnet {
         counters.insert("send_bytes".into(), stats.send_length);
         counters.insert("recv_bytes".into(), stats.recv_length);
         counters.insert("drop_bytes".into(), stats.drop_length);
+        sample.keep_raw(&counters);
         sample.apply(self.tracker.update(
             "lnet",
             Reading {

@@ -52,6 +52,7 @@ impl Mdc {
                 .fold(0u64, u64::saturating_add);
             counters.insert("md_reqs".into(), total);
             let mut sample = Sample::new(NAME, subject, input.unix_ms);
+            sample.keep_raw(&counters);
             self.rpc_waits(input, &device.instance, waits.remove(subject), &mut sample);
             sample.apply(self.tracker.update(
                 subject,
@@ -88,15 +89,17 @@ impl Mdc {
             Some(Ok(stats)) => stats,
         };
         let (at, identity) = timing(&stats, instance, input.monotonic_s);
+        let counters = BTreeMap::from([
+            ("rpcs".to_owned(), stats.count("req_waittime")),
+            ("rpc_wait_us".to_owned(), stats.sum("req_waittime")),
+        ]);
+        sample.keep_raw(&counters);
         let rated = self.waits.update(
             &sample.subject,
             Reading {
                 at,
                 identity,
-                counters: BTreeMap::from([
-                    ("rpcs".to_owned(), stats.count("req_waittime")),
-                    ("rpc_wait_us".to_owned(), stats.sum("req_waittime")),
-                ]),
+                counters,
             },
         );
         match &rated {

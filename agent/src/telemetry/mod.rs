@@ -69,6 +69,11 @@ pub struct Sample {
     /// Anything else a reader must know: `first reading`, `saturated port_rcv_data`, ...
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
+    /// The counters as read, cumulative since their source started (bytes, calls, RPCs,
+    /// microseconds of wait), and the InfiniBand port's state numbers: what the node's own
+    /// Prometheus endpoint exports, leaving rates to PromQL. Never sent to the coordinator.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub raw: BTreeMap<String, f64>,
 }
 
 impl Sample {
@@ -85,7 +90,17 @@ impl Sample {
             reset: false,
             unavailable: None,
             flags: Vec::new(),
+            raw: BTreeMap::new(),
         }
+    }
+
+    /// Keeps the counters of a reading as read, for the Prometheus endpoint.
+    pub fn keep_raw(&mut self, counters: &BTreeMap<String, u64>) {
+        self.raw.extend(
+            counters
+                .iter()
+                .map(|(name, value)| (name.clone(), *value as f64)),
+        );
     }
 
     pub fn unavailable(
@@ -120,6 +135,14 @@ impl Sample {
             }
         }
     }
+}
+
+/// The subject of a per-target sample (`<mount point> <target>`, as the device index names
+/// it) split into the mount point and the target (`OST0000`); `None` for any other subject.
+pub fn split_target_subject(subject: &str) -> Option<(&str, &str)> {
+    subject
+        .rsplit_once(' ')
+        .filter(|(mount, target)| mount.starts_with('/') && !target.is_empty())
 }
 
 /// A Lustre mount as telemetry sees it: where, and the instance its devices end in.

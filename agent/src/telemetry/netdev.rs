@@ -72,6 +72,7 @@ impl NetDev {
                 ("tx_dropped".to_owned(), c.tx_dropped),
             ]);
             let mut sample = Sample::new(NAME, interface, input.unix_ms);
+            sample.keep_raw(&counters);
             sample.apply(self.tracker.update(
                 interface,
                 Reading {

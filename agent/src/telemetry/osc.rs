@@ -38,6 +38,8 @@ impl Osc {
                 ("rpcs".to_owned(), stats.count("req_waittime")),
                 ("rpc_wait_us".to_owned(), stats.sum("req_waittime")),
             ]);
+            let mut sample = Sample::new(NAME, subject, input.unix_ms);
+            sample.keep_raw(&counters);
             let rated = self.tracker.update(
                 subject,
                 Reading {
@@ -46,7 +48,6 @@ impl Osc {
                     counters,
                 },
             );
-            let mut sample = Sample::new(NAME, subject, input.unix_ms);
             rpc_wait(&mut sample, &rated);
             sample.apply(rated);
             sample.values.remove("rpc_wait_us_per_s");

@@ -195,6 +195,7 @@ impl DeviceIndex {
                     .zip(&found)
                     .any(|(file, path)| path.is_none() && !OPTIONAL_FILES.contains(&(kind, *file)));
                 devices.push(ClientDevice {
+                    // Split again by `super::split_target_subject`.
                     subject: format!("{} {target}", mount.mount_point),
                     name,
                     instance,

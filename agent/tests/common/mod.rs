@@ -42,6 +42,20 @@ pub fn path_with(node: &Path) -> String {
     )
 }
 
+/// `lfleet-agent apply --root ROOT --config CONFIG` with the node's shims on PATH, which
+/// must succeed: the node converged before a test starts the long-running agent.
+pub fn apply(root: &Path, config: &Path) {
+    let apply = Command::new(env!("CARGO_BIN_EXE_lfleet-agent"))
+        .args(["apply", "--root"])
+        .arg(root)
+        .arg("--config")
+        .arg(config)
+        .env("PATH", path_with(root))
+        .output()
+        .unwrap();
+    assert!(apply.status.success(), "{apply:?}");
+}
+
 /// Ends a child this test started, by its PID (SIGCONT, then SIGTERM, then SIGKILL after 3 s),
 /// however the test ends.
 pub struct Owned(pub Child);

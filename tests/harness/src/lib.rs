@@ -61,6 +61,34 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `promtool check metrics` (Debian's prometheus package) on an exposition `text`: its exit
+/// code and what it said (nothing, for a clean one).
+pub fn promtool(text: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package) runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(text.as_bytes())
+        .expect("promtool reads its input");
+    let output = child.wait_with_output().expect("promtool ends");
+    (
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
 /// A child process ended by its PID (SIGTERM, then SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct Owned(pub Child);
@@ -378,6 +406,20 @@ impl Cluster {
         self.nodes[index].process.stop();
         let root = self.nodes[index].sim.root().to_path_buf();
         self.nodes[index].process = self.spawn_agent(name, &root);
+    }
+
+    /// Turns on agent `name`'s Prometheus endpoint on a free loopback port (its config gets
+    /// a `[prometheus]` table) and restarts it; the endpoint's address.
+    pub fn enable_agent_metrics(&mut self, name: &str) -> String {
+        let address = format!("127.0.0.1:{}", free_port());
+        let config = self.dir.path().join(format!("{name}.toml"));
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!(
+            "\n[prometheus]\nenabled = true\nlisten = \"{address}\"\n"
+        ));
+        std::fs::write(&config, text).unwrap();
+        self.restart_agent(name);
+        address
     }
 
     /// A power cycle of node `name`: its agent is killed (SIGKILL), the sim node reboots
