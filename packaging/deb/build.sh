@@ -117,6 +117,10 @@ put 0644 "$repo/systemd/lfleet-coordinator.service" "$c/lib/systemd/system/lflee
 put 0644 "$repo/packaging/completions/lfleet.bash" "$c/usr/share/bash-completion/completions/lfleet"
 put 0644 "$repo/packaging/completions/_lfleet" "$c/usr/share/zsh/vendor-completions/_lfleet"
 put 0644 "$repo/packaging/completions/lfleet.fish" "$c/usr/share/fish/vendor_completions.d/lfleet.fish"
+# Grafana dashboards (fleet, filesystems, node) to import: docs/metrics.md.
+for dashboard in "$repo"/packaging/grafana/*.json; do
+  put 0644 "$dashboard" "$c/usr/share/lfleet-coordinator/grafana/${dashboard##*/}"
+done
 put 0644 "$repo/systemd/tmpfiles.d/lfleet-coordinator.conf" "$c/usr/lib/tmpfiles.d/lfleet-coordinator.conf"
 put 0644 "$common/coordinator.toml" "$c/etc/lfleet/coordinator.toml"
 put 0644 "$repo/packaging/examples/coordinator.toml" "$c/usr/share/doc/lfleet-coordinator/examples/coordinator.toml"

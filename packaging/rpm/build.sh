@@ -72,6 +72,9 @@ put 0644 "$repo/packaging/slurm/slurm.conf.example" "$stage/usr/share/doc/lfleet
 put 0644 "$repo/packaging/completions/lfleet.bash" "$stage/usr/share/bash-completion/completions/lfleet"
 put 0644 "$repo/packaging/completions/_lfleet" "$stage/usr/share/zsh/site-functions/_lfleet"
 put 0644 "$repo/packaging/completions/lfleet.fish" "$stage/usr/share/fish/vendor_completions.d/lfleet.fish"
+for dashboard in "$repo"/packaging/grafana/*.json; do
+  put 0644 "$dashboard" "$stage/usr/share/lfleet-coordinator/grafana/${dashboard##*/}"
+done
 install -d -m 0700 "$stage/var/lib/lfleet"
 
 for dist in $dists; do

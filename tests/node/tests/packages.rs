@@ -1,5 +1,6 @@
 //! The packages as Debian and the RPM distributions judge them: both .debs lintian-clean
-//! (Debian's lintian, zero errors and warnings), and the EL9 and Azure Linux 3 RPMs
+//! (Debian's lintian, zero errors and warnings) and holding the man pages, lfleet's shell
+//! completions (bash, zsh, fish) and the Grafana dashboards, and the EL9 and Azure Linux 3 RPMs
 //! (packaging/rpm/build.sh, rpmbuild) installed, upgraded and erased with the real rpm in a
 //! scratch root (an overlay of the node image: its /bin/sh and systemctl run the scriptlets,
 //! chrooted by rpm), checking the files, the scriptlets' effects (units enabled on install,
@@ -47,6 +48,30 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Files both package formats must hold: man pages generated from the clap definitions,
+/// the completions (zsh's directory differs: see [`packaged_zsh`]) and the dashboards.
+const PACKAGED_DOCS: [&str; 9] = [
+    "usr/share/man/man1/lfleet.1.gz",
+    "usr/share/man/man1/lfleet-agent.1.gz",
+    "usr/share/man/man1/lfleet-coordinator.1.gz",
+    "usr/share/bash-completion/completions/lfleet",
+    "usr/share/fish/vendor_completions.d/lfleet.fish",
+    "usr/share/zsh/vendor-completions/_lfleet",
+    "usr/share/lfleet-coordinator/grafana/fleet.json",
+    "usr/share/lfleet-coordinator/grafana/filesystems.json",
+    "usr/share/lfleet-coordinator/grafana/node.json",
+];
+
+/// Where a distribution's zsh reads completions: Debian's vendor-completions, the RPM
+/// distributions' site-functions.
+fn packaged_zsh(file: &str, rpm: bool) -> &str {
+    if rpm && file == "usr/share/zsh/vendor-completions/_lfleet" {
+        "usr/share/zsh/site-functions/_lfleet"
+    } else {
+        file
+    }
+}
+
 #[test]
 fn both_debs_are_lintian_clean() {
     let out = tempfile::tempdir().unwrap();
@@ -61,6 +86,24 @@ fn both_debs_are_lintian_clean() {
     assert!(build.status.success(), "{}", output_text(&build));
     let debs = files_in(out.path());
     assert_eq!(debs.len(), 2, "{debs:?}");
+    let contents: String = debs
+        .iter()
+        .map(|deb| {
+            let listed = Command::new("dpkg-deb")
+                .arg("--contents")
+                .arg(deb)
+                .output()
+                .unwrap();
+            assert!(listed.status.success(), "{}", output_text(&listed));
+            String::from_utf8_lossy(&listed.stdout).into_owned()
+        })
+        .collect();
+    for file in PACKAGED_DOCS {
+        assert!(
+            contents.contains(&format!("./{file}\n")),
+            "{file} not in the debs:\n{contents}"
+        );
+    }
     let lintian = Command::new("lintian")
         .args(["--fail-on", "error,warning", "--no-tag-display-limit"])
         .args(&debs)
@@ -172,6 +215,9 @@ fn the_rpms_install_upgrade_and_erase_on_a_scratch_root_with_their_scriptlets() 
             "etc/lfleet/agent.toml",
             "etc/lfleet/coordinator.toml",
         ] {
+            assert!(node.path(file).is_file(), "{dist}: {file} missing");
+        }
+        for file in PACKAGED_DOCS.map(|file| packaged_zsh(file, true)) {
             assert!(node.path(file).is_file(), "{dist}: {file} missing");
         }
         let configs = rpm_ok(
