@@ -265,6 +265,34 @@ fn slow_nodes_are_flagged_within_3_windows_with_evidence_and_an_idle_one_is_neve
         line.contains("RPC waits above those of its 14 peers on 1 target: OST0003 "),
         "{line}"
     );
+    // The dashboard shows it: a lustre.slow column in the heatmap, failing in the node's
+    // row, and the evidence on the node's page.
+    let fleet = cluster.dashboard_json("/api/fleet");
+    let column = fleet["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c == "lustre.slow")
+        .unwrap_or_else(|| panic!("no lustre.slow column: {fleet}"));
+    let cells = |name: &str| {
+        fleet["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row[0] == name)
+            .and_then(|row| row[3].as_str())
+            .and_then(|letters| letters.chars().nth(column))
+    };
+    assert_eq!(cells(&names[one]), Some('F'), "{fleet}");
+    // A node judged and not slow (index 0 is none of all, one, idle) passes in that column.
+    assert_eq!(cells(&names[0]), Some('P'), "{fleet}");
+    let page = cluster
+        .dashboard_json(&format!("/api/nodes/{}", names[one]))
+        .to_string();
+    assert!(
+        page.contains("RPC waits above those of its 14 peers on 1 target: OST0003 "),
+        "{page}"
+    );
     assert_eq!(metric(&cluster, "lfleet_slow_nodes"), Some(2.0));
     let scraped = cluster.scrape();
     let ratio_lines: Vec<&str> = scraped

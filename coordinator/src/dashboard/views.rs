@@ -122,10 +122,11 @@ pub struct FleetView {
 pub fn fleet(coordinator: &Coordinator) -> Result<FleetView, ApiError> {
     let now = coordinator.now_ms();
     let (generation, checks, groups, mut nodes, by_health) = coordinator.with_fleet(|fleet| {
+        // The agents' checks and the coordinator's own findings (`lustre.slow`).
         let seen: BTreeSet<&CheckId> = fleet
             .nodes
             .values()
-            .flat_map(|n| n.status.conditions.iter().map(|c| &c.check))
+            .flat_map(|n| n.conditions().map(|c| &c.check))
             .collect();
         let mut checks: Vec<&CheckId> = seen.into_iter().collect();
         // Known checks in registry order, then the others by name.
@@ -152,7 +153,7 @@ pub fn fleet(coordinator: &Coordinator) -> Result<FleetView, ApiError> {
                 let health = node.health(now, fleet.silence_ms);
                 *by_health.entry(health).or_default() += 1;
                 let mut worst: Vec<Option<Outcome>> = vec![None; checks.len()];
-                for condition in &node.status.conditions {
+                for condition in node.conditions() {
                     let slot = &mut worst[index[&condition.check]];
                     *slot = Some(slot.map_or(condition.outcome, |o| worse(o, condition.outcome)));
                 }

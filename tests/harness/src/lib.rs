@@ -516,6 +516,25 @@ impl Cluster {
         text
     }
 
+    /// GET `path` (`/api/fleet`) from the coordinator's plain loopback dashboard, as a
+    /// read-only browser without a certificate would: its JSON.
+    pub fn dashboard_json(&self, path: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let host = self
+            .dashboard
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+    }
+
     pub fn wait_unhealthy(&self, name: &str, limit: Duration) -> Duration {
         self.wait_until(&format!("{name} unhealthy"), limit, |nodes| {
             nodes
