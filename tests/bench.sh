@@ -2,7 +2,7 @@
 # The benchmark command (not part of the tests): installs what it needs (the test set-up and
 # Debian's prometheus-node-exporter for the comparison), builds release binaries, and runs
 # lfleet-bench, which prints each section as a table and writes bench.json.
-#   bash tests/bench.sh [--quick] [--agents 1000,10000] [--sections abcdf]
+#   bash tests/bench.sh [--quick] [--agents 1000,10000] [--sections abcdfg]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh

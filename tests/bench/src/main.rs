@@ -14,6 +14,8 @@
 //! - f. Slow-node detection in simulated time: the coordinator's detector fed noisy windows;
 //!   detection rate and delay per slowdown factor, false positives per 1,000 node-hours, for
 //!   candidate settings (`--sections f` runs it alone, in about a minute).
+//! - g. The coordinator's per-node throughput history (the dashboard's last hour): resident
+//!   memory per node with every slot filled (`--sections g`, seconds).
 //!
 //! `--quick` shortens every section (for a smoke run); `--agents 1000,10000` sets N.
 #![allow(
@@ -24,6 +26,7 @@
 mod collection;
 mod coordinator;
 mod drain;
+mod history;
 mod proc_stat;
 mod slow;
 mod steady;
@@ -60,7 +63,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         quick: false,
         agents: vec![1000],
-        sections: "abcdf".into(),
+        sections: "abcdfg".into(),
         json: None,
     };
     let mut iter = args.iter();
@@ -78,7 +81,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     })
                     .collect::<Result<_, _>>()?;
             }
-            "--sections" => options.sections = iter.next().ok_or("--sections abcdf")?.clone(),
+            "--sections" => options.sections = iter.next().ok_or("--sections abcdfg")?.clone(),
             "--json" => options.json = Some(iter.next().ok_or("--json FILE")?.into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -92,7 +95,7 @@ fn main() -> std::process::ExitCode {
         Ok(options) => options,
         Err(message) => {
             eprintln!(
-                "lfleet-bench: {message}\nusage: lfleet-bench [--quick] [--agents N,..] [--sections abcdf] [--json FILE]"
+                "lfleet-bench: {message}\nusage: lfleet-bench [--quick] [--agents N,..] [--sections abcdfg] [--json FILE]"
             );
             return std::process::ExitCode::from(2);
         }
@@ -117,6 +120,9 @@ fn main() -> std::process::ExitCode {
     }
     if options.sections.contains('f') {
         report.insert("f_slow_node_detection".into(), slow::run(&options));
+    }
+    if options.sections.contains('g') {
+        report.insert("g_history_memory".into(), history::run(&options));
     }
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(report)).unwrap_or_default();
     if let Some(path) = &options.json {
