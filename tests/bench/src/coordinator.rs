@@ -26,7 +26,12 @@ struct Stats {
     sent: AtomicUsize,
     acked: AtomicUsize,
     failed: AtomicUsize,
+    /// Connection attempts that failed and were tried again, as real agents do.
+    retried: AtomicUsize,
 }
+
+/// Attempts per simulated agent before it counts as failed.
+const ATTEMPTS: u32 = 6;
 
 async fn channel(address: &str, ca: &str, identity: Option<Identity>) -> Result<Channel, String> {
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
@@ -144,34 +149,48 @@ async fn agent(
     latencies: Arc<Mutex<Vec<Duration>>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Ok(channel) = channel(&address, &ca, Some(identity)).await else {
-        stats.failed.fetch_add(1, Ordering::SeqCst);
-        return;
-    };
-    let (tx, rx) = mpsc::channel(16);
-    let hello = v1::AgentMessage {
-        seq: 1,
-        body: Some(v1::agent_message::Body::Hello(v1::Hello {
-            node_name: name.clone(),
-            role: v1::NodeRole::Compute as i32,
-            ..Default::default()
-        })),
-    };
-    let _ = tx.send(hello).await;
     let index: usize = name
         .rsplit('-')
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    let _ = tx.send(status(2, index)).await;
-    let Ok(response) = AgentServiceClient::new(channel)
-        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-    else {
-        stats.failed.fetch_add(1, Ordering::SeqCst);
-        return;
+    // Connect and open the session like a real agent: a failed attempt (a handshake the
+    // coordinator's deadline cut off in the start-up burst) is tried again after a
+    // full-jitter backoff, at most ATTEMPTS times.
+    let mut attempt = 0;
+    let (tx, mut inbound) = loop {
+        let (tx, rx) = mpsc::channel(16);
+        let hello = v1::AgentMessage {
+            seq: 1,
+            body: Some(v1::agent_message::Body::Hello(v1::Hello {
+                node_name: name.clone(),
+                role: v1::NodeRole::Compute as i32,
+                ..Default::default()
+            })),
+        };
+        let _ = tx.send(hello).await;
+        let _ = tx.send(status(2, index)).await;
+        let opened = match channel(&address, &ca, Some(identity.clone())).await {
+            Ok(channel) => AgentServiceClient::new(channel)
+                .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .map_err(|status| status.to_string()),
+            Err(error) => Err(error),
+        };
+        match opened {
+            Ok(response) => break (tx, response.into_inner()),
+            Err(_) if attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                stats.retried.fetch_add(1, Ordering::SeqCst);
+                let ceiling_ms = 1000u64 << attempt.min(5);
+                tokio::time::sleep(Duration::from_millis(rand::random_range(0..ceiling_ms))).await;
+            }
+            Err(_) => {
+                stats.failed.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+        }
     };
-    let mut inbound = response.into_inner();
     stats.connected.fetch_add(1, Ordering::SeqCst);
     // Spread the telemetry over the interval, as real agents started at different times are.
     let offset = Duration::from_millis(name.bytes().map(u64::from).sum::<u64>() * 37 % 10_000);
@@ -380,12 +399,13 @@ fn one(n: usize, quick: bool) -> serde_json::Value {
             .unwrap_or_else(|| "-".into())
     };
     println!(
-        "{:>7} {:>10} {:>12.1} {:>10.1} {:>10.1} {:>12.1} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>7} {:>10} {:>12.1} {:>10.1} {:>10.1} {:>10} {:>12.1} {:>10} {:>10} {:>10} {:>10} {:>10}",
         n,
         connected,
         enrolled.as_secs_f64() + connect_time.as_secs_f64(),
         usage["cpu_percent"].as_f64().unwrap_or(f64::NAN),
         usage["rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+        usage["open_fds"].as_u64().unwrap_or(0),
         ingest,
         summary["p50_ms"]
             .as_f64()
@@ -405,6 +425,8 @@ fn one(n: usize, quick: bool) -> serde_json::Value {
     serde_json::json!({
         "agents": n,
         "connected": connected,
+        "failed": stats.failed.load(Ordering::SeqCst),
+        "retried": stats.retried.load(Ordering::SeqCst),
         "enroll_s": enrolled.as_secs_f64(),
         "connect_s": connect_time.as_secs_f64(),
         "coordinator": usage,
@@ -421,12 +443,13 @@ pub fn run(options: &Options) -> serde_json::Value {
         "\n== c. Coordinator scale (telemetry every 10 s per agent, 22 samples a batch) and the dashboard's fleet page"
     );
     println!(
-        "{:>7} {:>10} {:>12} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>7} {:>10} {:>12} {:>10} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "agents",
         "connected",
         "join s",
         "CPU %",
         "RSS MiB",
+        "open fds",
         "batches/s",
         "ack p50",
         "ack p99",

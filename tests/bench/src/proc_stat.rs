@@ -34,8 +34,16 @@ pub fn measure(pid: u32, window: Duration) -> serde_json::Value {
         "cpu_percent": (cpu_after - cpu_before) / window.as_secs_f64() * 100.0,
         "rss_kib": rss,
         "peak_rss_kib": hwm,
+        "open_fds": open_fds(pid),
         "window_s": window.as_secs_f64(),
     })
+}
+
+/// How many files (sockets included) the process holds open now, from /proc/PID/fd.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|entries| entries.count())
 }
 
 /// The process's own CPU time (all threads).
