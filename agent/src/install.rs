@@ -126,7 +126,17 @@ pub struct Installer<'a> {
 impl Installer<'_> {
     /// Makes sure `kernel` has a Lustre client module, installing the package if needed.
     pub async fn ensure_client(&self, kernel: &str) -> Result<Ensured, InstallError> {
-        if self.has_module(kernel)? {
+        self.ensure(kernel, false).await
+    }
+
+    /// Installs the configured client for `kernel` over the module present, which is another
+    /// version.
+    pub async fn replace_client(&self, kernel: &str) -> Result<Ensured, InstallError> {
+        self.ensure(kernel, true).await
+    }
+
+    async fn ensure(&self, kernel: &str, replace: bool) -> Result<Ensured, InstallError> {
+        if !replace && self.has_module(kernel)? {
             return Ok(Ensured::AlreadyPresent);
         }
         let manager = self.distro.package_manager();
@@ -421,15 +431,6 @@ pub fn find_module(
         }
     }
     Ok(None)
-}
-
-/// Whether the loaded module's version (`/sys/module/lustre/version`) is the configured
-/// client: a release-tag build prints `2.15.7`; a build from `git describe` (as AMLFS's are)
-/// prints the whole version with `-` as `_` (lustre-release LUSTRE-VERSION-GEN).
-pub fn module_version_matches(loaded: &str, lustre_version: &str) -> bool {
-    let loaded = loaded.trim();
-    let release = lustre_version.split('-').next().unwrap_or("");
-    loaded == release || loaded == lustre_version.replace('-', "_")
 }
 
 /// The running kernel release (`/proc/sys/kernel/osrelease`).

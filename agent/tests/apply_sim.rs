@@ -125,6 +125,7 @@ fn mutating(commands: &[String]) -> Vec<&String> {
         "ip route get",
         "ip -o link show",
         "lnetctl net show",
+        "modinfo ",
         "apt-cache madison",
         "dpkg-query",
         "rpm -q",
@@ -824,31 +825,105 @@ fn dkms_builds_an_unpublished_kernels_client_only_when_allowed_and_secure_boot_i
     }
 }
 
+/// A client version change: a busy mount keeps the old module loaded (stale-module, nothing
+/// unloaded behind the job holding it); once the mount is free the agent unmounts its own
+/// mount, reloads the module at the new version and mounts again.
 #[test]
-fn a_stale_loaded_module_is_reported_not_papered_over() {
+fn a_client_version_change_reloads_the_module_unless_a_busy_mount_holds_it_stale() {
     let dir = tempfile::tempdir().unwrap();
-    let node = node(
+    let mut spec = NodeSpec::new("ubuntu-22.04", "5.15.0-1075-azure", LustreVersion::V2_15);
+    spec.accelnet = true;
+    spec.repo_versions = vec![LustreVersion::V2_16];
+    let node = SimNode::create(&dir.path().join("node"), &spec).unwrap();
+    let old = write_config(
         dir.path(),
-        "ubuntu-22.04",
-        "5.15.0-1075-azure",
-        LustreVersion::V2_15,
-    );
-    let path = write_config(
-        dir.path(),
-        "agent.toml",
+        "old.toml",
         1,
         LustreVersion::V2_15,
         &[("/lustre", "lustrefs")],
     );
-    assert_eq!(agent(node.root(), "apply", Some(&path)).code, 0);
-    // The kernel still runs an older module than the package now installed.
-    fs::write(node.root().join("sys/module/lustre/version"), "2.15.4\n").unwrap();
-    let run = agent(node.root(), "apply", Some(&path));
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("FAILED module lustre: loaded lustre module is 2.15.4 but the installed client is 2.15.7"), "{}", run.stdout);
-    assert!(run.stdout.contains("(stale-module)"), "{}", run.stdout);
-    // Nothing was unloaded or remounted behind the operator's back.
-    assert_eq!(mutating(&run.commands), Vec::<&String>::new());
+    assert_eq!(agent(node.root(), "apply", Some(&old)).code, 0);
+    assert_eq!(read(&node, "sys/module/lustre/version").trim(), "2.15.7");
+
+    node.fault(&Fault::MountBusy {
+        mount: Some("/lustre".into()),
+    })
+    .unwrap();
+    let new = write_config(
+        dir.path(),
+        "new.toml",
+        2,
+        LustreVersion::V2_16,
+        &[("/lustre", "lustrefs")],
+    );
+    let held = agent(node.root(), "apply", Some(&new));
+    assert_eq!(held.code, 1, "{}{}", held.stdout, held.stderr);
+    assert!(held.stdout.contains("(stale-module)"), "{}", held.stdout);
+    assert!(
+        held.stdout
+            .contains("the loaded lustre module 2.15.7 cannot be unloaded to load the installed 2.16.1-12-g8e3f1a2"),
+        "{}",
+        held.stdout
+    );
+    assert!(
+        !held.commands.iter().any(|c| c.starts_with("lustre_rmmod")),
+        "{:?}",
+        held.commands
+    );
+    // The new client is installed; the old module and the busy mount stay as they were.
+    assert!(
+        read(
+            &node,
+            "lib/modules/5.15.0-1075-azure/updates/fs/lustre/lustre.ko"
+        )
+        .contains("version=2.16.1\n"),
+        "{}",
+        held.stdout
+    );
+    assert_eq!(read(&node, "sys/module/lustre/version").trim(), "2.15.7");
+    assert!(read(&node, "proc/self/mountinfo").contains(" /lustre "));
+
+    node.heal(Some("mount-busy")).unwrap();
+    let newer = write_config(
+        dir.path(),
+        "newer.toml",
+        3,
+        LustreVersion::V2_16,
+        &[("/lustre", "lustrefs")],
+    );
+    let reloaded = agent(node.root(), "apply", Some(&newer));
+    assert_eq!(reloaded.code, 0, "{}{}", reloaded.stdout, reloaded.stderr);
+    // The command that first starts with `step`, by position in the log.
+    let at = |step: &str| {
+        reloaded
+            .commands
+            .iter()
+            .position(|c| c.starts_with(step))
+            .unwrap_or_else(|| panic!("no {step} in {:?}", reloaded.commands))
+    };
+    let (unmounted, unloaded, loaded) = (at("umount"), at("lustre_rmmod"), at("modprobe"));
+    let remounted = reloaded.commands[loaded..]
+        .iter()
+        .any(|c| c.starts_with("mount ") && c.contains("/lustre"));
+    assert!(
+        unmounted < unloaded && unloaded < loaded && remounted,
+        "{:?}",
+        reloaded.commands
+    );
+    assert_eq!(
+        read(&node, "sys/module/lustre/version").trim(),
+        "2.16.1",
+        "{}",
+        reloaded.stdout
+    );
+    assert!(read(&node, "proc/self/mountinfo").contains(" /lustre "));
+    let again = agent(node.root(), "apply", Some(&newer));
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, "no changes\n"),
+        "{}",
+        again.stderr
+    );
 }
 
 #[test]

@@ -97,6 +97,7 @@ fn mutating(log: &str) -> Vec<String> {
         "ip -o link show",
         "lnetctl net show",
         "lfs getname",
+        "modinfo ",
     ];
     log.lines()
         .filter(|line| !read_only.iter().any(|r| line.starts_with(r)))

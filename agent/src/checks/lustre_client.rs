@@ -4,7 +4,7 @@
 //!
 //! Reads sysfs and /lib/modules only; a node with no managed mount has nothing to check.
 
-use crate::install::{find_module, installed_kernels, module_version_matches, running_kernel};
+use crate::install::{find_module, installed_kernels, running_kernel};
 
 use lfleet_types::KnownCheck;
 
@@ -39,7 +39,7 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
             format!("no lustre module is installed for the running kernel {running}"),
         ),
         (Ok(None), Ok(Some(_))) => fail("module-not-loaded", "the lustre module is not loaded"),
-        (Ok(Some(version)), _) if !module_version_matches(&version, wanted.as_str()) => fail(
+        (Ok(Some(version)), _) if !wanted.matches_module(&version) => fail(
             "stale-module",
             format!(
                 "the loaded lustre module is {} but the configured client is {wanted}",

@@ -79,6 +79,10 @@ struct Readiness {
     running_client_missing: Option<String>,
     module: bool,
     lnet: bool,
+    /// A reload that did not happen: the old module (and LNet) stay as they were.
+    reload_failed: bool,
+    /// Owned mounts a reload could not unmount: still mounted on the old module.
+    still_mounted: BTreeSet<String>,
 }
 
 /// A fraction in [0, 1) for a retry's jitter, from the clock's nanoseconds.
@@ -117,6 +121,8 @@ pub async fn execute(context: Context<'_>, plan: Plan) -> Report {
         running_client_missing: None,
         module: true,
         lnet: true,
+        reload_failed: false,
+        still_mounted: BTreeSet::new(),
     };
     for entry in &plan.entries {
         if let Entry::Settled(item) = entry
@@ -165,12 +171,13 @@ async fn run(context: Context<'_>, action: Action, ready: &mut Readiness, report
             kernel,
             running,
             dkms,
+            replaces,
         } => {
             let now = node.clock.monotonic();
             let ok = match context.memory.holding(ItemKind::Package, &kernel, now) {
                 Some(deferral) => {
                     report.held(ItemKind::Package, &kernel, deferral);
-                    if !running {
+                    if !running && replaces.is_none() {
                         report.findings.push(format!(
                             "reboot-unsafe: kernel {kernel} has no Lustre client ({})",
                             deferral.class
@@ -178,7 +185,10 @@ async fn run(context: Context<'_>, action: Action, ready: &mut Readiness, report
                     }
                     false
                 }
-                None => install_client(context, &kernel, running, &dkms, report).await,
+                None => {
+                    let replace = replaces.is_some();
+                    install_client(context, &kernel, running, replace, &dkms, report).await
+                }
             };
             if running && !ok {
                 ready.running_client_missing = Some(kernel);
@@ -205,20 +215,18 @@ async fn run(context: Context<'_>, action: Action, ready: &mut Readiness, report
                 report.held(ItemKind::Module, "lustre", deferral);
                 return;
             }
-            match change(node, "modprobe", &["lustre".to_string()], QUERY_TIMEOUT).await {
-                Ok(()) => {
-                    report.changes.push("loaded the lustre module".into());
-                    report.ok(ItemKind::Module, "lustre", "lustre loaded");
-                }
-                Err(error) => {
-                    ready.module = false;
-                    let class = lfleet_install::classify(error.stdout(), error.stderr());
-                    report.fail(ItemKind::Module, "lustre", class, error_chain(&error));
-                    report.follow(follow_up_of(context, ItemKind::Module, "lustre", class));
-                }
-            }
+            load_module(context, "lustre loaded", ready, report).await;
         }
+        Action::ReloadModule {
+            loaded,
+            wanted,
+            unmount,
+        } => reload_module(context, [&loaded, &wanted], &unmount, ready, report).await,
         Action::ConfigureLnet { desired, steps } => {
+            if ready.reload_failed {
+                // The module was not unloaded, so LNet is still up as it was.
+                return;
+            }
             ready.lnet = configure_lnet(node, &desired, &steps, report).await;
         }
         Action::Mount(step) => {
@@ -228,6 +236,10 @@ async fn run(context: Context<'_>, action: Action, ready: &mut Readiness, report
                 }
                 Step::WriteFstab { .. } => (ItemKind::Fstab, "/etc/fstab".to_string()),
             };
+            if matches!(step, Step::Mount { .. }) && ready.still_mounted.contains(&id) {
+                report.ok(kind, &id, "still mounted on the old client module");
+                return;
+            }
             if matches!(step, Step::Mount { .. }) && !(ready.module && ready.lnet) {
                 report.fail(
                     kind,
@@ -283,12 +295,117 @@ async fn run(context: Context<'_>, action: Action, ready: &mut Readiness, report
     }
 }
 
+/// Replaces a loaded module of another version: unmounts the agent's own mounts, unloads
+/// the module (`lustre_rmmod`, which takes LNet with it) and loads the installed one. Not
+/// tried without the running kernel's client at the configured version, nor while an
+/// earlier failure holds it. A mount that will not unmount (busy) or a module that will not
+/// unload is a stale module: the old one stays loaded, the mounts that did unmount are
+/// mounted again on it, and only a reboot loads the new one.
+async fn reload_module(
+    context: Context<'_>,
+    [loaded, wanted]: [&str; 2],
+    unmount: &[String],
+    ready: &mut Readiness,
+    report: &mut Report,
+) {
+    let node = context.node;
+    if let Some(running) = &ready.running_client_missing {
+        ready.reload_failed = true;
+        report.fail(
+            ItemKind::Module,
+            "lustre",
+            FailureClass::NotReady,
+            format!("not reloaded: the configured client could not be installed for the running kernel {running}"),
+        );
+        return;
+    }
+    if let Some(deferral) =
+        context
+            .memory
+            .holding(ItemKind::Module, "lustre", node.clock.monotonic())
+    {
+        ready.reload_failed = true;
+        report.held(ItemKind::Module, "lustre", deferral);
+        return;
+    }
+    let executor = MountExecutor {
+        host: node.host,
+        runner: node.runner,
+        timeout: context.mount_timeout,
+    };
+    let mut busy = Vec::new();
+    for point in unmount {
+        let step = Step::Unmount {
+            mount_point: point.clone(),
+            why: "the client module is replaced".into(),
+        };
+        match executor.apply(&step).await {
+            Ok(()) => report.changes.push(describe_step(&step)),
+            Err(error) => {
+                ready.still_mounted.insert(point.clone());
+                busy.push(format!("{point}: {}", error_chain(&error)));
+            }
+        }
+    }
+    let unloaded = if busy.is_empty() {
+        change(node, "lustre_rmmod", &[], QUERY_TIMEOUT)
+            .await
+            .map_err(|error| error_chain(&error))
+    } else {
+        Err(format!("not unloaded while mounted: {}", busy.join("; ")))
+    };
+    if let Err(why) = unloaded {
+        ready.reload_failed = true;
+        report.fail(
+            ItemKind::Module,
+            "lustre",
+            FailureClass::StaleModule,
+            format!(
+                "the loaded lustre module {loaded} cannot be unloaded to load the installed {wanted} ({why}); a reboot loads the new client"
+            ),
+        );
+        report.follow(follow_up_of(
+            context,
+            ItemKind::Module,
+            "lustre",
+            FailureClass::StaleModule,
+        ));
+        return;
+    }
+    report.changes.push("unloaded the lustre module".into());
+    load_module(context, "lustre reloaded", ready, report).await;
+}
+
+/// `modprobe lustre`; a failure is the module item's, with its follow-up.
+async fn load_module(context: Context<'_>, done: &str, ready: &mut Readiness, report: &mut Report) {
+    match change(
+        context.node,
+        "modprobe",
+        &["lustre".to_string()],
+        QUERY_TIMEOUT,
+    )
+    .await
+    {
+        Ok(()) => {
+            report.changes.push("loaded the lustre module".into());
+            report.ok(ItemKind::Module, "lustre", done);
+        }
+        Err(error) => {
+            ready.module = false;
+            let class = lfleet_install::classify(error.stdout(), error.stderr());
+            report.fail(ItemKind::Module, "lustre", class, error_chain(&error));
+            report.follow(follow_up_of(context, ItemKind::Module, "lustre", class));
+        }
+    }
+}
+
 /// Installs one kernel's client, falling back to DKMS when the follow-up rule says so; true
 /// when the kernel has one. A failure carries its follow-up.
 async fn install_client(
     context: Context<'_>,
     kernel: &str,
     running: bool,
+    replace: bool,
     dkms: &DkmsDecision,
     report: &mut Report,
 ) -> bool {
@@ -300,7 +417,12 @@ async fn install_client(
         distro: context.distro,
         policy: context.install,
     };
-    let error = match installer.ensure_client(kernel).await {
+    let ensured = if replace {
+        installer.replace_client(kernel).await
+    } else {
+        installer.ensure_client(kernel).await
+    };
+    let error = match ensured {
         Ok(done) => {
             if let Ensured::Installed { package } = done {
                 report.changes.push(format!("installed {package}"));
@@ -506,6 +628,7 @@ mod tests {
             kernel: kernel.into(),
             running,
             dkms: DkmsDecision::Refused("client.dkms is \"forbidden\"".into()),
+            replaces: None,
         })
     }
 

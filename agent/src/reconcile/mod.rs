@@ -334,10 +334,15 @@ pub async fn ensure_kernel_client(
     let distro = preflight(node.host)?;
     let _lock = lock_node(node.host, APPLY_LOCK_WAIT).await?;
     let running = running_kernel(node.host).map_err(host_error("the running kernel"))?;
-    let clients = observe::observe_clients(node, &running, &[kernel])?;
+    let clients = observe::observe_clients(node, &running, &[kernel]).await?;
     let dkms = observe::observe_dkms(node, config, &distro, &clients).await;
     let mut plan = Plan::default();
-    plan::plan_clients(&clients, &dkms, &mut plan);
+    plan::plan_clients(
+        &clients,
+        config.client.lustre_version.as_str(),
+        &dkms,
+        &mut plan,
+    );
     let memory = apply::Memory::default();
     Ok(execute(node, config, &distro, install, &memory, plan).await)
 }

@@ -1,7 +1,7 @@
 //! Observation: everything a reconcile pass decides from, read into one value before any
 //! decision. Files are read through the host root; the only commands run are read-only
-//! (`ip route get`, `ip -o link show`, `lnetctl net show`). Nothing here decides or changes
-//! anything.
+//! (`ip route get`, `ip -o link show`, `lnetctl net show`, `modinfo -k KVER -F version
+//! lustre`). Nothing here decides or changes anything.
 //!
 //! An observation that fails where a wrong guess could destroy something (fstab, mountinfo,
 //! the kernels) is an error for the whole pass: unknown is not absent. A part that can only
@@ -50,6 +50,9 @@ pub struct ObservedClient {
     pub kernel: String,
     pub running: bool,
     pub present: bool,
+    /// The installed module's version (`modinfo -F version`); None when absent or when
+    /// modinfo could not tell (then the installed client is taken as it is).
+    pub version: Option<String>,
 }
 
 /// The repository key and the files it should produce, as they are on disk.
@@ -87,7 +90,7 @@ pub async fn observe(
     let wanted: Vec<&str> = std::iter::once(running.as_str())
         .chain(others.into_iter().map(String::as_str))
         .collect();
-    let clients = observe_clients(node, &running, &wanted)?;
+    let clients = observe_clients(node, &running, &wanted).await?;
     let loaded_module = host
         .read_optional("sys/module/lustre/version")
         .map_err(host_error("the lustre module version"))?;
@@ -130,25 +133,35 @@ pub fn observe_mounts(host: &HostRoot) -> Result<lfleet_mount::Observed, Reconci
     Ok(lfleet_mount::Observed { mounts, fstab })
 }
 
-/// Whether each of `kernels` has a client module; `running` names the running kernel.
-pub fn observe_clients(
+/// Whether each of `kernels` has a client module, and its version; `running` names the
+/// running kernel.
+pub async fn observe_clients(
     node: NodeHandle<'_>,
     running: &str,
     kernels: &[&str],
 ) -> Result<Vec<ObservedClient>, ReconcileError> {
-    kernels
-        .iter()
-        .map(|kernel| {
-            let present = find_module(node.host, kernel, "lustre")
-                .map_err(host_error("kernel modules"))?
-                .is_some();
-            Ok(ObservedClient {
-                kernel: (*kernel).to_owned(),
-                running: *kernel == running,
-                present,
-            })
-        })
-        .collect()
+    let mut clients = Vec::with_capacity(kernels.len());
+    for kernel in kernels {
+        let present = find_module(node.host, kernel, "lustre")
+            .map_err(host_error("kernel modules"))?
+            .is_some();
+        let version = if present {
+            query(node, "modinfo", &["-k", kernel, "-F", "version", "lustre"])
+                .await
+                .ok()
+                .map(|out| out.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        } else {
+            None
+        };
+        clients.push(ObservedClient {
+            kernel: (*kernel).to_owned(),
+            running: *kernel == running,
+            present,
+            version,
+        });
+    }
+    Ok(clients)
 }
 
 /// The DKMS rule's verdict for this node (policy, Secure Boot, lockdown), asked only when a

@@ -42,14 +42,26 @@ pub enum Action {
     /// Write a repository or key file.
     WriteRepositoryFile { path: String, contents: Vec<u8> },
     /// Install the client for `kernel`; DKMS is the fallback when no prebuilt package exists
-    /// and the DKMS rule allows it.
+    /// and the DKMS rule allows it. `replaces`: the version of the client installed now (a
+    /// module present at another version is replaced, not taken as installed).
     InstallClient {
         kernel: String,
         running: bool,
         dkms: DkmsDecision,
+        replaces: Option<String>,
     },
     /// `modprobe lustre` (needs the running kernel's client).
     LoadModule,
+    /// A loaded module of another version, with the running kernel's client at the
+    /// configured one: unmount `unmount` (the agent's own Lustre mounts), `lustre_rmmod`,
+    /// `modprobe lustre`. A mount that will not unmount keeps the old module loaded: a
+    /// stale module, which only a reboot clears. `loaded` is the old module's version,
+    /// `wanted` the configured client's.
+    ReloadModule {
+        loaded: String,
+        wanted: String,
+        unmount: Vec<String>,
+    },
     /// lnetctl steps, then a check that LNet shows `expected_nid`.
     ConfigureLnet {
         desired: DesiredLnet,
@@ -111,6 +123,14 @@ impl Action {
                 config.client.lustre_version
             )],
             Action::LoadModule => vec!["load the lustre module (modprobe lustre)".into()],
+            Action::ReloadModule { unmount, .. } => unmount
+                .iter()
+                .map(|point| format!("unmount {point} (the client module is replaced)"))
+                .chain([
+                    "unload the lustre module (lustre_rmmod)".to_owned(),
+                    "load the lustre module (modprobe lustre)".to_owned(),
+                ])
+                .collect(),
             Action::ConfigureLnet { steps, .. } => steps
                 .iter()
                 .map(|step| format!("lnetctl {}", step.lnetctl_args().join(" ")))
@@ -143,12 +163,28 @@ pub fn plan(config: &NodeConfig, observed: &Observed) -> Plan {
     if let (Some(repository), Some(seen)) = (&config.repository, &observed.repository) {
         plan_repository(repository, &observed.distro, seen, &mut plan);
     }
-    plan_clients(&observed.clients, &observed.dkms, &mut plan);
-    plan_module(config, observed, &mut plan);
+    let wanted = config.client.lustre_version.as_str();
+    plan_clients(&observed.clients, wanted, &observed.dkms, &mut plan);
+    let reload = plan_module(config, observed, &mut plan);
+    // A reload unloads LNet with the module and leaves the owned mounts unmounted: what
+    // follows is planned from that state.
     if let Some(lnet) = &observed.lnet {
-        plan_lnet(config, lnet, &mut plan);
+        if reload.is_some() {
+            let mut after = lnet.clone();
+            after.nis = None;
+            plan_lnet(config, &after, &mut plan);
+        } else {
+            plan_lnet(config, lnet, &mut plan);
+        }
     }
-    plan_mounts(config, &observed.mounts, &mut plan);
+    match &reload {
+        Some(unmounted) => {
+            let mut after = observed.mounts.clone();
+            after.mounts.retain(|m| !unmounted.contains(&m.mount_point));
+            plan_mounts(config, &after, &mut plan);
+        }
+        None => plan_mounts(config, &observed.mounts, &mut plan),
+    }
     plan_dropin(config, observed.dropin.as_deref(), &mut plan);
     plan
 }
@@ -183,41 +219,101 @@ fn plan_repository(
     }
 }
 
-/// Clients: each kernel without one gets an install.
-pub fn plan_clients(clients: &[ObservedClient], dkms: &DkmsDecision, plan: &mut Plan) {
+/// Clients: each kernel without one, or with another version than `wanted`, gets an
+/// install (a client whose version modinfo cannot tell is taken as it is).
+pub fn plan_clients(
+    clients: &[ObservedClient],
+    wanted: &str,
+    dkms: &DkmsDecision,
+    plan: &mut Plan,
+) {
     for client in clients {
-        if client.present {
+        let other_version = client.version.as_deref().filter(|installed| {
+            !wanted
+                .parse::<lfleet_types::ClientVersion>()
+                .is_ok_and(|w| w.matches_module(installed))
+        });
+        if client.present && other_version.is_none() {
             plan.ok(ItemKind::Package, &client.kernel, "client module present");
         } else {
             plan.act(Action::InstallClient {
                 kernel: client.kernel.clone(),
                 running: client.running,
                 dkms: dkms.clone(),
+                replaces: other_version.filter(|_| client.present).map(str::to_owned),
             });
         }
     }
 }
 
-/// The module: the loaded version is the configured one, or it is loaded now. A different
-/// loaded version is reported, never papered over: the mounts run on it until someone
-/// unloads it or reboots.
-fn plan_module(config: &NodeConfig, observed: &Observed, plan: &mut Plan) {
-    let wanted = config.client.lustre_version.as_str();
-    let release = wanted.split('-').next().unwrap_or("");
+/// The module: the loaded version is the configured one, or it is loaded now. A loaded
+/// module of another version is replaced when the running kernel's client is (or is about
+/// to be installed at) the configured version: the agent's own mounts are unmounted, the
+/// module unloaded and loaded again; the mounts they held are returned by the mount plan.
+/// Otherwise the stale module is reported, never papered over. Returns the mount points a
+/// reload unmounts.
+fn plan_module(config: &NodeConfig, observed: &Observed, plan: &mut Plan) -> Option<Vec<String>> {
+    let wanted = &config.client.lustre_version;
+    let release = wanted.as_str().split('-').next().unwrap_or("");
     match &observed.loaded_module {
-        Some(version) if crate::install::module_version_matches(version, wanted) => {
-            plan.ok(ItemKind::Module, "lustre", format!("lustre {release} loaded"));
+        Some(version) if wanted.matches_module(version) => {
+            plan.ok(
+                ItemKind::Module,
+                "lustre",
+                format!("lustre {release} loaded"),
+            );
+            None
         }
-        Some(version) => plan.fail(
-            ItemKind::Module,
-            "lustre",
-            FailureClass::StaleModule,
-            format!(
-                "loaded lustre module is {} but the installed client is {release}; unmount, lustre_rmmod or reboot to load it",
-                version.trim()
-            ),
-        ),
-        None => plan.act(Action::LoadModule),
+        Some(version) => {
+            let running = observed.clients.iter().find(|c| c.running);
+            let running_at_wanted = running.is_some_and(|client| {
+                let installing = plan.actions().any(|action| {
+                    matches!(action, Action::InstallClient { kernel, .. } if *kernel == client.kernel)
+                });
+                installing
+                    || (client.present
+                        && client
+                            .version
+                            .as_deref()
+                            .is_some_and(|v| wanted.matches_module(v)))
+            });
+            if !running_at_wanted {
+                plan.fail(
+                    ItemKind::Module,
+                    "lustre",
+                    FailureClass::StaleModule,
+                    format!(
+                        "loaded lustre module is {} but the installed client is {release}; unmount, lustre_rmmod or reboot to load it",
+                        version.trim()
+                    ),
+                );
+                return None;
+            }
+            let owned: Vec<String> = observed
+                .mounts
+                .fstab
+                .managed()
+                .iter()
+                .filter(|entry| {
+                    observed
+                        .mounts
+                        .mounts
+                        .iter()
+                        .any(|m| m.mount_point == entry.file && m.fstype == "lustre")
+                })
+                .map(|entry| entry.file.clone())
+                .collect();
+            plan.act(Action::ReloadModule {
+                loaded: version.trim().to_owned(),
+                wanted: wanted.to_string(),
+                unmount: owned.clone(),
+            });
+            Some(owned)
+        }
+        None => {
+            plan.act(Action::LoadModule);
+            None
+        }
     }
 }
 
@@ -415,6 +511,13 @@ mod tests {
             .with_managed(entries)
     }
 
+    /// Every action of `plan` as a plan shows it.
+    fn described(plan: &Plan, config: &NodeConfig) -> Vec<String> {
+        plan.actions()
+            .flat_map(|action| action.describe(config))
+            .collect()
+    }
+
     /// A node exactly as `config` wants it.
     fn converged(config: &NodeConfig) -> Observed {
         let mountinfo = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n\
@@ -429,11 +532,13 @@ mod tests {
                     kernel: RUNNING.into(),
                     running: true,
                     present: true,
+                    version: Some("2.15.7".into()),
                 },
                 ObservedClient {
                     kernel: OTHER.into(),
                     running: false,
                     present: true,
+                    version: Some("2.15.7".into()),
                 },
             ],
             loaded_module: Some("2.15.7\n".into()),
@@ -505,12 +610,8 @@ mod tests {
         };
         observed.dropin = None;
         let plan = plan(&config, &observed);
-        let described: Vec<String> = plan
-            .actions()
-            .flat_map(|action| action.describe(&config))
-            .collect();
         assert_eq!(
-            described,
+            described(&plan, &config),
             vec![
                 format!("install the Lustre 2.15.7-33-g79ddf99 client for kernel {RUNNING}"),
                 format!("install the Lustre 2.15.7-33-g79ddf99 client for kernel {OTHER}"),
@@ -529,10 +630,11 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_loaded_module_is_a_failed_item_and_is_not_reloaded() {
+    fn a_loaded_module_of_another_version_is_stale_when_the_installed_one_is_unknown() {
         let config = config("");
         let mut observed = converged(&config);
         observed.loaded_module = Some("2.15.4\n".into());
+        observed.clients[0].version = None;
         let plan = plan(&config, &observed);
         assert!(plan.is_quiet());
         assert!(settled(&plan).contains(&(
@@ -540,6 +642,46 @@ mod tests {
             "lustre".to_owned(),
             Some(FailureClass::StaleModule)
         )));
+    }
+
+    #[test]
+    fn a_new_client_version_installs_for_every_kernel_then_reloads_and_remounts() {
+        let config =
+            NodeConfig::from_toml(&EXAMPLE.replace("2.15.7-33-g79ddf99", "2.16.1-12-g8e3f1a2"))
+                .unwrap();
+        let observed = converged(&config);
+        let plan = plan(&config, &observed);
+        assert_eq!(
+            described(&plan, &config),
+            vec![
+                format!("install the Lustre 2.16.1-12-g8e3f1a2 client for kernel {RUNNING}"),
+                format!("install the Lustre 2.16.1-12-g8e3f1a2 client for kernel {OTHER}"),
+                "unmount /lustre (the client module is replaced)".to_owned(),
+                "unload the lustre module (lustre_rmmod)".to_owned(),
+                "load the lustre module (modprobe lustre)".to_owned(),
+                "lnetctl lnet configure".to_owned(),
+                "lnetctl net add --net tcp --if eth0".to_owned(),
+                "mount 10.0.1.4@tcp:/lustrefs at /lustre".to_owned(),
+            ]
+        );
+        // The modules present are another version: installed over, not taken as installed.
+        assert!(plan.actions().all(|action| match action {
+            Action::InstallClient { replaces, .. } => replaces.as_deref() == Some("2.15.7"),
+            _ => true,
+        }));
+        // Installed already (a pass whose reload failed, or a reboot away): only the reload.
+        let mut installed = observed.clone();
+        for client in &mut installed.clients {
+            client.version = Some("2.16.1".into());
+        }
+        let again = super::plan(&config, &installed);
+        assert!(matches!(
+            again.actions().next(),
+            Some(Action::ReloadModule { unmount, .. }) if unmount == &["/lustre".to_string()]
+        ));
+        // The right module loaded: nothing to do.
+        installed.loaded_module = Some("2.16.1\n".into());
+        assert!(super::plan(&config, &installed).is_quiet());
     }
 
     #[test]
@@ -559,7 +701,8 @@ mod tests {
                 vec![&Action::InstallClient {
                     kernel: OTHER.into(),
                     running: false,
-                    dkms: verdict
+                    dkms: verdict,
+                    replaces: None,
                 }]
             );
         }

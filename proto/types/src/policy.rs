@@ -24,6 +24,16 @@ impl ClientVersion {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether a module's own version (`/sys/module/lustre/version`, `modinfo -F version`)
+    /// is this one: a release-tag build prints `2.15.7`; a build from `git describe` (as
+    /// AMLFS's are) prints the whole version with `-` as `_` (lustre-release
+    /// LUSTRE-VERSION-GEN).
+    pub fn matches_module(&self, module_version: &str) -> bool {
+        let module_version = module_version.trim();
+        let release = self.0.split('-').next().unwrap_or("");
+        module_version == release || module_version == self.0.replace('-', "_")
+    }
 }
 
 impl FromStr for ClientVersion {
