@@ -8,7 +8,8 @@
 //!
 //! Failed install and module items follow [`lfleet_install::follow_up`]: a retry is
 //! scheduled (30 s to 6 h by class, with jitter, capped by `retry_max_seconds`), or the item
-//! is refused until the client version changes or an operator asks; meanwhile a pass reports
+//! is refused until the client version or the configuration's generation changes, or an
+//! operator asks; meanwhile a pass reports
 //! the item's last failure and does not run the package manager again. Other items (mounts,
 //! LNet, fstab) are level-triggered: every pass tries them.
 //!
@@ -187,8 +188,8 @@ pub struct Reconciler<'a> {
     status: watch::Sender<ReconcilerStatus>,
     events: mpsc::Sender<AgentEvent>,
     memory: Memory,
-    /// The client version the memory's failures were for.
-    memory_version: Option<ClientVersion>,
+    /// The client version and generation the memory's failures were for.
+    memory_version: Option<(ClientVersion, Generation)>,
 }
 
 // === impl Reconciler ===
@@ -306,9 +307,14 @@ impl<'a> Reconciler<'a> {
 
     /// One pass with the current configuration; publishes its outcome.
     async fn pass(&mut self) -> PassResult {
-        let version = self.config.client.lustre_version.clone();
+        let version = (
+            self.config.client.lustre_version.clone(),
+            self.config.generation,
+        );
         if self.memory_version.as_ref() != Some(&version) {
-            // A new client version: earlier failures were about another package.
+            // A new client version (earlier failures were about another package), or a new
+            // configuration the coordinator sent (an operator's or an upgrade's request to
+            // try again): held items are tried at once.
             self.memory = Memory::default();
             self.memory_version = Some(version);
         }

@@ -13,7 +13,12 @@
 //! runs and removed with the ledger write that follows it. [`Drainer::recover`], at start,
 //! settles every intent left by a crash against Slurm: a drain whose reason and id Slurm
 //! shows becomes an active ledger entry; one Slurm does not show is dropped; an undrain
-//! whose drain Slurm no longer shows closes its entry.
+//! whose drain Slurm no longer shows closes its entry; a new reason Slurm shows is taken
+//! into the entry, one it does not show is dropped.
+//!
+//! The upgrade executor drains, re-reasons and undrains through the same calls
+//! ([`Drainer::drain_for`], [`Drainer::set_reason`], [`Drainer::undrain`]); its entries
+//! carry the code [`crate::policy::UPGRADE_CODE`], which the drain planner never undrains.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -46,6 +51,12 @@ pub enum Intent {
         end: String,
         at_ms: i64,
     },
+    /// A new reason on a drain lfleet holds (an upgrade's failure with its evidence).
+    Reason {
+        drain_id: String,
+        reason: String,
+        at_ms: i64,
+    },
 }
 
 impl Intent {
@@ -53,6 +64,7 @@ impl Intent {
         match self {
             Intent::Drain { drain_id, .. } => format!("drain-{drain_id}"),
             Intent::Undrain { drain_id, .. } => format!("undrain-{drain_id}"),
+            Intent::Reason { drain_id, .. } => format!("reason-{drain_id}"),
         }
     }
 }
@@ -254,6 +266,29 @@ impl Drainer {
                             drain_id,
                             "a drain intent never reached Slurm; dropped"
                         );
+                    }
+                }
+                Intent::Reason {
+                    drain_id, reason, ..
+                } => {
+                    let Some(entry) = ledger
+                        .iter()
+                        .find(|e| e.drain_id == drain_id && e.ended_ms.is_none())
+                    else {
+                        self.store.commit(vec![remove]).await?;
+                        continue;
+                    };
+                    let seen = self.slurm.node(&entry.slurm_name).await?;
+                    if seen.is_out() && seen.reason == reason {
+                        let mut changed = entry.clone();
+                        changed.reason = seen.reason.clone();
+                        changed.reason_user = seen.reason_user.clone();
+                        changed.reason_time = seen.reason_time.clone();
+                        self.store
+                            .commit(vec![Write::Drain(changed), remove])
+                            .await?;
+                    } else {
+                        self.store.commit(vec![remove]).await?;
                     }
                 }
                 Intent::Undrain { drain_id, end, .. } => {
@@ -472,54 +507,161 @@ impl Drainer {
         self.forget(&drain.node, "left-alone");
         let id = format!("{:08x}", rand::random::<u32>());
         let reason = policy::reason(drain, &id);
-        let intent = Intent::Drain {
-            drain_id: id.clone(),
-            node: drain.node.clone(),
-            slurm_name: drain.slurm_name.clone(),
-            check: drain.check.clone(),
-            code: drain.code.clone(),
-            reason: reason.clone(),
-            at_ms: now,
-        };
-        let intent_key = intent.key();
-        self.store
-            .commit(vec![put(Table::Intents, &intent_key, &intent)])
-            .await?;
-        self.slurm.drain(&drain.slurm_name, &reason).await?;
-        let back = self.slurm.node(&drain.slurm_name).await?;
-        let remove = Write::Delete {
-            table: Table::Intents,
-            key: intent_key,
-        };
-        if back.reason != reason || !back.is_out() {
-            self.store.commit(vec![remove]).await?;
-            self.record(
-                &drain.node,
-                CoordinatorKind::DrainNotConfirmed,
-                format!(
-                    "wrote {reason:?} but Slurm shows {} {:?}",
-                    back.state.join("+"),
-                    back.reason
-                ),
-            );
-            return Ok(());
-        }
-        let entry = DrainEntry {
+        let written = DrainEntry {
             drain_id: id,
             node: drain.node.clone(),
             slurm_name: drain.slurm_name.clone(),
             check: drain.check.clone(),
             code: drain.code.clone(),
-            reason: back.reason.clone(),
-            reason_user: back.reason_user.clone(),
-            reason_time: back.reason_time.clone(),
+            reason: reason.clone(),
+            reason_user: String::new(),
+            reason_time: String::new(),
             drained_ms: now,
             ended_ms: None,
             end: String::new(),
         };
-        self.store.commit(vec![Write::Drain(entry), remove]).await?;
-        self.record(&drain.node, CoordinatorKind::Drained, reason);
+        if self.write_drain(written).await?.is_some() {
+            self.record(&drain.node, CoordinatorKind::Drained, reason);
+        }
         Ok(())
+    }
+
+    /// Drains for a purpose other than a failing check (an upgrade), with read-before-write:
+    /// a node out by someone else, or in a power, reboot or maintenance state, is left alone
+    /// and its state returned as `Err` text. `entry` holds what to write; `reason_user` and
+    /// `reason_time` are filled from Slurm's read-back.
+    pub async fn drain_for(
+        &mut self,
+        entry: DrainEntry,
+    ) -> Result<Result<DrainEntry, String>, DrainError> {
+        let node = self.slurm.node(&entry.slurm_name).await?;
+        if node.is_managed_elsewhere() || node.is_out() {
+            return Ok(Err(format!(
+                "Slurm shows {} with reason {:?} by {}",
+                node.state.join("+"),
+                node.reason,
+                if node.reason_user.is_empty() {
+                    "-"
+                } else {
+                    &node.reason_user
+                }
+            )));
+        }
+        let reason = entry.reason.clone();
+        match self.write_drain(entry).await? {
+            Some(entry) => Ok(Ok(entry)),
+            None => Ok(Err(format!(
+                "Slurm did not show the drain {reason:?} after it was written"
+            ))),
+        }
+    }
+
+    /// Intent, scontrol, read-back, ledger: the drain `entry` describes. None (and an event)
+    /// when Slurm does not show it afterwards.
+    async fn write_drain(&mut self, entry: DrainEntry) -> Result<Option<DrainEntry>, DrainError> {
+        let intent = Intent::Drain {
+            drain_id: entry.drain_id.clone(),
+            node: entry.node.clone(),
+            slurm_name: entry.slurm_name.clone(),
+            check: entry.check.clone(),
+            code: entry.code.clone(),
+            reason: entry.reason.clone(),
+            at_ms: entry.drained_ms,
+        };
+        let intent_key = intent.key();
+        self.store
+            .commit(vec![put(Table::Intents, &intent_key, &intent)])
+            .await?;
+        self.slurm.drain(&entry.slurm_name, &entry.reason).await?;
+        let back = self.slurm.node(&entry.slurm_name).await?;
+        let remove = Write::Delete {
+            table: Table::Intents,
+            key: intent_key,
+        };
+        if back.reason != entry.reason || !back.is_out() {
+            self.store.commit(vec![remove]).await?;
+            self.record(
+                &entry.node,
+                CoordinatorKind::DrainNotConfirmed,
+                format!(
+                    "wrote {:?} but Slurm shows {} {:?}",
+                    entry.reason,
+                    back.state.join("+"),
+                    back.reason
+                ),
+            );
+            return Ok(None);
+        }
+        let entry = DrainEntry {
+            reason: back.reason.clone(),
+            reason_user: back.reason_user.clone(),
+            reason_time: back.reason_time.clone(),
+            ..entry
+        };
+        self.store
+            .commit(vec![Write::Drain(entry.clone()), remove])
+            .await?;
+        Ok(Some(entry))
+    }
+
+    /// Gives a drain lfleet holds a new reason (intent first, read back into the ledger).
+    /// None when Slurm no longer shows the ledger's drain: someone else owns the node now,
+    /// and the entry is closed as taken over with nothing written.
+    pub async fn set_reason(
+        &mut self,
+        entry: &DrainEntry,
+        reason: &str,
+    ) -> Result<Option<DrainEntry>, DrainError> {
+        let node = self.slurm.node(&entry.slurm_name).await?;
+        let ours = node.is_out()
+            && node.reason == entry.reason
+            && node.reason_user == entry.reason_user
+            && node.reason_time == entry.reason_time;
+        if !ours {
+            self.close(entry, "taken-over").await?;
+            return Ok(None);
+        }
+        let intent = Intent::Reason {
+            drain_id: entry.drain_id.clone(),
+            reason: reason.to_owned(),
+            at_ms: self.now_ms(),
+        };
+        let intent_key = intent.key();
+        self.store
+            .commit(vec![put(Table::Intents, &intent_key, &intent)])
+            .await?;
+        self.slurm.drain(&entry.slurm_name, reason).await?;
+        let back = self.slurm.node(&entry.slurm_name).await?;
+        let mut changed = entry.clone();
+        if back.is_out() && back.reason == reason {
+            changed.reason = back.reason.clone();
+            changed.reason_user = back.reason_user.clone();
+            changed.reason_time = back.reason_time.clone();
+        }
+        self.store
+            .commit(vec![
+                Write::Drain(changed.clone()),
+                Write::Delete {
+                    table: Table::Intents,
+                    key: intent_key,
+                },
+            ])
+            .await?;
+        Ok(Some(changed))
+    }
+
+    /// Closes a ledger entry Slurm no longer shows (`end`: `taken-over`, `rebooted`).
+    pub async fn close(&mut self, entry: &DrainEntry, end: &str) -> Result<(), DrainError> {
+        let mut ended = entry.clone();
+        ended.ended_ms = Some(self.now_ms());
+        ended.end = end.to_owned();
+        self.store.commit(vec![Write::Drain(ended)]).await?;
+        Ok(())
+    }
+
+    /// The scontrol backend (reads, and the upgrade's reboot request).
+    pub fn scontrol(&self) -> &Scontrol {
+        &self.slurm
     }
 
     /// Undrains what the ledger says lfleet drained, if Slurm still shows exactly that.

@@ -105,6 +105,7 @@ kinds! {
     PoweredUp => "powered-up", false;
     SlowNode => "slow-node", false;
     SlowNodeCleared => "slow-node-cleared", false;
+    Upgrade => "upgrade", true;
 }
 
 /// An event's kind: the coordinator's, or one an agent may report.

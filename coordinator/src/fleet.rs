@@ -270,15 +270,23 @@ pub struct Fleet {
     pub nodes: BTreeMap<String, NodeState>,
     /// A node is silent after this long without a message.
     pub silence_ms: i64,
+    /// Per-node client versions an upgrade set (node name -> version); they win over
+    /// `[client]` for that node only.
+    pub pins: BTreeMap<String, lfleet_types::ClientVersion>,
 }
 
 impl Fleet {
-    /// What a node should run now.
+    /// What a node should run now: the fleet's desired state, with the node's pinned
+    /// client version when an upgrade set one.
     pub fn desired_for(&self, node: &NodeIdentity) -> DesiredConfig {
+        let mut client = self.desired.client.clone();
+        if let Some(pinned) = self.pins.get(node.name.as_str()) {
+            client.lustre_version = pinned.clone();
+        }
         DesiredConfig {
             generation: self.generation,
             mounts: self.desired.mounts_for(node),
-            client: self.desired.client.clone(),
+            client,
             lnet: self.desired.lnet.clone(),
         }
     }
@@ -603,6 +611,7 @@ mod tests {
             generation: Generation(1),
             nodes: BTreeMap::new(),
             silence_ms: SILENT_AFTER_MS,
+            pins: BTreeMap::new(),
         };
         for name in ["n1", "n2", "n3", "n4", "n5"] {
             let mut node = NodeState::new(

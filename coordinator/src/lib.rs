@@ -7,7 +7,8 @@
 //!   pure drain planner), [`slow`] (the pure slow-node detector), [`history`] (bounded
 //!   throughput per mount), [`pki`] (the CA, peer certificates), [`identity`] (join tokens,
 //!   name-to-key bindings, enrollment rules, operator certificates), [`sessions`] (live
-//!   agent queues), [`slurm`] (scontrol) and [`drain`] (the executor and its intents);
+//!   agent queues), [`slurm`] (scontrol), [`drain`] (the executor and its intents),
+//!   [`upgrade`] (the pure rollout planner) and [`rollout`] (a rollout's recorded steps);
 //! - [`app`]: the coordinator, one domain function per request;
 //! - [`api`] (thin gRPC handlers), [`metrics`] (Prometheus), [`dashboard`] (the web
 //!   dashboard, over `app`) and [`server`] (listeners).
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod pki;
 pub mod policy;
 pub mod render;
+pub mod rollout;
 pub mod server;
 pub mod sessions;
 pub mod slow;

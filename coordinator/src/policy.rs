@@ -12,6 +12,9 @@
 //!   each drain in the last day.
 //! - Undrain after every required check has passed for `undrain_after_seconds`.
 //! - Dry-run (global, or per check): decisions are recorded as "would", nothing is written.
+//! - A drain of an upgrade (code [`UPGRADE_CODE`]) belongs to the upgrade executor: it keeps
+//!   the node from a second drain while active, is never undrained here, and counts in
+//!   neither the budget nor the flap penalty.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -194,6 +197,14 @@ pub struct Plan {
     pub close: Vec<String>,
 }
 
+/// The code of the ledger entries the upgrade executor writes.
+pub const UPGRADE_CODE: &str = "upgrade";
+
+/// Whether a ledger entry is an upgrade's.
+pub fn is_upgrade(entry: &DrainEntry) -> bool {
+    entry.code == UPGRADE_CODE
+}
+
 /// The reason written to Slurm: one line, at most 255 bytes, ending in the drain id.
 pub fn reason(drain: &Drain, id: &str) -> String {
     let tail = format!(" id={id}");
@@ -286,11 +297,11 @@ pub fn plan(
     // Drains.
     let fleet = nodes.len();
     let max_drained = ((policy.max_drained_share * fleet as f64).floor() as usize).max(1);
-    let mut drained_count = active.len();
+    let mut drained_count = active.values().filter(|e| !is_upgrade(e)).count();
     let window_ms = policy.budget_window_seconds as i64 * 1000;
     let mut in_window = ledger
         .iter()
-        .filter(|e| e.drained_ms >= now_ms - window_ms)
+        .filter(|e| !is_upgrade(e) && e.drained_ms >= now_ms - window_ms)
         .count();
     let grace_ms = policy.grace_seconds as i64 * 1000;
     for node in nodes.iter().filter(|n| n.connected) {
@@ -317,11 +328,13 @@ pub fn plan(
         // The flap penalty: doubles with each drain of this node in the last day.
         let day = ledger
             .iter()
-            .filter(|e| e.node == node.name && e.drained_ms >= now_ms - 86_400_000)
+            .filter(|e| {
+                !is_upgrade(e) && e.node == node.name && e.drained_ms >= now_ms - 86_400_000
+            })
             .count();
         let last_end = ledger
             .iter()
-            .filter(|e| e.node == node.name)
+            .filter(|e| !is_upgrade(e) && e.node == node.name)
             .filter_map(|e| e.ended_ms)
             .max();
         if let Some(ended) = last_end
@@ -367,7 +380,7 @@ pub fn plan(
 
     // Undrains: every required check passing for long enough.
     let undrain_ms = policy.undrain_after_seconds as i64 * 1000;
-    for entry in active.values() {
+    for entry in active.values().filter(|e| !is_upgrade(e)) {
         let Some(node) = nodes.iter().find(|n| n.name == entry.node && n.connected) else {
             continue;
         };

@@ -93,6 +93,10 @@ pub enum Table {
     Intents,
     /// Operator certificates and their revocation.
     Admins,
+    /// Client upgrades: each rollout with every node's recorded step (`rollout::Rollout`).
+    Rollouts,
+    /// Per-node client versions an upgrade set (node name -> `ClientVersion`).
+    ClientPins,
 }
 
 impl Table {
@@ -102,6 +106,8 @@ impl Table {
             Table::Identities => "identities",
             Table::Intents => "intents",
             Table::Admins => "admins",
+            Table::Rollouts => "rollouts",
+            Table::ClientPins => "client_pins",
         }
     }
 }
@@ -144,6 +150,8 @@ const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, record TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS intents (key TEXT PRIMARY KEY, record TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS admins (key TEXT PRIMARY KEY, record TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS rollouts (key TEXT PRIMARY KEY, record TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS client_pins (key TEXT PRIMARY KEY, record TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS drains (
         drain_id TEXT PRIMARY KEY,
         drained_ms INTEGER NOT NULL,

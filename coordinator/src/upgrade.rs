@@ -101,7 +101,7 @@ pub struct Candidate {
     pub name: String,
     pub role: Role,
     pub health: Health,
-    /// The client version the node reports installed and loaded.
+    /// The client version the node reports loaded (`/sys/module/lustre/version`).
     pub client_version: String,
     /// `None` when Slurm does not know the node.
     pub slurm: Option<SlurmState>,
@@ -166,7 +166,7 @@ pub fn plan(request: &UpgradeRequest, candidates: &[Candidate]) -> RolloutPlan {
             Some(Skip::PoweredDown)
         } else if node.health == Health::Silent {
             Some(Skip::Silent)
-        } else if node.client_version == request.client.as_str() {
+        } else if request.client.matches_module(&node.client_version) {
             Some(Skip::AlreadyAtVersion)
         } else {
             match &node.slurm {

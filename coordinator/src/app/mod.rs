@@ -13,6 +13,7 @@ pub mod commands;
 pub mod operators;
 pub mod slow;
 pub mod throughput;
+pub mod upgrades;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -151,6 +152,8 @@ pub struct Coordinator {
     /// Telemetry samples refused by the per-node caps since start.
     pub telemetry_dropped: std::sync::atomic::AtomicU64,
     slow: Mutex<SlowDetector>,
+    /// The client upgrade in progress or last run (`app/upgrades.rs`).
+    rollout: tokio::sync::Mutex<Option<crate::rollout::Rollout>>,
 }
 
 impl Coordinator {
@@ -233,6 +236,11 @@ impl Coordinator {
             now,
         )?;
         let policy = PolicySwitches::load(file.policy.clone(), store.clone())?;
+        let pins = store
+            .records::<lfleet_types::ClientVersion>(Table::ClientPins)?
+            .into_iter()
+            .collect();
+        let rollout = crate::rollout::load_current(&store)?;
         let mut slow = SlowDetector::new(file.slow.clone());
         slow.adopt(&store.open_incidents()?);
         let drainer = file.slurm.enabled.then(|| {
@@ -259,6 +267,7 @@ impl Coordinator {
                 generation,
                 nodes,
                 silence_ms: (file.server.silence_seconds * 1000.0) as i64,
+                pins,
             }),
             sessions: Sessions::default(),
             identities,
@@ -270,6 +279,7 @@ impl Coordinator {
             admission: std::sync::OnceLock::new(),
             telemetry_dropped: std::sync::atomic::AtomicU64::new(0),
             slow: Mutex::new(slow),
+            rollout: tokio::sync::Mutex::new(rollout),
         })
     }
 
@@ -360,6 +370,11 @@ impl Coordinator {
             let facts = self.with_fleet(|fleet| fleet.facts(self.now_ms()));
             if let Err(error) = drainer.pass(&policy, &facts).await {
                 tracing::warn!(error = %ErrorChain(&error), "drain pass stopped; retrying next interval");
+                continue;
+            }
+            // The upgrade's steps, after the pass settled every drain intent.
+            if let Err(error) = self.advance_rollout(&mut drainer).await {
+                tracing::warn!(error = %ErrorChain(&error), "upgrade step stopped; retrying next interval");
             }
         }
     }

@@ -200,3 +200,44 @@ pub struct FilesystemThroughput {
     pub total: ThroughputSeries,
     pub top_nodes: Vec<TopNode>,
 }
+
+/// A client upgrade as operators see it (`lfleet upgrade plan|status`): its state, every
+/// node's wave and step, and the nodes left out with why. A plan has no id and the state
+/// `plan`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UpgradeView {
+    pub id: String,
+    pub client: String,
+    /// `plan`, `running`, `paused`, `aborting`, `aborted`, `done`; empty: none ever started.
+    pub state: String,
+    /// Why it is paused.
+    pub state_detail: String,
+    pub wave_size: u32,
+    pub waves: u32,
+    pub max_failures: u32,
+    pub failures: u32,
+    pub started_unix_ms: i64,
+    pub nodes: Vec<UpgradeNodeView>,
+    pub skipped: Vec<UpgradeSkip>,
+}
+
+/// One node of an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeNodeView {
+    pub name: String,
+    /// From 1.
+    pub wave: u32,
+    /// `pending`, `draining`, `wait-drained`, `upgrading`, `rebooting`, `undraining`, `done`,
+    /// `failed`, `skipped`.
+    pub step: String,
+    /// A failure's evidence, a skip's reason.
+    pub detail: String,
+    pub since_unix_ms: i64,
+}
+
+/// A node an upgrade leaves out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeSkip {
+    pub name: String,
+    pub why: String,
+}
