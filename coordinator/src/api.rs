@@ -467,6 +467,68 @@ impl v1::fleet_service_server::FleetService for FleetApi {
         Ok(Response::new(v1::SendCommandResponse { command_id }))
     }
 
+    async fn plan_upgrade(
+        &self,
+        request: Request<v1::UpgradeRequest>,
+    ) -> Result<Response<v1::Upgrade>, Status> {
+        let who = operator_of(&self.0, &request)?;
+        let wire = request.into_inner();
+        let upgrade = crate::upgrade::UpgradeRequest::parse(
+            &wire.client,
+            &wire.nodes,
+            &wire.wave,
+            wire.max_failures,
+        )
+        .map_err(Status::invalid_argument)?;
+        let view = if wire.start {
+            let options = crate::app::upgrades::UpgradeOptions {
+                reboot: !wire.no_reboot,
+                step_timeout_seconds: match wire.step_timeout_seconds {
+                    0 => 1800,
+                    seconds => u64::from(seconds),
+                },
+            };
+            self.0.upgrade_start(&upgrade, &options, &who).await
+        } else {
+            self.0.upgrade_plan(&upgrade).await
+        }
+        .map_err(status)?;
+        Ok(Response::new(v1::Upgrade::from(&view)))
+    }
+
+    async fn get_upgrade(
+        &self,
+        request: Request<v1::GetUpgradeRequest>,
+    ) -> Result<Response<v1::Upgrade>, Status> {
+        operator_of(&self.0, &request)?;
+        let view = self.0.upgrade_status().await;
+        Ok(Response::new(v1::Upgrade::from(&view)))
+    }
+
+    async fn control_upgrade(
+        &self,
+        request: Request<v1::ControlUpgradeRequest>,
+    ) -> Result<Response<v1::Upgrade>, Status> {
+        use crate::app::upgrades::UpgradeControl;
+        let who = operator_of(&self.0, &request)?;
+        let control = match request.get_ref().action.as_str() {
+            "pause" => UpgradeControl::Pause,
+            "resume" => UpgradeControl::Resume,
+            "abort" => UpgradeControl::Abort,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "action {other:?}: pause, resume or abort"
+                )));
+            }
+        };
+        let view = self
+            .0
+            .upgrade_control(control, &who)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::Upgrade::from(&view)))
+    }
+
     async fn set_dry_run(
         &self,
         request: Request<v1::SetDryRunRequest>,

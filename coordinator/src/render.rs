@@ -6,7 +6,7 @@
 
 use comfy_table::{ContentArrangement, Table, presets};
 use lfleet_types::fleet::{
-    DrainRecord, FilesystemSummary, FleetEvent, IncidentView, NodeDetail, NodeSummary,
+    DrainRecord, FilesystemSummary, FleetEvent, IncidentView, NodeDetail, NodeSummary, UpgradeView,
 };
 use lfleet_types::{Outcome, ReconcileStatus};
 
@@ -387,6 +387,86 @@ pub fn drains(list: &[DrainRecord], style: &Style) -> String {
         ]);
     }
     finish(table)
+}
+
+/// A bar of `width` cells, `done` of `total` filled.
+fn bar(done: usize, total: usize, width: usize) -> String {
+    let filled = (done * width).checked_div(total).unwrap_or(width);
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+/// `lfleet upgrade plan|status`: the rollout's state, one line per wave (a progress bar on
+/// a terminal), every node's step, and the nodes left out with why.
+pub fn upgrade(view: &UpgradeView, style: &Style, bars: bool) -> String {
+    if view.state.is_empty() {
+        return "no upgrade was ever started\n".to_owned();
+    }
+    let mut out = String::new();
+    if view.state == "plan" {
+        out.push_str(&format!(
+            "plan: {} nodes to {} in {} waves of at most {}; pauses at {} failures\n",
+            view.nodes.len(),
+            view.client,
+            view.waves,
+            view.wave_size,
+            view.max_failures
+        ));
+    } else {
+        out.push_str(&format!(
+            "upgrade {} to {}: {}{} (started {}, {} failed of {} allowed)\n",
+            view.id,
+            view.client,
+            view.state,
+            if view.state_detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", view.state_detail)
+            },
+            time(view.started_unix_ms, style),
+            view.failures,
+            view.max_failures
+        ));
+    }
+    for wave in 1..=view.waves {
+        let nodes: Vec<_> = view.nodes.iter().filter(|n| n.wave == wave).collect();
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        let finished = nodes
+            .iter()
+            .filter(|n| ["done", "failed", "skipped"].contains(&n.step.as_str()))
+            .count();
+        out.push_str(&format!(
+            "wave {wave}: {} {}/{} {}\n",
+            if bars {
+                bar(finished, nodes.len(), 20)
+            } else {
+                String::new()
+            },
+            finished,
+            nodes.len(),
+            hostlist::compress(&names)
+        ));
+    }
+    if view.state != "plan" {
+        let mut table = table(style, &["NODE", "WAVE", "STEP", "SINCE", "DETAIL"]);
+        for n in &view.nodes {
+            table.add_row(vec![
+                n.name.clone(),
+                n.wave.to_string(),
+                n.step.clone(),
+                ago(n.since_unix_ms, style),
+                n.detail.clone(),
+            ]);
+        }
+        out.push_str(&finish(table));
+    }
+    if !view.skipped.is_empty() {
+        let mut table = table(style, &["SKIPPED", "WHY"]);
+        for s in &view.skipped {
+            table.add_row(vec![s.name.clone(), s.why.clone()]);
+        }
+        out.push_str(&finish(table));
+    }
+    out
 }
 
 #[cfg(test)]

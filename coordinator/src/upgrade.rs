@@ -58,6 +58,38 @@ pub struct UpgradeRequest {
     pub max_failures: usize,
 }
 
+impl UpgradeRequest {
+    /// From an operator's words: the version, a host list (`n[1-4],login1`; empty: every
+    /// node), a wave (`4`, `10%`; empty: 1) and the failure limit. Errors name
+    /// the argument.
+    pub fn parse(
+        client: &str,
+        nodes: &str,
+        wave: &str,
+        max_failures: u32,
+    ) -> Result<UpgradeRequest, String> {
+        let client = client
+            .parse::<ClientVersion>()
+            .map_err(|e| format!("--client: {e}"))?;
+        let nodes = if nodes.trim().is_empty() {
+            None
+        } else {
+            Some(vec![
+                HostPattern::parse(nodes.trim()).map_err(|e| format!("--nodes: {e}"))?,
+            ])
+        };
+        let wave = if wave.is_empty() { "1" } else { wave }
+            .parse::<WaveSize>()
+            .map_err(|e| format!("--wave {e}"))?;
+        Ok(UpgradeRequest {
+            client,
+            nodes,
+            wave,
+            max_failures: max_failures as usize,
+        })
+    }
+}
+
 /// Slurm's view of a node, as far as the planner cares.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SlurmState {

@@ -64,6 +64,9 @@ _lfleet() {
             lfleet,undrain)
                 cmd="lfleet__subcmd__undrain"
                 ;;
+            lfleet,upgrade)
+                cmd="lfleet__subcmd__upgrade"
+                ;;
             lfleet__subcmd__admin__subcmd__cert,help)
                 cmd="lfleet__subcmd__admin__subcmd__cert__subcmd__help"
                 ;;
@@ -148,6 +151,9 @@ _lfleet() {
             lfleet__subcmd__help,undrain)
                 cmd="lfleet__subcmd__help__subcmd__undrain"
                 ;;
+            lfleet__subcmd__help,upgrade)
+                cmd="lfleet__subcmd__help__subcmd__upgrade"
+                ;;
             lfleet__subcmd__help__subcmd__admin__subcmd__cert,revoke)
                 cmd="lfleet__subcmd__help__subcmd__admin__subcmd__cert__subcmd__revoke"
                 ;;
@@ -165,6 +171,24 @@ _lfleet() {
                 ;;
             lfleet__subcmd__help__subcmd__token,rotate)
                 cmd="lfleet__subcmd__help__subcmd__token__subcmd__rotate"
+                ;;
+            lfleet__subcmd__help__subcmd__upgrade,abort)
+                cmd="lfleet__subcmd__help__subcmd__upgrade__subcmd__abort"
+                ;;
+            lfleet__subcmd__help__subcmd__upgrade,pause)
+                cmd="lfleet__subcmd__help__subcmd__upgrade__subcmd__pause"
+                ;;
+            lfleet__subcmd__help__subcmd__upgrade,plan)
+                cmd="lfleet__subcmd__help__subcmd__upgrade__subcmd__plan"
+                ;;
+            lfleet__subcmd__help__subcmd__upgrade,resume)
+                cmd="lfleet__subcmd__help__subcmd__upgrade__subcmd__resume"
+                ;;
+            lfleet__subcmd__help__subcmd__upgrade,start)
+                cmd="lfleet__subcmd__help__subcmd__upgrade__subcmd__start"
+                ;;
+            lfleet__subcmd__help__subcmd__upgrade,status)
+                cmd="lfleet__subcmd__help__subcmd__upgrade__subcmd__status"
                 ;;
             lfleet__subcmd__policy,help)
                 cmd="lfleet__subcmd__policy__subcmd__help"
@@ -190,6 +214,48 @@ _lfleet() {
             lfleet__subcmd__token__subcmd__help,rotate)
                 cmd="lfleet__subcmd__token__subcmd__help__subcmd__rotate"
                 ;;
+            lfleet__subcmd__upgrade,abort)
+                cmd="lfleet__subcmd__upgrade__subcmd__abort"
+                ;;
+            lfleet__subcmd__upgrade,help)
+                cmd="lfleet__subcmd__upgrade__subcmd__help"
+                ;;
+            lfleet__subcmd__upgrade,pause)
+                cmd="lfleet__subcmd__upgrade__subcmd__pause"
+                ;;
+            lfleet__subcmd__upgrade,plan)
+                cmd="lfleet__subcmd__upgrade__subcmd__plan"
+                ;;
+            lfleet__subcmd__upgrade,resume)
+                cmd="lfleet__subcmd__upgrade__subcmd__resume"
+                ;;
+            lfleet__subcmd__upgrade,start)
+                cmd="lfleet__subcmd__upgrade__subcmd__start"
+                ;;
+            lfleet__subcmd__upgrade,status)
+                cmd="lfleet__subcmd__upgrade__subcmd__status"
+                ;;
+            lfleet__subcmd__upgrade__subcmd__help,abort)
+                cmd="lfleet__subcmd__upgrade__subcmd__help__subcmd__abort"
+                ;;
+            lfleet__subcmd__upgrade__subcmd__help,help)
+                cmd="lfleet__subcmd__upgrade__subcmd__help__subcmd__help"
+                ;;
+            lfleet__subcmd__upgrade__subcmd__help,pause)
+                cmd="lfleet__subcmd__upgrade__subcmd__help__subcmd__pause"
+                ;;
+            lfleet__subcmd__upgrade__subcmd__help,plan)
+                cmd="lfleet__subcmd__upgrade__subcmd__help__subcmd__plan"
+                ;;
+            lfleet__subcmd__upgrade__subcmd__help,resume)
+                cmd="lfleet__subcmd__upgrade__subcmd__help__subcmd__resume"
+                ;;
+            lfleet__subcmd__upgrade__subcmd__help,start)
+                cmd="lfleet__subcmd__upgrade__subcmd__help__subcmd__start"
+                ;;
+            lfleet__subcmd__upgrade__subcmd__help,status)
+                cmd="lfleet__subcmd__upgrade__subcmd__help__subcmd__status"
+                ;;
             *)
                 ;;
         esac
@@ -197,7 +263,7 @@ _lfleet() {
 
     case "${cmd}" in
         lfleet)
-            opts="-h -V --socket --server --cert --key --ca --json --utc --help --version nodes node token certs admin-cert fs config drains undrain incidents policy dry-run events completions man help"
+            opts="-h -V --socket --server --cert --key --ca --json --utc --help --version nodes node token certs admin-cert fs config drains undrain incidents policy dry-run upgrade events completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -523,7 +589,7 @@ _lfleet() {
             return 0
             ;;
         lfleet__subcmd__help)
-            opts="nodes node token certs admin-cert fs config drains undrain incidents policy dry-run events completions man help"
+            opts="nodes node token certs admin-cert fs config drains undrain incidents policy dry-run upgrade events completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -844,6 +910,104 @@ _lfleet() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        lfleet__subcmd__help__subcmd__upgrade)
+            opts="plan start status pause resume abort"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__help__subcmd__upgrade__subcmd__abort)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__help__subcmd__upgrade__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__help__subcmd__upgrade__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__help__subcmd__upgrade__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__help__subcmd__upgrade__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__help__subcmd__upgrade__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         lfleet__subcmd__incidents)
             opts="-h --open --json --utc --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1071,6 +1235,252 @@ _lfleet() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade)
+            opts="-h --json --utc --help plan start status pause resume abort help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__abort)
+            opts="-h --json --utc --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__help)
+            opts="plan start status pause resume abort help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__help__subcmd__abort)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__help__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__help__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__help__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__help__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__pause)
+            opts="-h --json --utc --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__plan)
+            opts="-h --client --nodes --wave --max-failures --json --utc --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nodes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wave)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-failures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__resume)
+            opts="-h --json --utc --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__start)
+            opts="-h --client --nodes --wave --max-failures --no-reboot --step-timeout --json --utc --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nodes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wave)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-failures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --step-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lfleet__subcmd__upgrade__subcmd__status)
+            opts="-h --json --utc --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -7,7 +7,8 @@
 //! terminal). Output is written at the end in one go; a closed pipe ends it quietly.
 //!
 //! `lfleet nodes [--unhealthy]`, `lfleet node NAME [reconcile|remount MOUNT|probe]`,
-//! `lfleet fs [NAME]`, `lfleet config show|diff FILE|apply FILE`, `lfleet events`. A node
+//! `lfleet fs [NAME]`, `lfleet config show|diff FILE|apply FILE`, `lfleet events`,
+//! `lfleet upgrade plan|start|status|pause|resume|abort`. A node
 //! command waits for the agent's result (`--wait`) and exits 0 when it succeeded, 1 when it
 //! failed or was refused, 2 when no result came in time.
 
@@ -137,6 +138,12 @@ enum Command {
         #[arg(long, default_value = "")]
         check: String,
     },
+    /// Client upgrades in waves: drain, wait for jobs to end, install, reload or reboot,
+    /// check, undrain (docs/upgrades.md).
+    Upgrade {
+        #[command(subcommand)]
+        action: UpgradeAction,
+    },
     /// Recent fleet events.
     Events {
         /// How far back, in minutes.
@@ -150,6 +157,49 @@ enum Command {
     },
     /// Print lfleet's man page (roff).
     Man,
+}
+
+#[derive(Debug, clap::Args)]
+struct UpgradeArgs {
+    /// The client version, as AMLFS names its packages (2.16.1-12-g8e3f1a2).
+    #[arg(long)]
+    client: String,
+    /// Only these nodes: a Slurm host list (n[1-8],login1); head and login nodes only when
+    /// named.
+    #[arg(long, default_value = "")]
+    nodes: String,
+    /// Nodes out at once: a count (4) or a share of the eligible nodes (10%).
+    #[arg(long, default_value = "1")]
+    wave: String,
+    /// Pause by itself when this many nodes failed.
+    #[arg(long, default_value_t = 1)]
+    max_failures: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum UpgradeAction {
+    /// The waves a rollout would run and the nodes it would skip, with why; changes nothing.
+    Plan(UpgradeArgs),
+    /// Start a rollout (one at a time).
+    Start {
+        #[command(flatten)]
+        args: UpgradeArgs,
+        /// Never reboot: a node whose old module cannot be unloaded fails (reboot-required).
+        #[arg(long)]
+        no_reboot: bool,
+        /// Seconds a node may take from its new configuration (or its reboot) to a healthy
+        /// report before it fails.
+        #[arg(long, default_value_t = 1800)]
+        step_timeout: u32,
+    },
+    /// Progress per wave and per node.
+    Status,
+    /// Start no more nodes; nodes in a step finish it.
+    Pause,
+    /// Go on; failed nodes are tried again.
+    Resume,
+    /// Stop after the current steps; the rest stays untouched.
+    Abort,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +232,24 @@ enum AdminCertAction {
         /// The operator's name (as given to `lfleet-coordinator admin-cert`).
         name: String,
     },
+}
+
+/// The wire request of `upgrade plan|start`.
+fn upgrade_request(
+    args: &UpgradeArgs,
+    start: bool,
+    no_reboot: bool,
+    step_timeout_seconds: u32,
+) -> v1::UpgradeRequest {
+    v1::UpgradeRequest {
+        client: args.client.clone(),
+        nodes: args.nodes.clone(),
+        wave: args.wave.clone(),
+        max_failures: args.max_failures,
+        start,
+        no_reboot,
+        step_timeout_seconds,
+    }
 }
 
 /// `30m`, `12h`, `7d`, `90s`: seconds.
@@ -615,6 +683,47 @@ async fn run(cli: Cli, out: &mut Output) -> Result<ExitCode, String> {
                 out.json(&serde_json::json!({"toml": policy.toml, "dry_run": policy.dry_run}));
             } else {
                 out.line(policy.toml);
+            }
+        }
+        Command::Upgrade { action } => {
+            let answer = match action {
+                UpgradeAction::Plan(args) => {
+                    client
+                        .plan_upgrade(upgrade_request(args, false, false, 0))
+                        .await
+                }
+                UpgradeAction::Start {
+                    args,
+                    no_reboot,
+                    step_timeout,
+                } => {
+                    client
+                        .plan_upgrade(upgrade_request(args, true, *no_reboot, *step_timeout))
+                        .await
+                }
+                UpgradeAction::Status => client.get_upgrade(v1::GetUpgradeRequest {}).await,
+                UpgradeAction::Pause | UpgradeAction::Resume | UpgradeAction::Abort => {
+                    let action = match action {
+                        UpgradeAction::Pause => "pause",
+                        UpgradeAction::Resume => "resume",
+                        _ => "abort",
+                    };
+                    client
+                        .control_upgrade(v1::ControlUpgradeRequest {
+                            action: action.into(),
+                        })
+                        .await
+                }
+            }
+            .map_err(call)?
+            .into_inner();
+            let view = lfleet_types::fleet::UpgradeView::from(&answer);
+            if cli.json {
+                out.json(&view);
+            } else {
+                use std::io::IsTerminal;
+                let bars = std::io::stdout().is_terminal();
+                out.0.push_str(&render::upgrade(&view, &style, bars));
             }
         }
         Command::DryRun { state, check } => {

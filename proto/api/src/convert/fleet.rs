@@ -1,12 +1,12 @@
 //! Operator views (FleetService answers), domain to wire and back: node summaries and
-//! details, filesystems, drains, incidents, events. The coordinator builds the domain views;
+//! details, filesystems, drains, incidents, events, upgrades. The coordinator builds the domain views;
 //! the CLI turns what it receives back into them and prints them (`--json` is their serde
 //! form). Text from the wire is bounded and escaped like an agent's ([`agent_text`]): the
 //! CLI prints it on an operator's terminal.
 
 use lfleet_types::fleet::{
     DrainRecord, FilesystemSummary, FleetEvent, Health, IncidentView, MountState, NodeDetail,
-    NodeSummary, TargetState,
+    NodeSummary, TargetState, UpgradeNodeView, UpgradeSkip, UpgradeView,
 };
 use lfleet_types::{Condition, ItemResult, SpecError};
 
@@ -279,6 +279,76 @@ impl From<&v1::Incident> for IncidentView {
             closed_unix_ms: (wire.closed_unix_ms != 0).then_some(wire.closed_unix_ms),
             node_count: wire.node_count,
             affected_nodes: wire.affected_nodes.iter().map(|n| name(n)).collect(),
+        }
+    }
+}
+
+impl From<&UpgradeView> for v1::Upgrade {
+    fn from(view: &UpgradeView) -> v1::Upgrade {
+        v1::Upgrade {
+            id: view.id.clone(),
+            client: view.client.clone(),
+            state: view.state.clone(),
+            state_detail: view.state_detail.clone(),
+            wave_size: view.wave_size,
+            waves: view.waves,
+            max_failures: view.max_failures,
+            failures: view.failures,
+            started_unix_ms: view.started_unix_ms,
+            nodes: view
+                .nodes
+                .iter()
+                .map(|n| v1::UpgradeNode {
+                    name: n.name.clone(),
+                    wave: n.wave,
+                    step: n.step.clone(),
+                    detail: n.detail.clone(),
+                    since_unix_ms: n.since_unix_ms,
+                })
+                .collect(),
+            skipped: view
+                .skipped
+                .iter()
+                .map(|s| v1::UpgradeSkip {
+                    name: s.name.clone(),
+                    why: s.why.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&v1::Upgrade> for UpgradeView {
+    fn from(wire: &v1::Upgrade) -> UpgradeView {
+        UpgradeView {
+            id: name(&wire.id),
+            client: name(&wire.client),
+            state: name(&wire.state),
+            state_detail: detail(&wire.state_detail),
+            wave_size: wire.wave_size,
+            waves: wire.waves,
+            max_failures: wire.max_failures,
+            failures: wire.failures,
+            started_unix_ms: wire.started_unix_ms,
+            nodes: wire
+                .nodes
+                .iter()
+                .map(|n| UpgradeNodeView {
+                    name: name(&n.name),
+                    wave: n.wave,
+                    step: name(&n.step),
+                    detail: detail(&n.detail),
+                    since_unix_ms: n.since_unix_ms,
+                })
+                .collect(),
+            skipped: wire
+                .skipped
+                .iter()
+                .map(|s| UpgradeSkip {
+                    name: name(&s.name),
+                    why: detail(&s.why),
+                })
+                .collect(),
         }
     }
 }

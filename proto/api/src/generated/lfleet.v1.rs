@@ -1315,6 +1315,82 @@ pub struct SendCommandResponse {
     #[prost(string, tag = "1")]
     pub command_id: ::prost::alloc::string::String,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpgradeRequest {
+    /// The client version, as AMLFS names its packages.
+    #[prost(string, tag = "1")]
+    pub client: ::prost::alloc::string::String,
+    /// Slurm host lists, comma-separated at the top level; empty: every node.
+    #[prost(string, tag = "2")]
+    pub nodes: ::prost::alloc::string::String,
+    /// A node count ("4") or a share of the eligible nodes ("10%").
+    #[prost(string, tag = "3")]
+    pub wave: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "4")]
+    pub max_failures: u32,
+    /// false: plan only; true: start the rollout.
+    #[prost(bool, tag = "5")]
+    pub start: bool,
+    /// Never ask Slurm for a reboot: a stale module fails the node (reboot-required).
+    #[prost(bool, tag = "6")]
+    pub no_reboot: bool,
+    /// Seconds from a node's new configuration (or its reboot) to a healthy report; 0: 1800.
+    #[prost(uint32, tag = "7")]
+    pub step_timeout_seconds: u32,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetUpgradeRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ControlUpgradeRequest {
+    /// "pause", "resume" or "abort".
+    #[prost(string, tag = "1")]
+    pub action: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpgradeNode {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "2")]
+    pub wave: u32,
+    #[prost(string, tag = "3")]
+    pub step: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub detail: ::prost::alloc::string::String,
+    #[prost(int64, tag = "5")]
+    pub since_unix_ms: i64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpgradeSkip {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub why: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Upgrade {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub client: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub state: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub state_detail: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "5")]
+    pub wave_size: u32,
+    #[prost(uint32, tag = "6")]
+    pub waves: u32,
+    #[prost(uint32, tag = "7")]
+    pub max_failures: u32,
+    #[prost(uint32, tag = "8")]
+    pub failures: u32,
+    #[prost(int64, tag = "9")]
+    pub started_unix_ms: i64,
+    #[prost(message, repeated, tag = "10")]
+    pub nodes: ::prost::alloc::vec::Vec<UpgradeNode>,
+    #[prost(message, repeated, tag = "11")]
+    pub skipped: ::prost::alloc::vec::Vec<UpgradeSkip>,
+}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum Health {
@@ -1849,6 +1925,71 @@ pub mod fleet_service_client {
                 .insert(GrpcMethod::new("lfleet.v1.FleetService", "SendCommand"));
             self.inner.unary(req, path, codec).await
         }
+        /// Client upgrades in waves: plan (nothing changes) or start; the current rollout; pause,
+        /// resume or abort it.
+        pub async fn plan_upgrade(
+            &mut self,
+            request: impl tonic::IntoRequest<super::UpgradeRequest>,
+        ) -> std::result::Result<tonic::Response<super::Upgrade>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lfleet.v1.FleetService/PlanUpgrade",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lfleet.v1.FleetService", "PlanUpgrade"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn get_upgrade(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetUpgradeRequest>,
+        ) -> std::result::Result<tonic::Response<super::Upgrade>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lfleet.v1.FleetService/GetUpgrade",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lfleet.v1.FleetService", "GetUpgrade"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn control_upgrade(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ControlUpgradeRequest>,
+        ) -> std::result::Result<tonic::Response<super::Upgrade>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lfleet.v1.FleetService/ControlUpgrade",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lfleet.v1.FleetService", "ControlUpgrade"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1975,6 +2116,20 @@ pub mod fleet_service_server {
             tonic::Response<super::SendCommandResponse>,
             tonic::Status,
         >;
+        /// Client upgrades in waves: plan (nothing changes) or start; the current rollout; pause,
+        /// resume or abort it.
+        async fn plan_upgrade(
+            &self,
+            request: tonic::Request<super::UpgradeRequest>,
+        ) -> std::result::Result<tonic::Response<super::Upgrade>, tonic::Status>;
+        async fn get_upgrade(
+            &self,
+            request: tonic::Request<super::GetUpgradeRequest>,
+        ) -> std::result::Result<tonic::Response<super::Upgrade>, tonic::Status>;
+        async fn control_upgrade(
+            &self,
+            request: tonic::Request<super::ControlUpgradeRequest>,
+        ) -> std::result::Result<tonic::Response<super::Upgrade>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct FleetServiceServer<T> {
@@ -2803,6 +2958,141 @@ pub mod fleet_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = SendCommandSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lfleet.v1.FleetService/PlanUpgrade" => {
+                    #[allow(non_camel_case_types)]
+                    struct PlanUpgradeSvc<T: FleetService>(pub Arc<T>);
+                    impl<
+                        T: FleetService,
+                    > tonic::server::UnaryService<super::UpgradeRequest>
+                    for PlanUpgradeSvc<T> {
+                        type Response = super::Upgrade;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::UpgradeRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as FleetService>::plan_upgrade(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PlanUpgradeSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lfleet.v1.FleetService/GetUpgrade" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetUpgradeSvc<T: FleetService>(pub Arc<T>);
+                    impl<
+                        T: FleetService,
+                    > tonic::server::UnaryService<super::GetUpgradeRequest>
+                    for GetUpgradeSvc<T> {
+                        type Response = super::Upgrade;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetUpgradeRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as FleetService>::get_upgrade(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetUpgradeSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lfleet.v1.FleetService/ControlUpgrade" => {
+                    #[allow(non_camel_case_types)]
+                    struct ControlUpgradeSvc<T: FleetService>(pub Arc<T>);
+                    impl<
+                        T: FleetService,
+                    > tonic::server::UnaryService<super::ControlUpgradeRequest>
+                    for ControlUpgradeSvc<T> {
+                        type Response = super::Upgrade;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ControlUpgradeRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as FleetService>::control_upgrade(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ControlUpgradeSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
