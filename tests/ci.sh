@@ -23,6 +23,10 @@ for dir in "${path_dirs[@]}"; do
 done
 env PATH="$no_protoc_path" PROTOC=/nonexistent/protoc cargo build --workspace --all-targets --locked
 
+echo "== binaries linked against glibc 2.28 for the RPM test (EL8's C library)"
+# Built here, before the tests run in parallel; the test asks again and finds them fresh.
+LFLEET_PROFILE=dev bash packaging/rpm/portable-binaries.sh >/dev/null
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest does not run doctests; run them first so nextest's summary closes the log.

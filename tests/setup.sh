@@ -10,7 +10,8 @@ set -euo pipefail
 # systemd-container to build and boot real Debian nodes, lintian to judge the .debs,
 # prometheus for promtool and a real Prometheus server scraping lfleet, chromium and
 # chromium-driver to test the dashboard in a real browser, with libnss3-tools (certutil,
-# pk12util) to give that browser an admin certificate).
+# pk12util) to give that browser an admin certificate), python3-venv for zig's own
+# environment).
 PACKAGES=(
   build-essential pkg-config ca-certificates git
   iproute2 procps psmisc
@@ -22,6 +23,7 @@ PACKAGES=(
   mmdebstrap systemd-container lintian openssl
   prometheus
   chromium chromium-driver libnss3-tools
+  python3-venv
 )
 
 missing=()
@@ -58,4 +60,18 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; lfleet needs the machine's Rust toolchain" >&2
   exit 1
+fi
+
+# cargo-zigbuild and zig link the RPMs' binaries against glibc 2.28 (EL8's C library;
+# packaging/rpm/portable-binaries.sh). zig comes from its official PyPI distribution
+# (`ziglang`), in a virtual environment of its own.
+zig_env=/opt/lfleet-tools/zig
+if ! "$zig_env/bin/python3" -m ziglang version >/dev/null 2>&1; then
+  echo "setup: installing zig (PyPI ziglang) in $zig_env"
+  python3 -m venv "$zig_env"
+  "$zig_env/bin/pip" install -q --disable-pip-version-check ziglang==0.15.1
+fi
+if ! command -v cargo-zigbuild >/dev/null 2>&1; then
+  echo "setup: installing cargo-zigbuild"
+  cargo install --locked --quiet cargo-zigbuild@0.24.1
 fi

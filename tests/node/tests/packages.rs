@@ -1,12 +1,14 @@
 //! The packages as Debian and the RPM distributions judge them: both .debs lintian-clean
 //! (Debian's lintian, zero errors and warnings) and holding the man pages, lfleet's shell
-//! completions (bash, zsh, fish) and the Grafana dashboards, and the EL9 and Azure Linux 3 RPMs
-//! (packaging/rpm/build.sh, rpmbuild) installed, upgraded and erased with the real rpm in a
+//! completions (bash, zsh, fish) and the Grafana dashboards, and the EL8, EL9 and Azure Linux 3
+//! RPMs (packaging/rpm/build.sh, rpmbuild, from binaries linked against EL8's glibc 2.28 by
+//! packaging/rpm/portable-binaries.sh) installed, upgraded and erased with the real rpm in a
 //! scratch root (an overlay of the node image: its /bin/sh and systemctl run the scriptlets,
 //! chrooted by rpm), checking the files, the scriptlets' effects (units enabled on install,
 //! an administrator's disable kept across an upgrade, config and state kept, nothing of
-//! lfleet left after erase while the node's own fstab lines stay). The EL8 RPM is refused
-//! with a clear reason when the binaries need a newer C library than EL8's. Needs root.
+//! lfleet left after erase while the node's own fstab lines stay). Binaries that need a newer
+//! C library than a distribution's (this machine's build, for EL8) are refused with a clear
+//! reason. Needs root.
 #![allow(
     clippy::disallowed_methods,
     reason = "the test builds packages and runs lintian and rpm on them"
@@ -146,11 +148,49 @@ fn rpm_ok(root: &Path, args: &[&str]) -> String {
     )
 }
 
-fn build_rpms(out: &Path, dists: &str, version: &str) -> Output {
+/// The binaries linked against glibc 2.28 (packaging/rpm/portable-binaries.sh, a debug build;
+/// tests/ci.sh builds them before the tests, so this finds them fresh).
+fn portable_bindir() -> PathBuf {
+    let output = Command::new("bash")
+        .arg(repo().join("packaging/rpm/portable-binaries.sh"))
+        .env("LFLEET_PROFILE", "dev")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", output_text(&output));
+    let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    // Nothing newer than EL8's C library is needed.
+    for program in ["lfleet-agent", "lfleet-coordinator", "lfleet"] {
+        let symbols = Command::new("objdump")
+            .arg("-T")
+            .arg(dir.join(program))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&symbols.stdout);
+        let newest = text
+            .split("GLIBC_")
+            .skip(1)
+            .filter_map(|rest| {
+                let version: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+                Some((parts.next()?, parts.next().unwrap_or(0)))
+            })
+            .max();
+        assert!(
+            newest.is_some_and(|v| v <= (2, 28)),
+            "{program} needs glibc {newest:?}"
+        );
+    }
+    dir
+}
+
+fn build_rpms_from(out: &Path, bindir: &Path, dists: &str, version: &str) -> Output {
     Command::new("bash")
         .arg(repo().join("packaging/rpm/build.sh"))
         .arg(out)
-        .arg(bindir())
+        .arg(bindir)
         .env("LFLEET_RPM_DISTS", dists)
         .env("LFLEET_VERSION", version)
         // The quick compression: the test reads the payload once.
@@ -165,9 +205,9 @@ const MANAGED: &str = "# BEGIN lfleet-agent managed Lustre mounts: lfleet-agent 
 #[test]
 fn the_rpms_install_upgrade_and_erase_on_a_scratch_root_with_their_scriptlets() {
     let out = tempfile::tempdir().unwrap();
-    // EL8's C library is older than this machine's: refused, with the way out, and nothing
-    // written.
-    let refused = build_rpms(out.path(), "el8 el9 azl3", "0.1.0");
+    // EL8's C library is older than this machine's: its binaries are refused for EL8, with
+    // the way out, and nothing written.
+    let refused = build_rpms_from(out.path(), &bindir(), "el8 el9 azl3", "0.1.0");
     assert!(!refused.status.success(), "{}", output_text(&refused));
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -176,14 +216,16 @@ fn the_rpms_install_upgrade_and_erase_on_a_scratch_root_with_their_scriptlets() 
     );
     assert!(files_in(out.path()).is_empty());
 
-    let built = build_rpms(out.path(), "el9 azl3", "0.1.0");
+    // Linked against glibc 2.28: every distribution's RPM.
+    let portable = portable_bindir();
+    let built = build_rpms_from(out.path(), &portable, "el8 el9 azl3", "0.1.0");
     assert!(built.status.success(), "{}", output_text(&built));
     let next = tempfile::tempdir().unwrap();
-    let built = build_rpms(next.path(), "el9 azl3", "0.1.1");
+    let built = build_rpms_from(next.path(), &portable, "el8 el9 azl3", "0.1.1");
     assert!(built.status.success(), "{}", output_text(&built));
 
     let image = NodeImage::get();
-    for dist in ["el9", "azl3"] {
+    for dist in ["el8", "el9", "azl3"] {
         let package = |dir: &Path, name: &str, version: &str| {
             dir.join(format!("{name}-{version}-1.{dist}.x86_64.rpm"))
                 .display()
