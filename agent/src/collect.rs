@@ -15,10 +15,9 @@ use std::time::Duration;
 use lfleet_host::{
     Bounded, BoundedWorker, Clock, CommandRunner, CommandSpec, HostRoot, ResolvedPath,
 };
-use lfleet_mount::parse_mountinfo;
 
 use crate::telemetry::agent_self::AgentSelf;
-use crate::telemetry::params::find_devices;
+use crate::telemetry::params::{find_devices, lustre_mounts, sole_instance};
 use crate::telemetry::{CycleInput, MountInstance, Sample, SampleBuffer, Telemetry, capacity};
 
 /// How the driver runs.
@@ -259,31 +258,16 @@ impl Collector {
             return Ok(());
         }
         let text = text.into_owned();
-        let lustre: Vec<(String, String)> = parse_mountinfo(&text)
-            .map_err(|e| lfleet_types::error_chain(&e))?
-            .into_iter()
-            .filter(|m| m.fstype == "lustre")
-            .filter_map(|m| {
-                let fsname = m.source.rsplit_once(":/")?.1.to_owned();
-                Some((m.mount_point, fsname))
-            })
-            .collect();
+        let lustre = lustre_mounts(&text)?;
         let mut by_fs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (point, fsname) in &lustre {
             by_fs.entry(fsname).or_default().push(point);
         }
         let mut mounts = Vec::new();
         for (point, fsname) in &lustre {
-            let candidates: Vec<&String> = llite
-                .iter()
-                .filter(|d| {
-                    d.strip_prefix(fsname.as_str())
-                        .and_then(|rest| rest.strip_prefix('-'))
-                        .is_some_and(|inst| !inst.contains('-'))
-                })
-                .collect();
-            let instance = if by_fs[fsname.as_str()].len() == 1 && candidates.len() == 1 {
-                candidates[0].rsplit_once('-').map(|(_, i)| i.to_owned())
+            let sole = sole_instance(&llite, fsname).filter(|_| by_fs[fsname.as_str()].len() == 1);
+            let instance = if let Some(instance) = sole {
+                Some(instance.to_owned())
             } else {
                 let spec = CommandSpec::new("lfs", Duration::from_secs(5)).args(["getname", point]);
                 runner.run(&spec).await.ok().and_then(|out| {

@@ -6,9 +6,10 @@
 //! Families: nodes by health and each node's health; mounts by state; config generation and
 //! nodes behind it; drains, incidents; per filesystem clients expected and mounted, bytes
 //! read and written (counters integrated from the agents' rates), per node and mount bytes;
-//! what the coordinator refused or dropped (connections, enrollments, agent events, telemetry
-//! samples, store writes); slow-node detection (`Coordinator::slow_metrics`: windows, judged
-//! pairs, nodes flagged with their ratio per target, target incidents).
+//! status reports and telemetry batches taken from agents; what the coordinator refused or
+//! dropped (connections, enrollments, agent events, telemetry samples, store writes);
+//! slow-node detection (`Coordinator::slow_metrics`: windows, judged pairs, nodes flagged
+//! with their ratio per target, target incidents).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -220,6 +221,26 @@ pub fn render(coordinator: &Coordinator) -> String {
             admission.refused.load(Ordering::Relaxed),
         );
     }
+    let messages = add(
+        &registry,
+        prometheus::IntCounterVec::new(
+            Opts::new(
+                "lfleet_agent_messages_total",
+                "Status reports and telemetry batches taken from agents, by kind.",
+            ),
+            &["kind"],
+        )
+        .expect("valid name and labels"),
+    );
+    messages
+        .with_label_values(&["status"])
+        .inc_by(coordinator.received.status_reports.load(Ordering::Relaxed));
+    messages.with_label_values(&["telemetry"]).inc_by(
+        coordinator
+            .received
+            .telemetry_batches
+            .load(Ordering::Relaxed),
+    );
     counter(
         &registry,
         "lfleet_telemetry_samples_dropped_total",

@@ -32,16 +32,10 @@ fn promtool_finds_nothing_in_the_coordinators_metrics() {
         nodes.len() == 3 && nodes.iter().all(|n| n["health"] == "healthy")
     });
     // A second filesystem, a failing node (an event and an unhealthy state), a silent one.
-    let file = cluster.dir.path().join("two.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "{}\n[[filesystems]]\nname = \"scratch\"\nmgs_nids = \"10.0.1.5@tcp\"\nfsname = \"scratch\"\nmount_point = \"/scratch\"\n",
-            cluster.config_text
-        ),
-    )
-    .unwrap();
-    let applied = cluster.lfleet(&["config", "apply", file.to_str().unwrap()]);
+    let applied = cluster.apply_config_with(
+        "two.toml",
+        "\n[[filesystems]]\nname = \"scratch\"\nmgs_nids = \"10.0.1.5@tcp\"\nfsname = \"scratch\"\nmount_point = \"/scratch\"\n",
+    );
     assert!(applied.status.success(), "{applied:?}");
     cluster.nodes[0]
         .sim

@@ -69,7 +69,14 @@ fn lock(keys: &Keys) -> std::sync::MutexGuard<'_, HashMap<String, KeyState>> {
     keys.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A key held by [`BoundedWorker::claim`]; dropping it frees the key.
+#[derive(Debug)]
+pub struct Claim {
+    _release: Release,
+}
+
 /// Frees a key when its call ends, however it ends (a panic frees it while unwinding).
+#[derive(Debug)]
 struct Release {
     keys: Keys,
     key: String,
@@ -121,6 +128,27 @@ impl BoundedWorker {
             .tid
             .load(std::sync::atomic::Ordering::SeqCst);
         (tid > 0).then_some(tid)
+    }
+
+    /// Holds `key` as in flight for work that runs elsewhere (a child process on the same
+    /// mount), so nothing else is started on the key meanwhile; released when the claim is
+    /// dropped. An earlier call still in flight refuses it with how long it has been stuck.
+    pub fn claim(&self, key: &str) -> Result<Claim, Duration> {
+        let mut keys = lock(&self.keys);
+        let state = keys.entry(key.to_owned()).or_default();
+        if let Some(call) = &state.in_flight {
+            return Err(call.started.elapsed());
+        }
+        state.in_flight = Some(InFlight {
+            started: Instant::now(),
+            tid: Arc::new(std::sync::atomic::AtomicI32::new(0)),
+        });
+        Ok(Claim {
+            _release: Release {
+                keys: self.keys.clone(),
+                key: key.to_owned(),
+            },
+        })
     }
 
     /// Runs `call` on the key's thread, waiting at most `deadline`.
@@ -338,6 +366,35 @@ mod tests {
             worker.run("/lustre", Duration::from_secs(1), || 3).await,
             Bounded::Done(3)
         );
+    }
+
+    #[tokio::test]
+    async fn a_claim_holds_its_key_against_calls_and_a_stuck_call_refuses_a_claim() {
+        let worker = BoundedWorker::new();
+        let claim = worker.claim("/lustre").unwrap();
+        assert!(matches!(
+            worker.run("/lustre", Duration::from_secs(1), || 1).await,
+            Bounded::StillStuck { .. }
+        ));
+        assert!(worker.claim("/lustre").is_err());
+        assert!(worker.claim("/scratch").is_ok());
+        drop(claim);
+        assert_eq!(
+            worker.run("/lustre", Duration::from_secs(1), || 2).await,
+            Bounded::Done(2)
+        );
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let stuck = worker
+            .run("/lustre", Duration::from_millis(50), move || {
+                gate.recv().ok()
+            })
+            .await;
+        assert!(matches!(stuck, Bounded::TimedOut { .. }));
+        assert!(
+            worker.claim("/lustre").is_err(),
+            "the stuck call holds the key"
+        );
+        release.send(()).unwrap();
     }
 
     fn tid() -> i32 {

@@ -25,7 +25,8 @@ pub mod root;
 pub mod usage;
 
 pub use bounded::{
-    Bounded, BoundedWorker, FsProbe, Probe, probe_reporting_wchan, statfs_and_stat, thread_wchan,
+    Bounded, BoundedWorker, Claim, FsProbe, Probe, probe_reporting_wchan, statfs_and_stat,
+    thread_wchan,
 };
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use command::{

@@ -1,13 +1,18 @@
 //! `lustre.imports`: every osc, mdc and mgc import of each managed mount. FULL and IDLE pass;
 //! any other state fails, naming the targets. Import files are found where lctl looks for
 //! them (debugfs first, then /proc), so the 2.10 to 2.17 layouts all work; the mount's
-//! devices are the ones whose names end in its instance (`lfs getname`).
+//! devices are the ones whose names end in its instance.
+//!
+//! The instance comes from the llite device listing when the filesystem is mounted once, so a
+//! round forks nothing and never touches the mount. Only a filesystem mounted twice needs
+//! `lfs getname`, which opens the mount point and hangs with a hung mount: it runs under the
+//! mount's probe guard (the `BoundedWorker` key `mount.responsive` probes on), never while a
+//! probe of that mount is stuck, and with the probe deadline, so a hung mount holds at most
+//! one stuck probe, thread or process, whatever the number of rounds.
 //!
 //! Events, reported once each: `import-reconnect` (connection_attempts or generation rose
 //! since the last run), `import-failover` (current_connection changed) and `evicted` (the
 //! kernel's "This client was evicted by" message in /dev/kmsg, read without blocking).
-
-use std::time::Duration;
 
 use lfleet_host::CommandSpec;
 use lfleet_parse::import::parse_import;
@@ -15,7 +20,8 @@ use lfleet_parse::import::parse_import;
 use lfleet_types::{AgentEventKind, KnownCheck};
 
 use super::memory::ImportSeen;
-use super::{CheckContext, CheckResult, Verdict, fail, kmsg, result, unknown};
+use super::{CheckContext, CheckResult, Prober, Verdict, fail, kmsg, result, unknown};
+use crate::telemetry::params::{find_devices, lustre_mounts, sole_instance};
 
 /// The most of /dev/kmsg read per run.
 const KMSG_LIMIT: usize = 1 << 20;
@@ -25,25 +31,70 @@ pub const NAME: KnownCheck = KnownCheck::LustreImports;
 /// lctl's search order for import files (libcfs/libcfs/util/param.c).
 const ROOTS: [&str; 2] = ["sys/kernel/debug/lustre", "proc/fs/lustre"];
 
+/// `lfs getname POINT` under the mount's probe guard; the instance, or why there is none.
+async fn getname(context: CheckContext<'_>, point: &str) -> Result<Option<String>, Verdict> {
+    let _claim = match context.prober {
+        Prober::Thread(worker) => match worker.claim(point) {
+            Ok(claim) => Some(claim),
+            Err(since) => {
+                return Err(unknown(format!(
+                    "the mount's probe has been stuck for {:.0} s; its instance is not asked",
+                    since.as_secs_f64()
+                )));
+            }
+        },
+        // A one-shot check exits after its round: the command's deadline is the bound.
+        Prober::Process(_) => None,
+    };
+    let spec = CommandSpec::new("lfs", context.syscall_deadline).args(["getname", point]);
+    match context.runner.run(&spec).await {
+        Ok(output) => Ok(output
+            .stdout
+            .split_whitespace()
+            .next()
+            .and_then(|name| name.rsplit_once('-'))
+            .map(|(_, inst)| inst.to_owned())),
+        Err(error) if error.is_timeout() => Err(unknown(format!(
+            "lfs getname {point} did not answer within {:?}: the mount hangs",
+            context.syscall_deadline
+        ))),
+        // Not a mounted Lustre filesystem: mount.present says so.
+        Err(_) => Ok(None),
+    }
+}
+
 pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     evictions(context);
     let mut results = Vec::new();
+    let mounted = match context
+        .host
+        .read_to_string("proc/self/mountinfo")
+        .map_err(|e| lfleet_types::error_chain(&e))
+        .and_then(|text| lustre_mounts(&text))
+    {
+        Ok(mounted) => mounted,
+        Err(error) => return vec![result(context, NAME, "", unknown(error))],
+    };
+    let llite: Vec<String> = find_devices(context.host, "llite", "stats")
+        .into_keys()
+        .collect();
     for want in context.config.desired_mounts() {
         let point = want.mount_point;
-        let spec =
-            CommandSpec::new("lfs", Duration::from_secs(10)).args(["getname", point.as_str()]);
-        let instance = match context.runner.run(&spec).await {
-            Ok(output) => output
-                .stdout
-                .split_whitespace()
-                .next()
-                .and_then(|name| name.rsplit_once('-'))
-                .map(|(_, inst)| inst.to_owned()),
-            Err(_) => None,
-        };
-        let Some(instance) = instance else {
-            // Not a mounted Lustre filesystem: mount.present says so.
+        let Some((_, fsname)) = mounted.iter().find(|(p, _)| *p == point) else {
+            // Not mounted: mount.present says so.
             continue;
+        };
+        let once = mounted.iter().filter(|(_, f)| f == fsname).count() == 1;
+        let instance = match sole_instance(&llite, fsname).filter(|_| once) {
+            Some(instance) => instance.to_owned(),
+            None => match getname(context, &point).await {
+                Ok(Some(instance)) => instance,
+                Ok(None) => continue,
+                Err(verdict) => {
+                    results.push(result(context, NAME, &point, verdict));
+                    continue;
+                }
+            },
         };
         let mut bad = Vec::new();
         let mut seen = 0;

@@ -167,11 +167,34 @@ pub enum ReconcileError {
 /// Refuses a config whose mount points are, or lie below, a symbolic link on this node (a
 /// link could send a mount over `/etc` or `/root`). Read-only; run before anything is
 /// written.
+///
+/// Nothing at or below a Lustre filesystem mounted now is looked at: an lstat there is a
+/// call into that filesystem, which blocks while it hangs (and this runs on the agent's
+/// runtime). Such a mount point was resolved by the kernel when it was mounted, and a path
+/// below it is Lustre's own.
 pub fn check_mount_points(host: &HostRoot, config: &NodeConfig) -> Result<(), ReconcileError> {
+    let lustre: Vec<String> = host
+        .read_to_string("proc/self/mountinfo")
+        .ok()
+        .and_then(|text| lfleet_mount::parse_mountinfo(&text).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.fstype == "lustre")
+        .map(|m| m.mount_point)
+        .collect();
     for mount in &config.mounts {
         let point = mount.mount_point.as_str();
+        // The part of the path above the first Lustre mount on it.
+        let mut above = std::path::PathBuf::from("/");
+        for component in std::path::Path::new(point).components().skip(1) {
+            let next = above.join(component);
+            if lustre.iter().any(|m| std::path::Path::new(m) == next) {
+                break;
+            }
+            above = next;
+        }
         if let Some(link) = host
-            .first_symlink(point)
+            .first_symlink(&above)
             .map_err(host_error("a mount point's path"))?
         {
             return Err(ReconcileError::SymlinkMountPoint {

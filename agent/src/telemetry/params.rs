@@ -345,6 +345,36 @@ pub fn find_devices(host: &HostRoot, kind: &str, file: &str) -> BTreeMap<String,
     found
 }
 
+/// The Lustre mounts in mountinfo's text, as (mount point, fsname).
+pub fn lustre_mounts(mountinfo: &str) -> Result<Vec<(String, String)>, String> {
+    Ok(lfleet_mount::parse_mountinfo(mountinfo)
+        .map_err(|e| lfleet_types::error_chain(&e))?
+        .into_iter()
+        .filter(|m| m.fstype == "lustre")
+        .filter_map(|m| {
+            let fsname = m.source.rsplit_once(":/")?.1.to_owned();
+            Some((m.mount_point, fsname))
+        })
+        .collect())
+}
+
+/// The instance of `fsname`'s llite device (`<fsname>-<instance>`; an instance has no `-`)
+/// when it has exactly one: a filesystem mounted once is that mount's, with no `lfs getname`
+/// (which opens the mount point, and hangs on a hung mount).
+pub fn sole_instance<'a>(
+    llite: impl IntoIterator<Item = &'a String>,
+    fsname: &str,
+) -> Option<&'a str> {
+    let mut found = llite.into_iter().filter_map(|device| {
+        device
+            .strip_prefix(fsname)?
+            .strip_prefix('-')
+            .filter(|instance| !instance.contains('-'))
+    });
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
 /// A single LNet parameter (`stats`): the first root that has it.
 pub fn find_lnet(host: &HostRoot, file: &str) -> Option<String> {
     LNET_ROOTS
@@ -387,5 +417,24 @@ mod tests {
         // A server's OSP device is not a client OSC.
         assert_eq!(split_device("lustrefs-OST0000-osc-MDT0000", "osc"), None);
         assert_eq!(split_device("garbage", "osc"), None);
+    }
+
+    #[test]
+    fn a_filesystems_instance_is_known_only_when_it_has_one_llite_device() {
+        let llite: Vec<String> = [
+            "lustrefs-ffff8881",
+            "lustrefs-x-ffff8882",
+            "scratch-ffff8883",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(sole_instance(&llite, "lustrefs"), Some("ffff8881"));
+        assert_eq!(sole_instance(&llite, "lustrefs-x"), Some("ffff8882"));
+        assert_eq!(sole_instance(&llite, "scratch"), Some("ffff8883"));
+        assert_eq!(sole_instance(&llite, "other"), None);
+        let twice: Vec<String> = ["scratch-ffff8883", "scratch-ffff8884"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(sole_instance(&twice, "scratch"), None);
     }
 }

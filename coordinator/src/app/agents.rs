@@ -219,6 +219,9 @@ impl Coordinator {
     /// A status report from `name`'s session.
     pub fn on_status(&self, name: &str, received: ReceivedStatus) {
         let now = self.now_ms();
+        self.received
+            .status_reports
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ReceivedStatus { report, refused } = received;
         let events = report.events.clone();
         let (changed, snapshot) = {
@@ -275,6 +278,9 @@ impl Coordinator {
     /// A telemetry batch from `name`'s session.
     pub fn on_telemetry(&self, name: &str, batch: &TelemetryBatch) {
         let now = self.now_ms();
+        self.received
+            .telemetry_batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dropped = match self.fleet().nodes.get_mut(name) {
             Some(node) => node.take_telemetry(batch, now),
             None => 0,

@@ -151,9 +151,18 @@ pub struct Coordinator {
     admission: std::sync::OnceLock<Arc<crate::server::Admission>>,
     /// Telemetry samples refused by the per-node caps since start.
     pub telemetry_dropped: std::sync::atomic::AtomicU64,
+    /// Status reports and telemetry batches taken from agents since start.
+    pub received: Received,
     slow: Mutex<SlowDetector>,
     /// The client upgrade in progress or last run (`app/upgrades.rs`).
     rollout: tokio::sync::Mutex<Option<crate::rollout::Rollout>>,
+}
+
+/// Counts of what agents sent, for the ingest rate on /metrics.
+#[derive(Debug, Default)]
+pub struct Received {
+    pub status_reports: std::sync::atomic::AtomicU64,
+    pub telemetry_batches: std::sync::atomic::AtomicU64,
 }
 
 impl Coordinator {
@@ -278,6 +287,7 @@ impl Coordinator {
             drainer,
             admission: std::sync::OnceLock::new(),
             telemetry_dropped: std::sync::atomic::AtomicU64::new(0),
+            received: Received::default(),
             slow: Mutex::new(slow),
             rollout: tokio::sync::Mutex::new(rollout),
         })

@@ -336,8 +336,20 @@ impl Cluster {
 
     /// [`Cluster::add_agent`] on a sim node made from `spec`.
     pub fn add_agent_on(&mut self, name: &str, spec: &NodeSpec) {
+        self.add_agent_prepared(name, spec, |_| {});
+    }
+
+    /// [`Cluster::add_agent_on`], with `prepare` run on the sim node before its agent starts
+    /// (a fault the agent must meet from its first pass).
+    pub fn add_agent_prepared(
+        &mut self,
+        name: &str,
+        spec: &NodeSpec,
+        prepare: impl FnOnce(&SimNode),
+    ) {
         let root = self.dir.path();
         let sim = SimNode::create(&root.join(name), spec).unwrap();
+        prepare(&sim);
         // The CA and the join token where cluster-init puts them on a node.
         let etc = sim.root().join("etc/lfleet");
         std::fs::create_dir_all(&etc).unwrap();
@@ -453,6 +465,14 @@ impl Cluster {
 
     pub fn coordinator_pid(&self) -> u32 {
         self.coordinator.as_ref().unwrap().0.id()
+    }
+
+    /// `lfleet config apply` of coordinator.toml with `extra` appended (written to
+    /// `<dir>/<file>`): the next generation.
+    pub fn apply_config_with(&self, file: &str, extra: &str) -> Output {
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, format!("{}{extra}", self.config_text)).unwrap();
+        self.lfleet(&["config", "apply", path.to_str().unwrap()])
     }
 
     /// Runs `lfleet` on the admin socket.

@@ -60,6 +60,9 @@ pub enum Fault {
     PackageLockHeld,
     /// DKMS builds of the client fail to compile.
     DkmsBuildFails,
+    /// Each DKMS build of the client takes this long (a real one takes minutes), holding the
+    /// package manager as the real build holds dpkg's lock.
+    DkmsSlow { seconds: u64 },
     /// A new kernel is installed (in /boot and /lib/modules), not running.
     KernelUpgrade { kernel: String },
     /// The repository stops publishing the client for a kernel.
@@ -92,7 +95,7 @@ impl Fault {
 }
 
 /// The fault kinds, as the CLI names them.
-pub const KINDS: [&str; 23] = [
+pub const KINDS: [&str; 24] = [
     "import",
     "mount-lost",
     "lbug",
@@ -113,6 +116,7 @@ pub const KINDS: [&str; 23] = [
     "repo-dependency-missing",
     "package-lock-held",
     "dkms-build-fails",
+    "dkms-slow",
     "slow",
     "repo-missing-version",
     "mount-busy",
@@ -363,6 +367,10 @@ pub fn apply(state: &mut NodeState, fault: &Fault) -> Result<String, SimError> {
             state.faults.dkms_build_fails = true;
             Ok("DKMS builds of the client fail".into())
         }
+        Fault::DkmsSlow { seconds } => {
+            state.faults.dkms_build_seconds = *seconds;
+            Ok(format!("a DKMS build of the client takes {seconds} s"))
+        }
         Fault::KernelUpgrade { kernel } => {
             if kernel.is_empty()
                 || kernel.contains(['/', ' '])
@@ -452,6 +460,9 @@ pub fn heal(state: &mut NodeState, kind: Option<&str>) -> Result<String, SimErro
     }
     if is("dkms-build-fails") {
         faults.dkms_build_fails = false;
+    }
+    if is("dkms-slow") {
+        faults.dkms_build_seconds = 0;
     }
     if is("ib-port-down") {
         faults.ib_down.clear();

@@ -37,6 +37,7 @@ const USAGE: &str = "usage:
   lfleet-sim fault DIR kernel-upgrade --kernel KVER
   lfleet-sim fault DIR repo-missing|repo-dependency-missing --kernel KVER
   lfleet-sim fault DIR repo-unreachable|package-lock-held|dkms-build-fails
+  lfleet-sim fault DIR dkms-slow [--seconds 20]   (each DKMS build of the client takes that long)
   lfleet-sim fault DIR slow --factor F [--target OST0003|MDT0000] [--mount DIR]
       the node's RPCs to the target (default: every target) wait F times longer; the same
       fault on every node is the target's own slowness
@@ -165,6 +166,9 @@ fn run(args: &[String]) -> Result<String, SimError> {
                 },
                 "package-lock-held" => Fault::PackageLockHeld,
                 "dkms-build-fails" => Fault::DkmsBuildFails,
+                "dkms-slow" => Fault::DkmsSlow {
+                    seconds: number(args, "--seconds", 20)?,
+                },
                 "ib-port-down" => Fault::IbPortDown { hca: hca() },
                 "ib-errors" => Fault::IbErrors {
                     hca: hca(),

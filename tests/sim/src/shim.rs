@@ -910,6 +910,12 @@ fn lfs(node: &SimNode, args: &[String]) -> Result<ShimOutput> {
     match args.first().map(String::as_str) {
         Some("getname") => {
             let wanted = args.get(1);
+            // llapi_getname opens the path for its ioctl (llapi_file_get_lov_uuid), so on a
+            // hung mount `lfs getname` hangs: the open is made here too, on the node's
+            // directory (a frozen FUSE mount there blocks it as a hung Lustre mount would).
+            if let Some(path) = wanted {
+                let _ = std::fs::File::open(node.root().join(path.trim_start_matches('/')));
+            }
             let mut text = String::new();
             for mount in state.visible_mounts() {
                 if wanted.is_none_or(|w| w.trim_end_matches('/') == mount.mount_point) {
@@ -1045,6 +1051,11 @@ fn dkms_module(state: &NodeState) -> (&'static str, &'static str) {
 /// kernel: K (arch)" and "Consult .../make.log for more information.", on stderr).
 fn dkms_build(state: &NodeState, kernel: &str) -> (bool, String, String) {
     let (name, version) = dkms_module(state);
+    // The compile itself (the dkms-slow fault); the caller holds the node's lock meanwhile,
+    // as dpkg holds its own through the module package's postinst.
+    std::thread::sleep(std::time::Duration::from_secs(
+        state.faults.dkms_build_seconds,
+    ));
     let mut stdout = format!("Building initial module {name}/{version} for {kernel}\n");
     if state.faults.dkms_build_fails {
         stdout.push_str(&format!(

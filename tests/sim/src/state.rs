@@ -262,6 +262,9 @@ pub struct Faults {
     /// A DKMS build of the client fails (the module does not compile for the kernel).
     #[serde(default)]
     pub dkms_build_fails: bool,
+    /// How long each DKMS build of the client takes (0: at once).
+    #[serde(default)]
+    pub dkms_build_seconds: u64,
     /// Client versions the repository does not publish (yet).
     #[serde(default)]
     pub repo_missing_versions: BTreeSet<LustreVersion>,

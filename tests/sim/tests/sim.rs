@@ -491,6 +491,7 @@ fn each_fault_changes_exactly_what_it_claims_and_heal_undoes_it() {
         (vec!["repo-unreachable"], vec![]),
         (vec!["package-lock-held"], vec![]),
         (vec!["dkms-build-fails"], vec![]),
+        (vec!["dkms-slow", "--seconds", "1"], vec![]),
         (
             vec!["repo-dependency-missing", "--kernel", JAMMY_KERNEL],
             vec![],
@@ -1188,6 +1189,34 @@ fn package_faults_fail_each_package_manager_in_its_own_words() {
         let status = child.wait().unwrap();
         assert!(status.success(), "{program} goes on after the lock is free");
     }
+
+    // A slow DKMS build (dkms-slow) takes its time, then installs the module; purged after.
+    fault(&ubuntu, &["dkms-slow", "--seconds", "2"]);
+    let started = std::time::Instant::now();
+    let dkms_install = [
+        "install",
+        "-y",
+        &format!("linux-headers-{JAMMY_KERNEL}"),
+        "amlfs-lustre-client-dkms-2.15.7-33-g79ddf99",
+    ]
+    .map(String::from);
+    let args: Vec<&str> = dkms_install.iter().map(String::as_str).collect();
+    let out = shim(&ubuntu, "apt-get", &args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert!(
+        ubuntu
+            .join(format!("lib/modules/{JAMMY_KERNEL}/updates/dkms/lustre.ko"))
+            .exists()
+    );
+    let purge = [
+        "purge",
+        "-y",
+        "amlfs-lustre-client-dkms-2.15.7-33-g79ddf99",
+        "lustre-client-modules-dkms-2.15.7-33-g79ddf99",
+    ];
+    assert_eq!(shim(&ubuntu, "apt-get", &purge).code, 0);
+    heal(&ubuntu);
 
     // A DKMS build that fails: DKMS's words, dpkg's, and a half-configured package until it
     // is purged; with rpm a failed %post leaves the package installed with no module.
