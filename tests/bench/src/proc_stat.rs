@@ -2,15 +2,18 @@
 
 use std::time::Duration;
 
-/// (CPU seconds, RSS KiB, peak RSS KiB) of a process.
-pub fn usage(pid: u32) -> Option<(f64, u64, u64)> {
+/// (CPU seconds, RSS KiB, peak RSS KiB) of a process, and the CPU seconds of the children it
+/// has waited for (the commands it ran).
+pub fn usage(pid: u32) -> Option<(f64, u64, u64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()??
         .max(1) as f64;
-    let cpu = (fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / ticks;
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    let cpu = (field(11)? + field(12)?) / ticks;
+    let children = (field(13)? + field(14)?) / ticks;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib = |key: &str| {
         status
@@ -18,20 +21,21 @@ pub fn usage(pid: u32) -> Option<(f64, u64, u64)> {
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
     };
-    Some((cpu, kib("VmRSS:")?, kib("VmHWM:")?))
+    Some((cpu, kib("VmRSS:")?, kib("VmHWM:")?, children))
 }
 
 /// CPU percent and memory of `pid` over `window`.
 pub fn measure(pid: u32, window: Duration) -> serde_json::Value {
-    let Some((cpu_before, _, _)) = usage(pid) else {
+    let Some((cpu_before, _, _, children_before)) = usage(pid) else {
         return serde_json::json!(null);
     };
     std::thread::sleep(window);
-    let Some((cpu_after, rss, hwm)) = usage(pid) else {
+    let Some((cpu_after, rss, hwm, children_after)) = usage(pid) else {
         return serde_json::json!(null);
     };
     serde_json::json!({
         "cpu_percent": (cpu_after - cpu_before) / window.as_secs_f64() * 100.0,
+        "children_cpu_percent": (children_after - children_before) / window.as_secs_f64() * 100.0,
         "rss_kib": rss,
         "peak_rss_kib": hwm,
         "open_fds": open_fds(pid),

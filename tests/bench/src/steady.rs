@@ -41,8 +41,8 @@ pub fn run(options: &Options) -> serde_json::Value {
     let mut rows = Vec::new();
     println!("\n== b. Steady state over {} s", window.as_secs());
     println!(
-        "{:<10} {:<34} {:>10} {:>10} {:>12}",
-        "interval", "process", "CPU %", "RSS MiB", "peak MiB"
+        "{:<10} {:<34} {:>10} {:>14} {:>10} {:>12}",
+        "interval", "process", "CPU %", "children CPU %", "RSS MiB", "peak MiB"
     );
     for interval in [10u64, 1] {
         let agent = Owned(
@@ -119,14 +119,18 @@ pub fn run(options: &Options) -> serde_json::Value {
             ("prometheus-node-exporter (ib, netdev)", &exporter_usage),
         ] {
             let mib = |key: &str| usage[key].as_f64().map(|k| k / 1024.0);
-            println!(
-                "{:<10} {:<34} {:>10} {:>10} {:>12}",
-                format!("{interval} s"),
-                name,
-                usage["cpu_percent"]
+            let percent = |key: &str| {
+                usage[key]
                     .as_f64()
                     .map(|c| format!("{c:.3}"))
-                    .unwrap_or_else(|| "-".into()),
+                    .unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<10} {:<34} {:>10} {:>14} {:>10} {:>12}",
+                format!("{interval} s"),
+                name,
+                percent("cpu_percent"),
+                percent("children_cpu_percent"),
                 mib("rss_kib")
                     .map(|m| format!("{m:.1}"))
                     .unwrap_or_else(|| "-".into()),
