@@ -14,7 +14,7 @@ use crate::proc_stat::usage;
 
 /// Resident memory of this process, KiB.
 fn rss_kib() -> u64 {
-    usage(std::process::id()).map_or(0, |(_, rss, _)| rss)
+    usage(std::process::id()).map_or(0, |(_, rss, _, _)| rss)
 }
 
 fn one(nodes: usize) -> serde_json::Value {
