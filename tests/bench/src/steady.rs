@@ -41,8 +41,8 @@ pub fn run(options: &Options) -> serde_json::Value {
     let mut rows = Vec::new();
     println!("\n== b. Steady state over {} s", window.as_secs());
     println!(
-        "{:<10} {:<34} {:>10} {:>14} {:>10} {:>12}",
-        "interval", "process", "CPU %", "children CPU %", "RSS MiB", "peak MiB"
+        "{:<10} {:<34} {:>10} {:>10} {:>14} {:>10} {:>12}",
+        "interval", "process", "CPU ms", "CPU %", "children CPU %", "RSS MiB", "peak MiB"
     );
     for interval in [10u64, 1] {
         let agent = Owned(
@@ -126,9 +126,13 @@ pub fn run(options: &Options) -> serde_json::Value {
                     .unwrap_or_else(|| "-".into())
             };
             println!(
-                "{:<10} {:<34} {:>10} {:>14} {:>10} {:>12}",
+                "{:<10} {:<34} {:>10} {:>10} {:>14} {:>10} {:>12}",
                 format!("{interval} s"),
                 name,
+                usage["cpu_ms"]
+                    .as_f64()
+                    .map(|m| format!("{m:.1}"))
+                    .unwrap_or_else(|| "-".into()),
                 percent("cpu_percent"),
                 percent("children_cpu_percent"),
                 mib("rss_kib")
