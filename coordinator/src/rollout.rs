@@ -11,7 +11,10 @@
 //!   drain ledger (its own intent first);
 //! - `wait-drained`: Slurm shows DRAINING while jobs run; the next step waits for DRAINED;
 //! - `upgrading` -> the per-node client pin and a new generation, committed together, then
-//!   the config pushed to that node alone;
+//!   the config pushed to that node alone; once the agent reports the generation applied,
+//!   the newest check time of that report is recorded (`checks_after`), and the node is
+//!   judged only on checks run after it (a report sent as the pass ends carries the checks
+//!   of before the reload);
 //! - `rebooting` -> `scontrol reboot ASAP nextstate=RESUME reason="lfleet: upgrade ID
 //!   reboot"` (the old module would not unload);
 //! - `undraining` -> UNDRAIN through the ledger;
@@ -66,14 +69,37 @@ impl RolloutState {
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum NodeStep {
     Pending,
-    Draining { drain_id: String },
-    WaitDrained { drain_id: String },
-    Upgrading { drain_id: String, generation: u64 },
-    Rebooting { drain_id: String, generation: u64 },
-    Undraining { drain_id: String },
+    Draining {
+        drain_id: String,
+    },
+    WaitDrained {
+        drain_id: String,
+    },
+    Upgrading {
+        drain_id: String,
+        generation: u64,
+        /// The newest check time (the agent's clock) of the first report with the
+        /// generation applied: conditions at or before it may predate the reload.
+        #[serde(default)]
+        checks_after: Option<i64>,
+    },
+    Rebooting {
+        drain_id: String,
+        generation: u64,
+        #[serde(default)]
+        checks_after: Option<i64>,
+    },
+    Undraining {
+        drain_id: String,
+    },
     Done,
-    Failed { drain_id: String, why: String },
-    Skipped { why: String },
+    Failed {
+        drain_id: String,
+        why: String,
+    },
+    Skipped {
+        why: String,
+    },
 }
 
 impl NodeStep {
@@ -209,7 +235,10 @@ impl Rollout {
 pub enum Verdict {
     /// Not there yet (an older generation, a pass running, checks not all in).
     Waiting,
-    /// The new client loaded, every item as desired, every check passing.
+    /// The generation applied and the new client loaded, every item as desired; the checks
+    /// may predate the pass: the newest check time, for later reports to be newer than.
+    Settled(i64),
+    /// The new client loaded, every item as desired, every check run since passing.
     Upgraded,
     /// The old module could not be unloaded: only a reboot loads the new one.
     StaleModule(String),
@@ -217,8 +246,14 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// Judges a node's last status against its upgrade to `client` in `generation`.
-pub fn judge(status: &StatusReport, generation: u64, client: &ClientVersion) -> Verdict {
+/// Judges a node's last status against its upgrade to `client` in `generation`; only
+/// conditions observed after `checks_after` count (None: not settled yet).
+pub fn judge(
+    status: &StatusReport,
+    generation: u64,
+    client: &ClientVersion,
+    checks_after: Option<i64>,
+) -> Verdict {
     if status.applied_generation.get() < generation || status.reconcile == ReconcileStatus::Running
     {
         return Verdict::Waiting;
@@ -240,7 +275,16 @@ pub fn judge(status: &StatusReport, generation: u64, client: &ClientVersion) -> 
     if !client.matches_module(&status.lustre_client_version) {
         return Verdict::Waiting;
     }
-    if status.conditions.is_empty() {
+    let newest = status.conditions.iter().map(|c| c.observed_unix_ms).max();
+    let Some(after) = checks_after else {
+        return Verdict::Settled(newest.unwrap_or(0));
+    };
+    if status.conditions.is_empty()
+        || status
+            .conditions
+            .iter()
+            .any(|c| c.observed_unix_ms <= after)
+    {
         return Verdict::Waiting;
     }
     if let Some(failing) = status
@@ -348,17 +392,22 @@ mod tests {
     }
 
     fn status(generation: u64, loaded: &str) -> StatusReport {
+        checked(generation, loaded, 0, Outcome::Pass)
+    }
+
+    /// A report whose one condition was observed at `at` with `outcome`.
+    fn checked(generation: u64, loaded: &str, at: i64, outcome: Outcome) -> StatusReport {
         StatusReport {
             applied_generation: Generation(generation),
             reconcile: ReconcileStatus::Idle,
             conditions: vec![Condition {
                 check: "mount.present".parse::<CheckId>().unwrap(),
                 subject: "/lustre".into(),
-                outcome: Outcome::Pass,
+                outcome,
                 code: String::new(),
                 detail: String::new(),
                 since_unix_ms: 0,
-                observed_unix_ms: 0,
+                observed_unix_ms: at,
             }],
             items: vec![ItemResult {
                 kind: ItemKind::Module,
@@ -374,11 +423,20 @@ mod tests {
     #[test]
     fn a_report_is_judged_only_once_it_applied_the_generation() {
         let client: ClientVersion = "2.16.1-12-g8e3f1a2".parse().unwrap();
-        assert_eq!(judge(&status(4, "2.15.7"), 5, &client), Verdict::Waiting);
-        assert_eq!(judge(&status(5, "2.16.1"), 5, &client), Verdict::Upgraded);
+        assert_eq!(
+            judge(&status(4, "2.15.7"), 5, &client, None),
+            Verdict::Waiting
+        );
+        assert_eq!(
+            judge(&status(5, "2.16.1"), 5, &client, Some(-1)),
+            Verdict::Upgraded
+        );
         let mut stale = status(5, "2.15.7");
         stale.items[0].failure = Some(FailureClass::StaleModule);
-        assert!(matches!(judge(&stale, 5, &client), Verdict::StaleModule(_)));
+        assert!(matches!(
+            judge(&stale, 5, &client, None),
+            Verdict::StaleModule(_)
+        ));
         let mut failed = status(5, "2.15.7");
         failed.items.push(ItemResult {
             kind: ItemKind::Package,
@@ -387,7 +445,26 @@ mod tests {
             message: "E: Unable to locate package".into(),
         });
         assert!(
-            matches!(judge(&failed, 5, &client), Verdict::Failed(why) if why.contains("not-yet-published"))
+            matches!(judge(&failed, 5, &client, None), Verdict::Failed(why) if why.contains("not-yet-published"))
         );
+    }
+
+    #[test]
+    fn checks_count_only_once_run_after_the_report_that_applied_the_generation() {
+        let client: ClientVersion = "2.16.1-12-g8e3f1a2".parse().unwrap();
+        // The report sent as the pass ends carries a check of before the reload.
+        let settled = checked(5, "2.16.1", 1_000, Outcome::Fail);
+        assert_eq!(judge(&settled, 5, &client, None), Verdict::Settled(1_000));
+        // Until every check ran again, that failure (or a pass as old) decides nothing.
+        assert_eq!(judge(&settled, 5, &client, Some(1_000)), Verdict::Waiting);
+        let old_pass = checked(5, "2.16.1", 1_000, Outcome::Pass);
+        assert_eq!(judge(&old_pass, 5, &client, Some(1_000)), Verdict::Waiting);
+        let fresh = checked(5, "2.16.1", 1_300, Outcome::Pass);
+        assert_eq!(judge(&fresh, 5, &client, Some(1_000)), Verdict::Upgraded);
+        let fresh_fail = checked(5, "2.16.1", 1_300, Outcome::Fail);
+        assert!(matches!(
+            judge(&fresh_fail, 5, &client, Some(1_000)),
+            Verdict::Failed(_)
+        ));
     }
 }

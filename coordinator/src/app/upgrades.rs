@@ -250,6 +250,7 @@ impl Coordinator {
                     node.step = NodeStep::Upgrading {
                         drain_id,
                         generation: generation.get(),
+                        checks_after: None,
                     };
                     node.since_ms = now;
                     node.attempts += 1;
@@ -360,12 +361,13 @@ impl Coordinator {
         for name in busy {
             self.step_node(rollout, &name, drainer).await?;
         }
-        if rollout.state == RolloutState::Running {
+        // A failure reached in this round pauses before any node starts.
+        let failures = rollout.failures();
+        if rollout.state == RolloutState::Running && failures < rollout.max_failures.max(1) {
             for name in rollout.startable() {
                 self.start_node(rollout, &name, drainer).await?;
             }
         }
-        let failures = rollout.failures();
         let active = rollout.nodes.values().any(|n| n.step.in_progress());
         let pending = rollout
             .nodes
@@ -544,6 +546,7 @@ impl Coordinator {
                     NodeStep::Upgrading {
                         drain_id,
                         generation: generation.get(),
+                        checks_after: None,
                     },
                     pin,
                 )
@@ -554,7 +557,20 @@ impl Coordinator {
             NodeStep::Upgrading {
                 drain_id,
                 generation,
-            } => match rollout::judge(&status, generation, &rollout.client) {
+                checks_after,
+            } => match rollout::judge(&status, generation, &rollout.client, checks_after) {
+                Verdict::Settled(newest) => {
+                    let step = NodeStep::Upgrading {
+                        drain_id,
+                        generation,
+                        checks_after: Some(newest),
+                    };
+                    // Not a new step: its time (and the step timeout) stay.
+                    if let Some(node) = rollout.nodes.get_mut(name) {
+                        node.step = step;
+                    }
+                    Ok(())
+                }
                 Verdict::Upgraded => {
                     self.record_step(rollout, name, NodeStep::Undraining { drain_id }, Vec::new())
                         .await?;
@@ -567,6 +583,7 @@ impl Coordinator {
                         NodeStep::Rebooting {
                             drain_id,
                             generation,
+                            checks_after: None,
                         },
                         Vec::new(),
                     )
@@ -599,12 +616,25 @@ impl Coordinator {
             NodeStep::Rebooting {
                 drain_id,
                 generation,
+                checks_after,
             } => {
                 let seen = drainer.scontrol().node(&slurm_name).await?;
                 if seen.is_rebooting() && !timed_out {
                     return Ok(());
                 }
-                let verdict = rollout::judge(&status, generation, &rollout.client);
+                let verdict = rollout::judge(&status, generation, &rollout.client, checks_after);
+                if let Verdict::Settled(newest) = verdict
+                    && !timed_out
+                {
+                    if let Some(node) = rollout.nodes.get_mut(name) {
+                        node.step = NodeStep::Rebooting {
+                            drain_id,
+                            generation,
+                            checks_after: Some(newest),
+                        };
+                    }
+                    return Ok(());
+                }
                 if verdict == Verdict::Upgraded {
                     // Slurm resumed the node after its reboot (nextstate=RESUME); a drain it
                     // still shows as the ledger's is lifted as usual.

@@ -455,6 +455,19 @@ impl Cluster {
         if let Some(mut old) = self.coordinator.take() {
             old.stop();
         }
+        self.respawn_coordinator(wrapper);
+    }
+
+    /// Kills the coordinator (SIGKILL: nothing of its shutdown runs) and starts it again on
+    /// the same address and data directory.
+    pub fn crash_coordinator(&mut self) {
+        if let Some(mut old) = self.coordinator.take() {
+            old.kill();
+        }
+        self.respawn_coordinator(&[]);
+    }
+
+    fn respawn_coordinator(&mut self, wrapper: &[&str]) {
         let (coordinator, address, metrics, dashboard) =
             Cluster::spawn_coordinator_under(self.dir.path(), &self.address, wrapper);
         assert_eq!(address, self.address);
