@@ -270,25 +270,53 @@ pub struct Fleet {
     pub nodes: BTreeMap<String, NodeState>,
     /// A node is silent after this long without a message.
     pub silence_ms: i64,
-    /// Per-node client versions an upgrade set (node name -> version); they win over
-    /// `[client]` for that node only.
-    pub pins: BTreeMap<String, lfleet_types::ClientVersion>,
+    /// Per-node client versions an upgrade set; they win over `[client]` for that node
+    /// only.
+    pub pins: BTreeMap<String, Pin>,
+}
+
+/// A node's client version set by an upgrade, and the generation it was set in: that
+/// node's desired generation, so only the pinned node has a new configuration to apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    pub client: lfleet_types::ClientVersion,
+    pub generation: Generation,
 }
 
 impl Fleet {
     /// What a node should run now: the fleet's desired state, with the node's pinned
-    /// client version when an upgrade set one.
+    /// client version (and the pin's generation, when above the fleet's) when an upgrade
+    /// set one.
     pub fn desired_for(&self, node: &NodeIdentity) -> DesiredConfig {
         let mut client = self.desired.client.clone();
-        if let Some(pinned) = self.pins.get(node.name.as_str()) {
-            client.lustre_version = pinned.clone();
+        let mut generation = self.generation;
+        if let Some(pin) = self.pins.get(node.name.as_str()) {
+            client.lustre_version = pin.client.clone();
+            generation = generation.max(pin.generation);
         }
         DesiredConfig {
-            generation: self.generation,
+            generation,
             mounts: self.desired.mounts_for(node),
             client,
             lnet: self.desired.lnet.clone(),
         }
+    }
+
+    /// The generation `name` should have applied: the fleet's, or its pin's when above.
+    pub fn desired_generation(&self, name: &str) -> Generation {
+        self.pins
+            .get(name)
+            .map_or(self.generation, |pin| self.generation.max(pin.generation))
+    }
+
+    /// The highest generation anyone holds: the fleet's, any pin's, any node's applied one
+    /// (a new generation goes above it).
+    pub fn highest_generation(&self) -> Generation {
+        self.nodes
+            .values()
+            .map(|n| n.applied_generation)
+            .chain(self.pins.values().map(|pin| pin.generation))
+            .fold(self.generation, Generation::max)
     }
 
     /// The summary of one node.
@@ -303,7 +331,7 @@ impl Fleet {
             agent_version: hello.map(|h| h.agent_version.clone()).unwrap_or_default(),
             kernel_release: hello.map(|h| h.kernel_release.clone()).unwrap_or_default(),
             applied_generation: node.applied_generation.get(),
-            desired_generation: self.generation.get(),
+            desired_generation: self.desired_generation(name).get(),
             conditions: node.conditions().cloned().collect(),
             mounts: self
                 .desired
@@ -597,6 +625,51 @@ mod tests {
         assert!(node.is_resting(later, silence));
         // Reporting again, it is judged by its reports whatever Slurm says.
         assert_eq!(node.health(2_000, silence), Health::Healthy);
+    }
+
+    #[test]
+    fn a_pin_gives_only_its_node_a_new_generation_and_a_new_one_goes_above_it() {
+        let mut fleet = Fleet {
+            desired: crate::config::parse(include_str!(
+                "../../packaging/examples/coordinator.toml"
+            ))
+            .unwrap()
+            .desired,
+            generation: Generation(3),
+            nodes: BTreeMap::new(),
+            silence_ms: SILENT_AFTER_MS,
+            pins: BTreeMap::new(),
+        };
+        for name in ["n1", "n2"] {
+            let identity = NodeIdentity {
+                name: name.into(),
+                ..NodeIdentity::default()
+            };
+            let mut node = NodeState::new(identity, name.into());
+            node.applied_generation = Generation(3);
+            fleet.nodes.insert(name.into(), node);
+        }
+        let pinned: lfleet_types::ClientVersion = "2.16.1-12-g8e3f1a2".parse().unwrap();
+        fleet.pins.insert(
+            "n1".into(),
+            Pin {
+                client: pinned.clone(),
+                generation: Generation(5),
+            },
+        );
+        let n1 = fleet.desired_for(&fleet.nodes["n1"].identity);
+        assert_eq!(
+            (n1.generation, &n1.client.lustre_version),
+            (Generation(5), &pinned)
+        );
+        let n2 = fleet.desired_for(&fleet.nodes["n2"].identity);
+        assert_eq!(n2.generation, Generation(3));
+        assert_ne!(n2.client.lustre_version, pinned);
+        // n2 has nothing new: it is not behind.
+        let summary = fleet.summary("n2", 0).unwrap();
+        assert_eq!(summary.desired_generation, summary.applied_generation);
+        assert_eq!(fleet.summary("n1", 0).unwrap().desired_generation, 5);
+        assert_eq!(fleet.highest_generation(), Generation(5));
     }
 
     #[test]

@@ -191,12 +191,27 @@ fn waves_of_two_wait_for_a_job_skip_an_operators_drain_and_survive_a_coordinator
         assert_eq!(step, "done", "{node}: {done:#}");
     }
 
-    cluster.wait_until("7 healthy nodes", Duration::from_secs(30), |listed| {
-        listed
-            .iter()
-            .filter(|n| n["name"] != "n5")
-            .all(|n| n["health"] == "healthy")
-    });
+    // Only the upgraded nodes had a new configuration: none is behind, n5 included.
+    cluster.wait_until(
+        "7 healthy nodes, none behind its configuration",
+        Duration::from_secs(30),
+        |listed| {
+            listed
+                .iter()
+                .filter(|n| n["name"] != "n5")
+                .all(|n| n["health"] == "healthy")
+                && listed
+                    .iter()
+                    .all(|n| n["applied_generation"] == n["desired_generation"])
+        },
+    );
+    assert!(
+        cluster
+            .scrape()
+            .contains("\nlfleet_nodes_behind_config 0\n"),
+        "{}",
+        cluster.scrape()
+    );
     for node in NODES.iter().filter(|n| **n != "n5") {
         // IDLE, with NOT_RESPONDING tolerated (slurmctld's pings lag on a loaded machine).
         let (state, reason) = slurm.node(node);

@@ -178,7 +178,9 @@ impl Coordinator {
         let name = certificate_name.to_owned();
         let now = self.now_ms();
         let (identity, slurm_name) = self.identities.identity_of(&name);
-        if hello.applied_generation > self.fleet().generation {
+        // Above what the coordinator asked of this node (the fleet's generation, or its
+        // pin's): the store lost a generation the node accepted.
+        if hello.applied_generation > self.fleet().desired_generation(&name) {
             self.generation_above(hello.applied_generation);
         }
         let (id, receiver) = self.sessions.open(&name);

@@ -185,9 +185,15 @@ impl Coordinator {
             node.connected = false;
             nodes.insert(name, node);
         }
+        let pins: BTreeMap<String, crate::fleet::Pin> = store
+            .records::<crate::fleet::Pin>(Table::ClientPins)?
+            .into_iter()
+            .collect();
+        // Every generation a node accepted or was pinned in: a new one goes above them all.
         let highest_applied = nodes
             .values()
             .map(|n| n.applied_generation)
+            .chain(pins.values().map(|pin| pin.generation))
             .max()
             .unwrap_or(Generation::ZERO);
         let file_text = file.desired.text.clone();
@@ -245,10 +251,6 @@ impl Coordinator {
             now,
         )?;
         let policy = PolicySwitches::load(file.policy.clone(), store.clone())?;
-        let pins = store
-            .records::<lfleet_types::ClientVersion>(Table::ClientPins)?
-            .into_iter()
-            .collect();
         let rollout = crate::rollout::load_current(&store)?;
         let mut slow = SlowDetector::new(file.slow.clone());
         slow.adopt(&store.open_incidents()?);

@@ -124,16 +124,7 @@ impl Coordinator {
         wait: std::time::Duration,
     ) -> Result<Applied, ConfigErrors> {
         let parsed = config::parse(text)?;
-        let generation = {
-            let fleet = self.fleet();
-            let highest = fleet
-                .nodes
-                .values()
-                .map(|n| n.applied_generation)
-                .max()
-                .unwrap_or(Generation::ZERO);
-            fleet.generation.max(highest).next()
-        };
+        let generation = self.fleet().highest_generation().next();
         let source = format!("lfleet config apply by {who}");
         self.store
             .commit(vec![Write::Config {

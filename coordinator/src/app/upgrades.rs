@@ -24,6 +24,7 @@ use lfleet_types::{CheckId, ClientVersion, Generation};
 use super::{ApiError, Coordinator};
 use crate::drain::{DrainError, Drainer};
 use crate::events::{CoordinatorKind, Source};
+use crate::fleet::Pin;
 use crate::policy::{DrainEntry, UPGRADE_CODE};
 use crate::rollout::{self, NodeStep, Rollout, RolloutNode, RolloutState, Verdict};
 use crate::sessions::Outgoing;
@@ -290,46 +291,35 @@ impl Coordinator {
         Ok(view(rollout))
     }
 
-    /// The generation above the running one and above every generation a node applied.
+    /// The generation above the running one, every pin's and every one a node applied.
     fn next_generation(&self) -> Generation {
-        let fleet = self.fleet();
-        let highest = fleet
-            .nodes
-            .values()
-            .map(|n| n.applied_generation)
-            .max()
-            .unwrap_or(Generation::ZERO);
-        fleet.generation.max(highest).next()
+        self.fleet().highest_generation().next()
     }
 
-    /// The writes that pin `nodes` to the rollout's client in `generation` (the same
-    /// desired state under a new number, so their agents take it as new).
+    /// The writes that pin `nodes` to the rollout's client in `generation`: those nodes'
+    /// desired generation, so their agents (and no other) take it as new.
     fn pin_write(&self, rollout: &Rollout, nodes: &[String], generation: Generation) -> Vec<Write> {
-        let text = self.fleet().desired.text.clone();
-        let mut writes: Vec<Write> = nodes
+        let pin = Pin {
+            client: rollout.client.clone(),
+            generation,
+        };
+        nodes
             .iter()
-            .map(|node| put(Table::ClientPins, node, &rollout.client))
-            .collect();
-        writes.push(Write::Config {
-            generation: generation.get(),
-            text,
-            source: format!(
-                "upgrade {}: {} pinned to {}",
-                rollout.id,
-                nodes.join(","),
-                rollout.client
-            ),
-            at_ms: self.now_ms(),
-        });
-        writes
+            .map(|node| put(Table::ClientPins, node, &pin))
+            .collect()
     }
 
     /// Takes a committed pin into the fleet and sends the node its configuration.
     fn take_pin(&self, node: &str, client: &ClientVersion, generation: Generation) {
         let desired = {
             let mut fleet = self.fleet();
-            fleet.generation = fleet.generation.max(generation);
-            fleet.pins.insert(node.to_owned(), client.clone());
+            fleet.pins.insert(
+                node.to_owned(),
+                Pin {
+                    client: client.clone(),
+                    generation,
+                },
+            );
             fleet
                 .nodes
                 .get(node)
