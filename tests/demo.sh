@@ -245,7 +245,8 @@ step "A filesystem-wide outage: OST0002 of /lustre disconnects on every node"
 for name in "${NAMES[@]}"; do
   "$BIN/lfleet-sim" fault "$FLEET/$name" import --target OST0002 --state DISCONN | indent
 done
-incident_open() { lfleet incidents --open | grep -q OPEN; }
+# Open incidents as JSON: the table's header says OPENED whether or not one is open.
+incident_open() { lfleet incidents --open --json | grep -q '"opened_unix_ms"'; }
 wait_for "an open incident" 20 incident_open
 lfleet incidents --open | indent
 sleep 7
@@ -254,7 +255,7 @@ sinfo -N -o '%N %T %E' | indent
 for name in "${NAMES[@]}"; do
   "$BIN/lfleet-sim" heal "$FLEET/$name" >/dev/null
 done
-incident_closed() { ! lfleet incidents --open | grep -q OPEN; }
+incident_closed() { ! lfleet incidents --open --json | grep -q '"opened_unix_ms"'; }
 wait_for "the incident closed" 20 incident_closed
 look "recovered: the incident closed on its own"
 lfleet incidents | indent
