@@ -194,16 +194,23 @@ fn slow_nodes_are_flagged_within_3_windows_with_evidence_and_an_idle_one_is_neve
             "round {slow_round}"
         );
     }
-    // Three windows of slow load and no more: the third window closes with the flags.
-    next_window(&cluster);
-    let now = nodes(&cluster);
+    // Three windows of slow load and no more: the window that judges the third round closes
+    // with the flags. On a loaded machine an agent's report of that round can reach the
+    // coordinator only after the next window closed; so wait, bounded, for the window that
+    // holds it. No fourth round of slow load is ever sent, and the finding must say 3 of 3
+    // windows (checked below), so a node flagged here was flagged on exactly three windows
+    // of slow load.
     let names = names();
-    assert_eq!(
-        flagged(&now),
-        vec![names[all].clone(), names[one].clone()],
-        "{now:#?}\n{}",
-        log(&cluster)
-    );
+    let expected = vec![names[all].clone(), names[one].clone()];
+    let mut now = Vec::new();
+    for _ in 0..3 {
+        next_window(&cluster);
+        now = nodes(&cluster);
+        if flagged(&now) == expected {
+            break;
+        }
+    }
+    assert_eq!(flagged(&now), expected, "{now:#?}\n{}", log(&cluster));
     let detail = |index: usize| {
         finding(&now, &names[index]).unwrap()["detail"]
             .as_str()
