@@ -25,34 +25,12 @@
 use std::time::{Duration, Instant};
 
 use lfleet_coordinator::pki::node_csr;
-use lfleet_harness::{Cluster, lfleet_binary, lfleet_json};
+use lfleet_harness::{Cluster, lfleet_binary, lfleet_json, now_ms, tls_channel};
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_service_client::AgentServiceClient;
 use lfleet_sim::Fault;
 use tokio::sync::mpsc;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-async fn channel(address: &str, ca: &str, identity: Option<Identity>) -> Channel {
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
-    if let Some(identity) = identity {
-        tls = tls.identity(identity);
-    }
-    Endpoint::from_shared(format!("https://{address}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap()
-}
+use tonic::transport::Identity;
 
 /// What a rogue needs: the coordinator's address, its CA and the join token.
 struct Rogue {
@@ -71,14 +49,15 @@ impl Rogue {
     /// Enrolls `name` with `token` and a new key: (certificate, key) or the refusal.
     async fn enroll(&self, name: &str, token: &str) -> Result<(String, String), tonic::Status> {
         let (key, csr) = node_csr(&name.parse().unwrap()).unwrap();
-        let response = AgentServiceClient::new(channel(&self.address, &self.ca, None).await)
-            .enroll(v1::EnrollRequest {
-                join_token: token.to_owned(),
-                node_name: name.to_owned(),
-                csr_pem: csr,
-                vm_id: String::new(),
-            })
-            .await?;
+        let response =
+            AgentServiceClient::new(tls_channel(&self.address, &self.ca, None).await.unwrap())
+                .enroll(v1::EnrollRequest {
+                    join_token: token.to_owned(),
+                    node_name: name.to_owned(),
+                    csr_pem: csr,
+                    vm_id: String::new(),
+                })
+                .await?;
         Ok((response.into_inner().certificate_pem, key))
     }
 
@@ -103,7 +82,9 @@ impl Rogue {
         })
         .await
         .unwrap();
-        let channel = channel(&self.address, &self.ca, Some(Identity::from_pem(cert, key))).await;
+        let channel = tls_channel(&self.address, &self.ca, Some(Identity::from_pem(cert, key)))
+            .await
+            .unwrap();
         let inbound = AgentServiceClient::new(channel)
             .max_encoding_message_size(lfleet_proto::MAX_MESSAGE_BYTES)
             .session(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -509,7 +490,7 @@ async fn forged_events_are_refused_floods_are_bounded_and_wrong_tokens_only_coun
     // 5,000 wrong-token enrollments: refused, counted, not stored.
     let rows_before = all.len();
     let (_, csr) = node_csr(&"flood".parse().unwrap()).unwrap();
-    let anonymous = channel(&rogue.address, &rogue.ca, None).await;
+    let anonymous = tls_channel(&rogue.address, &rogue.ca, None).await.unwrap();
     let mut pending = Vec::new();
     for i in 0..5000 {
         let mut client = AgentServiceClient::new(anonymous.clone());

@@ -15,18 +15,13 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use lfleet_coordinator::pki::{Pki, node_csr};
-use lfleet_harness::{Cluster, coordinator_binary, lfleet_binary, lfleet_json};
+use lfleet_harness::{
+    Cluster, coordinator_binary, lfleet_binary, lfleet_json, now_ms, rss_kib, tls_channel,
+};
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_service_client::AgentServiceClient;
 use lfleet_proto::v1::fleet_service_client::FleetServiceClient;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use tonic::transport::Identity;
 
 /// The good agent is still served: the coordinator hears from it after `since`, over TLS
 /// with an admin certificate (so the TLS port itself still serves too).
@@ -56,33 +51,6 @@ fn still_served(cluster: &Cluster, admin: &std::path::Path, since: i64) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("the good agent is no longer served");
-}
-
-async fn tls_channel(
-    address: &str,
-    ca: &str,
-    identity: Option<Identity>,
-) -> Result<Channel, tonic::transport::Error> {
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
-    if let Some(identity) = identity {
-        tls = tls.identity(identity);
-    }
-    Endpoint::from_shared(format!("https://{address}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
 }
 
 /// Raw bytes to the TLS port: the connection must end without a gRPC answer.

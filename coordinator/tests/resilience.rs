@@ -13,30 +13,14 @@ use std::time::{Duration, Instant};
 
 use lfleet_coordinator::pki::node_csr;
 use lfleet_harness::slurm::Slurm;
-use lfleet_harness::{Cluster, lfleet_json};
+use lfleet_harness::{Cluster, lfleet_json, now_ms, rss_kib, tls_channel};
 use lfleet_proto::v1;
 use lfleet_proto::v1::agent_service_client::AgentServiceClient;
 use lfleet_sim::Fault;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::sync::mpsc;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 fn signal(pid: u32, signal: Signal) {
     kill(Pid::from_raw(pid as i32), signal).unwrap();
@@ -59,21 +43,6 @@ fn events(cluster: &Cluster) -> Vec<serde_json::Value> {
         .clone()
 }
 
-async fn channel(address: &str, ca: &str, identity: Option<Identity>) -> Channel {
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
-    if let Some(identity) = identity {
-        tls = tls.identity(identity);
-    }
-    Endpoint::from_shared(format!("https://{address}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap()
-}
-
 fn ca_and_token(cluster: &Cluster) -> (String, String) {
     (
         std::fs::read_to_string(cluster.dir.path().join("data/ca.pem")).unwrap(),
@@ -87,7 +56,7 @@ fn ca_and_token(cluster: &Cluster) -> (String, String) {
 /// Enrolls `name`; (certificate, key).
 async fn enroll(address: &str, ca: &str, token: &str, name: &str) -> (String, String) {
     let (key, csr) = node_csr(&name.parse().unwrap()).unwrap();
-    let cert = AgentServiceClient::new(channel(address, ca, None).await)
+    let cert = AgentServiceClient::new(tls_channel(address, ca, None).await.unwrap())
         .enroll(v1::EnrollRequest {
             join_token: token.to_owned(),
             node_name: name.to_owned(),
@@ -463,7 +432,9 @@ async fn a_flood_of_telemetry_subjects_is_capped_counted_and_freed() {
     })
     .await
     .unwrap();
-    let channel = channel(&cluster.address, &ca, Some(Identity::from_pem(&cert, &key))).await;
+    let channel = tls_channel(&cluster.address, &ca, Some(Identity::from_pem(&cert, &key)))
+        .await
+        .unwrap();
     let _inbound = AgentServiceClient::new(channel)
         .max_encoding_message_size(lfleet_proto::MAX_MESSAGE_BYTES)
         .session(tokio_stream::wrappers::ReceiverStream::new(rx))

@@ -21,6 +21,42 @@ use lfleet_sim::{LustreVersion, NodeSpec, SimNode};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+/// Now, in Unix milliseconds (the wall time a test compares the coordinator's records with).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A process's resident memory in KiB, from /proc/PID/status.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for process {pid}"))
+}
+
+/// A TLS channel to the coordinator at `address` trusting `ca`, presenting `identity` when
+/// given (a node's or an admin's certificate); 5 s to connect.
+pub async fn tls_channel(
+    address: &str,
+    ca: &str,
+    identity: Option<tonic::transport::Identity>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+    if let Some(identity) = identity {
+        tls = tls.identity(identity);
+    }
+    Endpoint::from_shared(format!("https://{address}"))?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+}
+
 pub const EXAMPLE: &str = include_str!("../../../packaging/examples/coordinator.toml");
 
 /// A binary of the workspace, built beside the running executable
