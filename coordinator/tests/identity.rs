@@ -612,10 +612,17 @@ async fn a_lost_store_numbers_generations_above_what_agents_accepted() {
     )
     .unwrap();
     cluster.restart_agent("hpc-pg0-2");
+    // The old process is gone when restart_agent returns; the new one has not connected yet.
+    let restarted = now_ms();
+    // Back means the new process said Hello: until the coordinator notices the old stream
+    // ended, the old session still reads as connected, and a push to it is never answered.
     cluster.wait_until("hpc-pg0-2 back", Duration::from_secs(30), |nodes| {
-        nodes
-            .iter()
-            .all(|n| n["connected"] == true && n["health"] == "healthy")
+        nodes.iter().all(|n| {
+            n["connected"] == true
+                && n["health"] == "healthy"
+                && (n["name"] != "hpc-pg0-2"
+                    || n["last_seen_unix_ms"].as_i64().unwrap() > restarted)
+        })
     });
     let text = with_filesystem(&text, "data", "/data/x", "");
     let refused = apply(&cluster, &text);
