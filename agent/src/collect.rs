@@ -18,7 +18,9 @@ use lfleet_host::{
 
 use crate::telemetry::agent_self::AgentSelf;
 use crate::telemetry::params::{find_devices, lustre_mounts, sole_instance};
-use crate::telemetry::{CycleInput, MountInstance, Sample, SampleBuffer, Telemetry, capacity};
+use crate::telemetry::{
+    CycleInput, MountInstance, Readings, Sample, SampleBuffer, Telemetry, capacity,
+};
 
 /// How the driver runs.
 #[derive(Debug, Clone)]
@@ -75,6 +77,8 @@ pub struct Collector {
     lnet_mount_table: u64,
     capacity: CapacityTask,
     origin: tokio::time::Instant,
+    /// What the last finished cycle read for the checks, and when (monotonic).
+    readings: Option<(tokio::time::Instant, Arc<Readings>)>,
 }
 
 impl Collector {
@@ -97,6 +101,7 @@ impl Collector {
             lnet_mount_table: 0,
             capacity: CapacityTask::default(),
             origin: clock.monotonic(),
+            readings: None,
         }
     }
 
@@ -132,11 +137,17 @@ impl Collector {
                 };
                 let mut telemetry = telemetry.lock().unwrap_or_else(|e| e.into_inner());
                 telemetry.mount_table(mount_table);
-                telemetry.cycle(&input)
+                let samples = telemetry.cycle(&input);
+                (samples, telemetry.take_readings())
             })
             .await;
+        // Only a finished cycle's readings are fresh.
+        self.readings = None;
         match fast {
-            Bounded::Done(found) => samples.extend(found),
+            Bounded::Done((found, readings)) => {
+                samples.extend(found);
+                self.readings = Some((clock.monotonic(), Arc::new(readings)));
+            }
             Bounded::TimedOut { after } => samples.push(Sample::unavailable(
                 "telemetry",
                 "cycle",
@@ -160,6 +171,14 @@ impl Collector {
             self.buffer.push(sample);
         }
         count
+    }
+
+    /// What the last finished cycle read for the checks, if it finished within `max_age`.
+    pub fn readings(&self, now: tokio::time::Instant, max_age: Duration) -> Option<Arc<Readings>> {
+        self.readings
+            .as_ref()
+            .filter(|(at, _)| now.saturating_duration_since(*at) <= max_age)
+            .map(|(_, readings)| readings.clone())
     }
 
     /// The Lustre mounts as the last cycle found them.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use lfleet_host::{BoundedWorker, Clock, CommandRunner, HostRoot};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::checks::{CheckContext, CheckMemory, Outcome, Prober, run_all_timed};
+use crate::checks::{CheckContext, CheckMemory, Outcome, Prober, SavePolicy, run_all_timed};
 use crate::collect::{CollectOptions, Collector};
 use crate::config::NodeConfig;
 use crate::metrics::{MetricsState, SharedMetrics};
@@ -102,6 +102,7 @@ pub async fn run(
     let mut round_seq = 0u64;
     let worker = BoundedWorker::new();
     let memory = Mutex::new(CheckMemory::load(host));
+    let mut saving = SavePolicy::new(MEMORY_SAMPLES_SAVED_EVERY);
     let mut collector = Collector::new(
         host.clone(),
         CollectOptions {
@@ -118,16 +119,19 @@ pub async fn run(
     collects.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
+        // Biased, collection first: when both are due (at the same interval, every time),
+        // the checks judge what this cycle just read instead of reading it again.
         let probe = tokio::select! {
+            biased;
             _ = &mut stop => break,
-            _ = checks.tick() => None,
-            request = next_probe(&mut outputs.probes) => Some(request),
             _ = collects.tick() => {
                 collect(&mut collector, runner, clock, &check_ms, &outputs, &metrics).await;
                 let textfile = config.borrow().prometheus.textfile.clone();
                 write_textfile(host, textfile.as_deref(), &metrics, &mut textfile_healthy);
                 continue;
             }
+            _ = checks.tick() => None,
+            request = next_probe(&mut outputs.probes) => Some(request),
         };
         // The main loop's liveness: systemd restarts the agent if this stops.
         lfleet_host::sd_notify("WATCHDOG=1");
@@ -136,6 +140,8 @@ pub async fn run(
             let status = status.borrow();
             status.error.is_none() && status.applied_generation < config.generation
         });
+        // Fresh: read within half a check interval (this round's cycle, or a faster one's).
+        let readings = collector.readings(clock.monotonic(), options.check_interval / 2);
         let context = CheckContext {
             host,
             runner,
@@ -145,15 +151,14 @@ pub async fn run(
             syscall_deadline: options.syscall_deadline,
             memory: &memory,
             converging,
+            readings: readings.as_deref(),
         };
         let (results, durations) =
             run_all_timed(context, options.syscall_deadline + Duration::from_secs(25)).await;
         check_ms = durations;
         let events = {
             let mut memory = memory.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(error) = memory.save(host) {
-                tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot save the check memory");
-            }
+            save_memory(host, &memory, &mut saving, clock.wall_unix_ms(), false);
             std::mem::take(&mut memory.events)
         };
         for result in &results {
@@ -194,6 +199,30 @@ pub async fn run(
                 .or_default() += 1;
         }
         state.results = results;
+    }
+    let memory = memory.lock().unwrap_or_else(|e| e.into_inner());
+    save_memory(host, &memory, &mut saving, clock.wall_unix_ms(), true);
+}
+
+/// How often the check memory's counter samples alone are written (see [`SavePolicy`]).
+const MEMORY_SAMPLES_SAVED_EVERY: Duration = Duration::from_secs(60);
+
+/// Writes the check memory when `policy` says so, or always with `stopping`.
+fn save_memory(
+    host: &HostRoot,
+    memory: &CheckMemory,
+    policy: &mut SavePolicy,
+    now_unix_ms: u64,
+    stopping: bool,
+) {
+    if !stopping && !policy.due(memory, now_unix_ms) {
+        return;
+    }
+    match memory.save(host) {
+        Ok(()) => policy.saved(memory, now_unix_ms),
+        Err(error) => {
+            tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot save the check memory")
+        }
     }
 }
 

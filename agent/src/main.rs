@@ -601,6 +601,7 @@ async fn check(args: CheckArgs) -> ExitCode {
         ),
         memory: &memory,
         converging: false,
+        readings: None,
     };
     let results = run_all(context, std::time::Duration::from_secs(30)).await;
     let mut memory = memory.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -823,9 +823,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: SharedMetrics) -> s
 /// Writes the exposition to `path` (a node path) for node_exporter's textfile collector:
 /// a temporary file in the same directory (not named `*.prom`, so the collector never reads
 /// it half-written), then a rename over the target, readable by everyone (node_exporter runs
-/// as its own user).
+/// as its own user). No fsync: the next collection writes it again.
 pub fn write_textfile(host: &HostRoot, path: &str, text: &str) -> Result<(), HostError> {
-    host.write_atomic(path.trim_start_matches('/'), text.as_bytes(), 0o644)
+    host.replace_volatile(path.trim_start_matches('/'), text.as_bytes(), 0o644)
 }
 
 #[cfg(test)]

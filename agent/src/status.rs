@@ -66,7 +66,8 @@ impl StatusResult {
     }
 }
 
-/// Replaces the status file with this run's results (write, fsync, rename).
+/// Replaces the status file with this run's results (write, rename; no fsync: it lives in
+/// /run and the next round writes it again).
 pub fn write(
     host: &HostRoot,
     results: &[CheckResult],
@@ -82,7 +83,7 @@ pub fn write(
     let mut text = serde_json::to_string(&file).expect("the status serializes");
     text.push('\n');
     host.create_dir_all("run/lfleet", 0o755)?;
-    host.write_atomic(STATUS_PATH, text.as_bytes(), 0o644)
+    host.replace_volatile(STATUS_PATH, text.as_bytes(), 0o644)
 }
 
 /// The status file, if there is one; a file that does not parse is an error string.

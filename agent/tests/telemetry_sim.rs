@@ -394,3 +394,94 @@ fn capacity_reads_the_real_2_10_kbytes_sample_in_proc() {
     assert_eq!(sample.values.get("bytes_total"), None, "absent, not zero");
     assert!(sample.unavailable.is_none());
 }
+
+/// The checks judge what a cycle just read: the same verdicts as their own reads, and taken
+/// from the cycle (the node changed after it, and only a check that reads for itself sees
+/// that).
+#[tokio::test(flavor = "current_thread")]
+async fn checks_right_after_a_cycle_judge_what_it_read() {
+    use lfleet_agent::checks::{
+        CheckContext, CheckMemory, CheckResult, Prober, ib_ports, lustre_imports,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = mounted_node(dir.path(), LustreVersion::V2_15, 1);
+    let (runner, clock, mut collector) = collector_for(&node);
+    let config = lfleet_agent::config::NodeConfig::from_toml(&format!(
+        "{EXAMPLE}\n[health]\nib_ports = [{{ hca = \"mlx5_0\", port = 1, rate_gbps = 25 }}]\n"
+    ))
+    .unwrap();
+    let host = HostRoot::new(node.root());
+    let worker = lfleet_host::BoundedWorker::new();
+    let memory = std::sync::Mutex::new(CheckMemory::default());
+    let context = |readings| CheckContext {
+        host: &host,
+        runner: &runner,
+        clock: &clock,
+        config: &config,
+        prober: Prober::Thread(&worker),
+        syscall_deadline: Duration::from_secs(5),
+        memory: &memory,
+        converging: false,
+        readings,
+    };
+    let judge = |results: Vec<CheckResult>| -> Vec<(String, String, String)> {
+        results
+            .into_iter()
+            .map(|r| (r.subject, r.outcome.to_string(), r.detail))
+            .collect()
+    };
+    // A baseline for the IB counters, then an eviction and counter errors.
+    collector.cycle(&runner, &clock, &[]).await;
+    ib_ports::run(context(None));
+    node.fault(&lfleet_sim::Fault::Import {
+        mount: None,
+        target: "OST0001".into(),
+        state: "EVICTED".into(),
+    })
+    .unwrap();
+    node.fault(&lfleet_sim::Fault::IbErrors {
+        hca: "mlx5_0".into(),
+        counter: "symbol_error".into(),
+        by: 5,
+    })
+    .unwrap();
+    collector.cycle(&runner, &clock, &[]).await;
+    let readings = collector
+        .readings(clock_now(), Duration::from_secs(60))
+        .expect("a finished cycle's readings");
+    assert!(
+        collector
+            .readings(
+                clock_now() + Duration::from_secs(61),
+                Duration::from_secs(60)
+            )
+            .is_none(),
+        "readings older than asked are not given"
+    );
+    let saved = memory.lock().unwrap().clone();
+    let own_imports = judge(lustre_imports::run(context(None)).await);
+    let own_ib = judge(ib_ports::run(context(None)));
+    *memory.lock().unwrap() = saved.clone();
+    let shared_imports = judge(lustre_imports::run(context(Some(&readings))).await);
+    let shared_ib = judge(ib_ports::run(context(Some(&readings))));
+    assert_eq!(shared_imports, own_imports);
+    assert_eq!(shared_ib, own_ib);
+    assert!(
+        own_imports[0].2.contains("OST0001 EVICTED"),
+        "{own_imports:?}"
+    );
+    assert!(own_ib[0].2.contains("symbol_error +5"), "{own_ib:?}");
+    // Healed after the cycle: the checks still judge the cycle's reading; without it, the
+    // files as they are now.
+    node.heal(None).unwrap();
+    *memory.lock().unwrap() = saved.clone();
+    let from_cycle = judge(lustre_imports::run(context(Some(&readings))).await);
+    assert_eq!(from_cycle, own_imports);
+    let now = judge(lustre_imports::run(context(None)).await);
+    assert_eq!(now[0].1, "pass", "{now:?}");
+}
+
+fn clock_now() -> tokio::time::Instant {
+    use lfleet_host::Clock;
+    SystemClock.monotonic()
+}

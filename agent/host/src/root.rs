@@ -354,6 +354,19 @@ impl HostRoot {
         self.write_atomic_with(node_path, contents, mode, |_| Ok(()))
     }
 
+    /// Replaces a file atomically for its readers (the old content or the new, never a
+    /// mix), without forcing it to disk: no fsync of the file or the directory. For files that
+    /// live in /run (gone at a power loss anyway) or that the next round writes again, where
+    /// two fsyncs every few seconds would cost more than the file is worth.
+    pub fn replace_volatile(
+        &self,
+        node_path: impl AsRef<Path>,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<(), HostError> {
+        self.replace(node_path.as_ref(), contents, mode, false, |_| Ok(()))
+    }
+
     /// [`HostRoot::write_atomic`] with a hook called between the fsync of the temporary file
     /// and the rename. Tests use it to inject a crash at the one point where one matters.
     pub fn write_atomic_with(
@@ -361,6 +374,19 @@ impl HostRoot {
         node_path: impl AsRef<Path>,
         contents: &[u8],
         mode: u32,
+        before_rename: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> Result<(), HostError> {
+        self.replace(node_path.as_ref(), contents, mode, true, before_rename)
+    }
+
+    /// A temporary file beside the target, renamed over it; with `durable`, the file is
+    /// fsynced before the rename and the directory after it.
+    fn replace(
+        &self,
+        node_path: &Path,
+        contents: &[u8],
+        mode: u32,
+        durable: bool,
         before_rename: impl FnOnce(&Path) -> io::Result<()>,
     ) -> Result<(), HostError> {
         let path = self.resolve(node_path)?;
@@ -386,15 +412,19 @@ impl HostRoot {
             // The umask may have narrowed the mode given to open(2).
             file.set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(io_error("set mode of", &temp_path))?;
-            file.sync_all()
-                .map_err(io_error("fsync temporary file", &temp_path))?;
+            if durable {
+                file.sync_all()
+                    .map_err(io_error("fsync temporary file", &temp_path))?;
+            }
             drop(file);
             before_rename(&temp_path).map_err(io_error("prepare rename of", &temp_path))?;
             fs::rename(&temp_path, &path).map_err(io_error("rename into place", &path))?;
-            let dir_handle = fs::File::open(dir).map_err(io_error("open directory", dir))?;
-            dir_handle
-                .sync_all()
-                .map_err(io_error("fsync directory", dir))?;
+            if durable {
+                let dir_handle = fs::File::open(dir).map_err(io_error("open directory", dir))?;
+                dir_handle
+                    .sync_all()
+                    .map_err(io_error("fsync directory", dir))?;
+            }
             Ok(())
         })();
         if result.is_err() {
@@ -522,6 +552,16 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         // No temporary file is left behind.
+        assert_eq!(host.list_dir("etc").unwrap(), vec![OsString::from("fstab")]);
+        // The volatile replace (no fsync) replaces the same way.
+        host.replace_volatile("etc/fstab", b"newer\n", 0o640)
+            .unwrap();
+        assert_eq!(host.read_to_string("etc/fstab").unwrap(), "newer\n");
+        let mode = fs::metadata(dir.path().join("etc/fstab"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
         assert_eq!(host.list_dir("etc").unwrap(), vec![OsString::from("fstab")]);
     }
 

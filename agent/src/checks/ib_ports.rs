@@ -4,7 +4,8 @@
 //! rises can no longer be seen, which is reported (clear it with `perfquery -x -R`). A
 //! decrease is a reset (someone cleared the counters): the window starts again.
 //!
-//! Reads sysfs only (Linux drivers/infiniband/core/sysfs.c).
+//! Reads sysfs only (Linux drivers/infiniband/core/sysfs.c); right after a telemetry cycle,
+//! the port files as that cycle read them (the same files, read once per round).
 
 use lfleet_parse::ib::{
     CounterValue, counter_width, is_saturated, parse_counter, parse_rate_gbps, parse_state,
@@ -40,6 +41,44 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         let subject = format!("{}/{}", port.hca, port.port);
         let dir = format!("sys/class/infiniband/{}/ports/{}", port.hca, port.port);
         let read = |name: &str| context.host.read_optional(format!("{dir}/{name}"));
+        // The cycle's reading when it read the port's state and no file failed (a missing
+        // port, an unreadable state: read here, where each has its verdict).
+        let cycle = context
+            .readings
+            .and_then(|r| r.ib_ports.get(&subject))
+            .filter(|r| {
+                matches!(r.state, Some(Ok(_)))
+                    && !matches!(r.phys_state, Some(Err(_)))
+                    && !matches!(r.rate, Some(Err(_)))
+            });
+        if let Some(reading) = cycle {
+            let text = |read: &'_ Option<Result<String, String>>| -> Option<String> {
+                read.as_ref()?.as_ref().ok().cloned()
+            };
+            let mut counter = |index: usize, _: &str| match reading.errors.get(index) {
+                Some(Some(Ok(text))) => Ok(Some(text.clone())),
+                Some(Some(Err(why))) => Err(why.clone()),
+                Some(None) | None => Ok(None),
+            };
+            let outcome = judge(
+                context,
+                &subject,
+                port.rate_gbps,
+                text(&reading.state).as_deref().unwrap_or_default(),
+                text(&reading.phys_state).as_deref(),
+                text(&reading.rate).as_deref(),
+                &mut counter,
+                (now, window_ms),
+            );
+            results.push(result(context, NAME, &subject, outcome));
+            continue;
+        }
+        let mut counter = |_: usize, name: &str| {
+            context
+                .host
+                .read_optional(format!("{dir}/counters/{name}"))
+                .map_err(|e| lfleet_types::ErrorChain(&e).to_string())
+        };
         let outcome = match context
             .host
             .exists(format!("sys/class/infiniband/{}", port.hca))
@@ -57,13 +96,12 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
                 (Ok(Some(state)), phys, rate) => judge(
                     context,
                     &subject,
-                    &dir,
                     port.rate_gbps,
                     &state,
                     phys.ok().flatten().as_deref(),
                     rate.ok().flatten().as_deref(),
-                    now,
-                    window_ms,
+                    &mut counter,
+                    (now, window_ms),
                 ),
             },
         };
@@ -72,6 +110,10 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     results
 }
 
+/// Reads [`ERROR_COUNTERS`]`[i]` (given `i` and its name): its text, `None` when the port
+/// has no such counter, or why it is unreadable.
+type ReadCounter<'a> = dyn FnMut(usize, &str) -> Result<Option<String>, String> + 'a;
+
 #[allow(
     clippy::too_many_arguments,
     reason = "one port's readings, judged together"
@@ -79,13 +121,12 @@ pub fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
 fn judge(
     context: CheckContext<'_>,
     subject: &str,
-    dir: &str,
     expected_gbps: u32,
     state: &str,
     phys: Option<&str>,
     rate: Option<&str>,
-    now: u64,
-    window_ms: u64,
+    read_counter: &mut ReadCounter<'_>,
+    (now, window_ms): (u64, u64),
 ) -> Verdict {
     let state_name = parse_state(state).map(|(_, name)| name);
     if state_name.as_deref() != Some("ACTIVE") {
@@ -122,16 +163,13 @@ fn judge(
     let mut saturated = Vec::new();
     let mut rose = Vec::new();
     let mut unreadable = Vec::new();
-    for counter in ERROR_COUNTERS {
-        let text = match context
-            .host
-            .read_optional(format!("{dir}/counters/{counter}"))
-        {
+    for (index, counter) in ERROR_COUNTERS.into_iter().enumerate() {
+        let text = match read_counter(index, counter) {
             Ok(Some(text)) => text,
             // A counter this device does not have is not judged.
             Ok(None) => continue,
             Err(error) => {
-                unreadable.push(format!("{counter}: {}", lfleet_types::ErrorChain(&error)));
+                unreadable.push(format!("{counter}: {error}"));
                 continue;
             }
         };
@@ -145,24 +183,22 @@ fn judge(
         };
         let width = counter_width(counter);
         let key = format!("{subject}/{counter}");
-        let mut memory = context.memory();
-        let history = memory.ib_counters.entry(key).or_default();
-        if history.last().is_some_and(|(_, last)| value < *last) {
-            history.clear();
-        }
-        history.push((now, value));
-        // Keep the samples inside the window, and the newest one before it as the baseline.
-        while history.len() > 1 && history[1].0 + window_ms <= now {
-            history.remove(0);
-        }
-        let baseline = history[0].1;
+        let (baseline, over_ms) = {
+            let mut memory = context.memory();
+            remember(
+                memory.ib_counters.entry(key).or_default(),
+                now,
+                value,
+                window_ms,
+            )
+        };
         if is_saturated(value, width) {
             saturated.push(format!("{counter} stuck at {value} ({width}-bit)"));
         } else if value > baseline {
             rose.push(format!(
                 "{counter} +{} in {} s",
                 value - baseline,
-                (now - history[0].0) / 1000
+                over_ms / 1000
             ));
         }
     }
@@ -180,5 +216,56 @@ fn judge(
         unknown(format!("{subject}: unreadable {}", unreadable.join(", ")))
     } else {
         Verdict::Pass
+    }
+}
+
+/// Adds a counter reading to its history and answers the value at the start of the window
+/// and how long ago that was (at most the window). The history keeps only changes: the
+/// oldest entry is the value the counter had when the window began (or when it was first
+/// read, or reset), each later entry a change, so a quiet counter is one entry whatever the
+/// window and the interval. A decrease is a reset: the history starts again.
+fn remember(history: &mut Vec<(u64, u64)>, now: u64, value: u64, window_ms: u64) -> (u64, u64) {
+    if history.last().is_some_and(|(_, last)| value < *last) {
+        history.clear();
+    }
+    if history.last().is_none_or(|(_, last)| value != *last) {
+        history.push((now, value));
+    }
+    // A change older than the window is the baseline as soon as a later one is too.
+    while history.len() > 1 && history[1].0 + window_ms <= now {
+        history.remove(0);
+    }
+    let (since, baseline) = history[0];
+    (baseline, now.saturating_sub(since).min(window_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remember;
+
+    #[test]
+    fn a_rise_fails_for_one_window_and_a_quiet_counter_is_one_entry() {
+        let window = 300_000;
+        let mut history = Vec::new();
+        // Quiet for an hour of 10 s rounds: one entry, no rise.
+        for round in 0..360u64 {
+            assert_eq!(remember(&mut history, round * 10_000, 7, window).0, 7);
+        }
+        assert_eq!(history.len(), 1);
+        // A rise of 5 at 3,600 s: seen against the value at the window's start...
+        let (baseline, over) = remember(&mut history, 3_600_000, 12, window);
+        assert_eq!((baseline, over), (7, window));
+        // ...for as long as the rise is inside the window...
+        assert_eq!(remember(&mut history, 3_890_000, 12, window).0, 7);
+        // ...and no longer once it is a window old.
+        assert_eq!(remember(&mut history, 3_900_000, 12, window).0, 12);
+        assert_eq!(history, vec![(3_600_000, 12)]);
+        // Read first a moment ago: the rise is over that moment, not the window.
+        let mut fresh = Vec::new();
+        remember(&mut fresh, 1_000_000, 0, window);
+        assert_eq!(remember(&mut fresh, 1_020_000, 3, window), (0, 20_000));
+        // A decrease is a reset: the new value is the baseline.
+        assert_eq!(remember(&mut fresh, 1_030_000, 1, window), (1, 0));
+        assert_eq!(fresh, vec![(1_030_000, 1)]);
     }
 }

@@ -3,6 +3,9 @@
 //! them (debugfs first, then /proc), so the 2.10 to 2.17 layouts all work; the mount's
 //! devices are the ones whose names end in its instance.
 //!
+//! Right after a telemetry cycle the imports come from what it read ([`CheckContext`]'s
+//! `readings`), so a round reads each import file once; otherwise they are read here.
+//!
 //! The instance comes from the llite device listing when the filesystem is mounted once, so a
 //! round forks nothing and never touches the mount. Only a filesystem mounted twice needs
 //! `lfs getname`, which opens the mount point and hangs with a hung mount: it runs under the
@@ -98,39 +101,17 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         };
         let mut bad = Vec::new();
         let mut seen = 0;
-        for kind in ["osc", "mdc"] {
-            for root in ROOTS {
-                let dir = format!("{root}/{kind}");
-                let Ok(names) = context.host.list_dir(&dir) else {
-                    continue;
-                };
-                for name in names
-                    .iter()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(&format!("-{instance}")))
-                {
-                    match context.host.read_optional(format!("{dir}/{name}/import")) {
-                        Ok(Some(text)) => match parse_import(&text) {
-                            Ok(import) => {
-                                seen += 1;
-                                churn(context, &name, &import);
-                                if !import.is_healthy() {
-                                    let target = import.target.trim_end_matches("_UUID").to_owned();
-                                    bad.push(format!("{target} {}", import.state));
-                                }
-                            }
-                            Err(error) => bad.push(format!(
-                                "{name} unreadable ({})",
-                                lfleet_types::ErrorChain(&error)
-                            )),
-                        },
-                        Ok(None) => {}
-                        Err(error) => bad.push(format!(
-                            "{name} unreadable ({})",
-                            lfleet_types::ErrorChain(&error)
-                        )),
+        for (name, read) in imports(context, &instance) {
+            match read {
+                Ok(import) => {
+                    seen += 1;
+                    churn(context, &name, &import);
+                    if !import.is_healthy() {
+                        let target = import.target.trim_end_matches("_UUID").to_owned();
+                        bad.push(format!("{target} {}", import.state));
                     }
                 }
+                Err(why) => bad.push(format!("{name} unreadable ({why})")),
             }
         }
         let outcome = if seen == 0 && bad.is_empty() {
@@ -143,6 +124,63 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         results.push(result(context, NAME, &point, outcome));
     }
     results
+}
+
+/// The imports of a mount instance, by device name: from the telemetry cycle that just ran
+/// when it found them (a device it could not read is read again here, so a file gone in
+/// between is skipped as below), else each osc and mdc device in lctl's roots read here. An
+/// import file that is not there is left out.
+fn imports(
+    context: CheckContext<'_>,
+    instance: &str,
+) -> Vec<(String, Result<lfleet_parse::import::Import, String>)> {
+    if let Some(found) = context.readings.and_then(|r| r.imports_of(instance)) {
+        return found
+            .into_iter()
+            .filter_map(|(name, read)| match read {
+                Ok(import) => Some((name.to_owned(), Ok(import.clone()))),
+                Err(_) => {
+                    let kind = if name.contains("-mdc-") { "mdc" } else { "osc" };
+                    ROOTS
+                        .iter()
+                        .find_map(|root| read_import(context, &format!("{root}/{kind}"), name))
+                }
+            })
+            .collect();
+    }
+    let mut found = Vec::new();
+    for kind in ["osc", "mdc"] {
+        for root in ROOTS {
+            let dir = format!("{root}/{kind}");
+            let Ok(names) = context.host.list_dir(&dir) else {
+                continue;
+            };
+            for name in names
+                .iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(&format!("-{instance}")))
+            {
+                found.extend(read_import(context, &dir, &name));
+            }
+        }
+    }
+    // In name order, as the cycle's readings are.
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+/// `dir/name/import` read and parsed; `None` when it is not there.
+fn read_import(
+    context: CheckContext<'_>,
+    dir: &str,
+    name: &str,
+) -> Option<(String, Result<lfleet_parse::import::Import, String>)> {
+    let read = match context.host.read_optional(format!("{dir}/{name}/import")) {
+        Ok(Some(text)) => parse_import(&text).map_err(|e| lfleet_types::ErrorChain(&e).to_string()),
+        Ok(None) => return None,
+        Err(error) => Err(lfleet_types::ErrorChain(&error).to_string()),
+    };
+    Some((name.to_owned(), read))
 }
 
 /// Compares an import with the last run's and reports reconnects and failovers.

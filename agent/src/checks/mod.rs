@@ -18,7 +18,7 @@ pub mod memory;
 pub mod mount_present;
 pub mod mount_responsive;
 
-pub use memory::{CheckMemory, Event};
+pub use memory::{CheckMemory, Event, SavePolicy};
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -88,6 +88,9 @@ pub struct CheckContext<'a> {
     /// A reconcile pass for a configuration newer than the last applied one is running: a
     /// desired mount not there yet is being made, so it is unknown, not failed.
     pub converging: bool,
+    /// What the telemetry cycle of this round read (imports, IB ports), when it is fresh;
+    /// the checks judge it instead of reading the same files again.
+    pub readings: Option<&'a crate::telemetry::Readings>,
 }
 
 impl CheckContext<'_> {

@@ -98,6 +98,7 @@ mod tests {
                 syscall_deadline: Duration::from_secs(1),
                 memory: &memory,
                 converging,
+                readings: None,
             };
             let results = run(context);
             assert_eq!(results.len(), 1);

@@ -20,7 +20,7 @@ use lfleet_parse::ib::{
 
 use super::params::ParamFiles;
 use super::rates::{RateTracker, Rated, Reading};
-use super::{CycleInput, Sample};
+use super::{CycleInput, IbPortReading, Readings, Sample};
 use crate::checks::ib_ports::ERROR_COUNTERS;
 
 pub const NAME: &str = "ib";
@@ -121,7 +121,14 @@ fn read<'b>(
 }
 
 impl Ib {
-    pub fn collect(&mut self, input: &CycleInput<'_>, files: &mut ParamFiles) -> Vec<Sample> {
+    /// The samples; each port's state, rate and error counter texts also go into
+    /// `readings`.
+    pub fn collect(
+        &mut self,
+        input: &CycleInput<'_>,
+        files: &mut ParamFiles,
+        readings: &mut Readings,
+    ) -> Vec<Sample> {
         let host = input.host;
         let Ok(hcas) = host.list_dir("sys/class/infiniband") else {
             self.hcas = None;
@@ -134,7 +141,12 @@ impl Ib {
         let ports = std::mem::take(&mut self.ports);
         let samples = ports
             .iter()
-            .map(|port| self.port(input, port, &mut files.buffer))
+            .map(|port| {
+                let mut reading = IbPortReading::default();
+                let sample = self.port(input, port, &mut files.buffer, &mut reading);
+                readings.ib_ports.insert(port.subject.clone(), reading);
+                sample
+            })
             .collect();
         self.ports = ports;
         samples
@@ -157,13 +169,30 @@ impl Ib {
         self.tracker.retain(&keep);
     }
 
-    fn port(&mut self, input: &CycleInput<'_>, port: &PortFiles, buffer: &mut Vec<u8>) -> Sample {
+    fn port(
+        &mut self,
+        input: &CycleInput<'_>,
+        port: &PortFiles,
+        buffer: &mut Vec<u8>,
+        reading: &mut IbPortReading,
+    ) -> Sample {
         let host = input.host;
         let subject = port.subject.as_str();
         let stale = &mut self.stale;
         let mut sample = Sample::new(NAME, subject, input.unix_ms);
+        let kept = |read: &Option<Result<Cow<'_, str>, String>>| {
+            read.as_ref()
+                .map(|r| r.as_ref().map(|t| t.to_string()).map_err(Clone::clone))
+        };
         for (label, file) in [("state", &port.state), ("phys_state", &port.phys_state)] {
-            if let Some(Ok(text)) = read(host, file.as_ref(), buffer, stale) {
+            let text = read(host, file.as_ref(), buffer, stale);
+            let slot = if label == "state" {
+                &mut reading.state
+            } else {
+                &mut reading.phys_state
+            };
+            *slot = kept(&text);
+            if let Some(Ok(text)) = text {
                 let name = match parse_state(&text) {
                     Some((number, name)) => {
                         sample.raw.insert(format!("{label}_id"), f64::from(number));
@@ -174,7 +203,9 @@ impl Ib {
                 sample.labels.insert(label.into(), name);
             }
         }
-        if let Some(Ok(text)) = read(host, port.rate.as_ref(), buffer, stale)
+        let rate = read(host, port.rate.as_ref(), buffer, stale);
+        reading.rate = kept(&rate);
+        if let Some(Ok(text)) = rate
             && let Some(gbps) = parse_rate_gbps(&text)
         {
             sample.values.insert("link_rate_gbps".into(), gbps);
@@ -222,7 +253,9 @@ impl Ib {
             }
         }
         for (counter, path) in ERROR_COUNTERS.into_iter().zip(&port.errors) {
-            match read(host, path.as_ref(), buffer, stale).map(|t| t.map(|t| parse_counter(&t))) {
+            let text = read(host, path.as_ref(), buffer, stale);
+            reading.errors.push(kept(&text));
+            match text.map(|t| t.map(|t| parse_counter(&t))) {
                 Some(Ok(Some(CounterValue::Value(value)))) => {
                     if is_saturated(value, counter_width(counter)) {
                         sample.flags.push(format!(

@@ -5,7 +5,7 @@
 use lfleet_parse::import::parse_import;
 
 use super::params::ParamFiles;
-use super::{CycleInput, Sample};
+use super::{CycleInput, Readings, Sample};
 
 pub const NAME: &str = "import";
 
@@ -13,11 +13,18 @@ pub const NAME: &str = "import";
 pub struct Imports;
 
 impl Imports {
-    pub fn collect(&mut self, input: &CycleInput<'_>, files: &mut ParamFiles) -> Vec<Sample> {
+    /// The samples; each import read (or why not) also goes into `readings`.
+    pub fn collect(
+        &mut self,
+        input: &CycleInput<'_>,
+        files: &mut ParamFiles,
+        readings: &mut Readings,
+    ) -> Vec<Sample> {
         let mut samples = Vec::new();
         for kind in ["mdc", "osc"] {
             for (device, read) in files.read_clients(input.host, kind, "import", parse_import) {
                 let subject = &device.subject;
+                readings.imports.insert(device.name.clone(), read.clone());
                 let import = match read {
                     Ok(import) => import,
                     Err(why) => {

@@ -165,6 +165,45 @@ pub struct CycleInput<'a> {
     pub monotonic_s: f64,
 }
 
+/// What a cycle read that the checks judge as well (import states, InfiniBand port states
+/// and error counters), kept as read so a check round right after the cycle reads nothing
+/// twice. What could not be read is kept as why: the check then reads it for itself.
+#[derive(Debug, Clone, Default)]
+pub struct Readings {
+    /// By device name (`lustrefs-OST0001-osc-ffff...`): its import, or why it is unreadable.
+    pub imports: BTreeMap<String, Result<lfleet_parse::import::Import, String>>,
+    /// By `<hca>/<port>`.
+    pub ib_ports: BTreeMap<String, IbPortReading>,
+}
+
+/// One port's files as a cycle read them: `None` for a file it does not have (or that was
+/// gone), else its text or why it could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IbPortReading {
+    pub state: Option<Result<String, String>>,
+    pub phys_state: Option<Result<String, String>>,
+    pub rate: Option<Result<String, String>>,
+    /// Per [`crate::checks::ib_ports::ERROR_COUNTERS`] entry.
+    pub errors: Vec<Option<Result<String, String>>>,
+}
+
+impl Readings {
+    /// The imports of one mount instance, when the cycle found any.
+    pub fn imports_of(
+        &self,
+        instance: &str,
+    ) -> Option<Vec<(&str, &Result<lfleet_parse::import::Import, String>)>> {
+        let suffix = format!("-{instance}");
+        let found: Vec<_> = self
+            .imports
+            .iter()
+            .filter(|(name, _)| name.ends_with(&suffix))
+            .map(|(name, import)| (name.as_str(), import))
+            .collect();
+        (!found.is_empty()).then_some(found)
+    }
+}
+
 /// Every fast collector's state; one [`Telemetry::cycle`] reads each source once.
 #[derive(Debug, Default)]
 pub struct Telemetry {
@@ -180,6 +219,8 @@ pub struct Telemetry {
     lnet: lnet::Lnet,
     netdev: netdev::NetDev,
     ib: ib::Ib,
+    /// What the last cycle read for the checks.
+    readings: Readings,
 }
 
 impl Telemetry {
@@ -187,15 +228,22 @@ impl Telemetry {
     pub fn cycle(&mut self, input: &CycleInput<'_>) -> Vec<Sample> {
         self.files.devices.refresh(input.host, input.mounts);
         let files = &mut self.files;
+        let readings = &mut self.readings;
+        *readings = Readings::default();
         let mut samples = Vec::new();
         samples.extend(self.llite.collect(input, files));
         samples.extend(self.osc.collect(input, files));
         samples.extend(self.mdc.collect(input, files));
-        samples.extend(self.imports.collect(input, files));
+        samples.extend(self.imports.collect(input, files, readings));
         samples.extend(self.lnet.collect(input, files));
         samples.extend(self.netdev.collect(input, files));
-        samples.extend(self.ib.collect(input, files));
+        samples.extend(self.ib.collect(input, files, readings));
         samples
+    }
+
+    /// What the last cycle read for the checks (left empty behind).
+    pub fn take_readings(&mut self) -> Readings {
+        std::mem::take(&mut self.readings)
     }
 
     /// Tells which version of the mount table the next cycle runs under (the driver counts
