@@ -63,10 +63,13 @@ pub struct Collector {
     agent: AgentSelf,
     pub buffer: SampleBuffer,
     mounts: Vec<MountInstance>,
-    /// mountinfo as last read, and the llite devices then: while both stay the same, the
-    /// mounts and their instances are not worked out again.
+    /// mountinfo as last read, and the llite devices then: while mountinfo stays the same
+    /// (and, for a mount whose instance was not found, the llite devices too), the mounts and
+    /// their instances are not worked out again.
     mountinfo: Vec<u8>,
     llite_devices: Vec<String>,
+    /// Every Lustre mount in `mountinfo` has its instance.
+    instances_known: bool,
     /// Bumped whenever they change; the cycle's device index searches again then.
     mount_table: u64,
     mountinfo_path: Option<ResolvedPath>,
@@ -93,6 +96,7 @@ impl Collector {
             mounts: Vec::new(),
             mountinfo: Vec::new(),
             llite_devices: Vec::new(),
+            instances_known: false,
             mount_table: 0,
             mountinfo_path: None,
             read_buffer: Vec::new(),
@@ -269,11 +273,17 @@ impl Collector {
             .host
             .read_text(path, &mut self.read_buffer)
             .map_err(|e| lfleet_types::error_chain(&e))?;
+        // A remount gets a new mount ID, so while mountinfo stays the same and every mount's
+        // instance is known, nothing is listed; a mount without one yet is worked out again
+        // when the llite devices change.
+        let same_table = self.mount_table > 0 && text.as_bytes() == self.mountinfo;
+        if same_table && self.instances_known {
+            return Ok(());
+        }
         let llite: Vec<String> = find_devices(&self.host, "llite", "stats")
             .into_keys()
             .collect();
-        if self.mount_table > 0 && text.as_bytes() == self.mountinfo && llite == self.llite_devices
-        {
+        if same_table && llite == self.llite_devices {
             return Ok(());
         }
         let text = text.into_owned();
@@ -305,8 +315,9 @@ impl Collector {
                 });
             }
         }
-        self.mounts = mounts;
+        self.instances_known = mounts.len() == lustre.len();
         self.mountinfo = text.into_bytes();
+        self.mounts = mounts;
         self.llite_devices = llite;
         self.mount_table += 1;
         Ok(())

@@ -103,6 +103,7 @@ pub async fn run(
     let worker = BoundedWorker::new();
     let memory = Mutex::new(CheckMemory::load(host));
     let mut saving = SavePolicy::new(MEMORY_SAMPLES_SAVED_EVERY);
+    let mut last_status = None;
     let mut collector = Collector::new(
         host.clone(),
         CollectOptions {
@@ -152,6 +153,8 @@ pub async fn run(
             memory: &memory,
             converging,
             readings: readings.as_deref(),
+            // A probe asked for now gets every command run.
+            repeat_steady_for: probe.is_none().then_some(options.check_interval * 3),
         };
         let (results, durations) =
             run_all_timed(context, options.syscall_deadline + Duration::from_secs(25)).await;
@@ -185,9 +188,13 @@ pub async fn run(
             let _ = reply.send(round);
         }
         // `lfleet-agent status` (Slurm's HealthCheckProgram, NHC) reads these.
-        if let Err(error) =
-            crate::status::write(host, &results, options.check_interval, clock.wall_unix_ms())
-        {
+        if let Err(error) = crate::status::write(
+            host,
+            &results,
+            options.check_interval,
+            clock.wall_unix_ms(),
+            &mut last_status,
+        ) {
             tracing::warn!(error = %lfleet_types::ErrorChain(&error), "cannot write the status file");
         }
         let mut state = metrics.lock().unwrap_or_else(|e| e.into_inner());
@@ -274,9 +281,9 @@ async fn collect(
     let MetricsState {
         samples, mounts, ..
     } = &mut *state;
-    samples.retain(|(collector, subject), _| {
-        fresh.contains(&(collector.clone(), subject.clone()))
-            || (collector == crate::telemetry::capacity::NAME && mounts.contains_key(subject))
+    samples.retain(|key, _| {
+        fresh.contains(key)
+            || (key.0 == crate::telemetry::capacity::NAME && mounts.contains_key(&key.1))
     });
 }
 

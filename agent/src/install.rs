@@ -400,7 +400,12 @@ fn is_module_file(name: &str, module: &str) -> bool {
     matches!(rest, ".ko" | ".ko.xz" | ".ko.zst" | ".ko.gz")
 }
 
-/// Finds `<module>.ko` under `/lib/modules/<kernel>`, at most six directories deep.
+/// Finds an out-of-tree `<module>.ko` under `/lib/modules/<kernel>`, at most six directories
+/// deep: in `updates/` (DKMS, Debian packages), `extra/` (kmod RPMs), `weak-updates/` (RHEL's
+/// kABI links) and any other directory, but never the in-tree `kernel/` tree, which holds
+/// thousands of files and has had no Lustre client since Linux 4.17 (a check runs this
+/// every round: walking that tree would cost thousands of stats each time on a real node).
+/// `build` and `source` (links to headers) are skipped too.
 pub fn find_module(
     host: &HostRoot,
     kernel: &str,
@@ -424,8 +429,11 @@ pub fn find_module(
             if is_module_file(&name, module) {
                 return Ok(Some(path));
             }
-            // `build` and `source` are symlinks into kernel headers, never modules.
-            if depth < 6 && name != "build" && name != "source" && host.is_dir(&path)? {
+            let skipped = match depth {
+                0 => ["build", "source", "kernel"].contains(&name.as_ref()),
+                _ => false,
+            };
+            if depth < 6 && !skipped && host.is_dir(&path)? {
                 pending.push((path, depth + 1));
             }
         }
@@ -528,6 +536,31 @@ mod tests {
         }
         .ensure_client(K)
         .await
+    }
+
+    #[test]
+    fn modules_are_found_out_of_tree_and_never_in_the_kernel_tree() {
+        let (_dir, host) = node();
+        let put = |path: &str| {
+            let path = format!("lib/modules/{K}/{path}");
+            host.create_dir_all(std::path::Path::new(&path).parent().unwrap(), 0o755)
+                .unwrap();
+            host.write_atomic(&path, b"", 0o644).unwrap();
+        };
+        // An in-tree copy (staging, before 4.17) is not the client.
+        put("kernel/drivers/staging/lustre/lustre/llite/lustre.ko");
+        assert_eq!(find_module(&host, K, "lustre").unwrap(), None);
+        put("weak-updates/lustre-client/fs/lustre.ko.xz");
+        assert_eq!(
+            find_module(&host, K, "lustre").unwrap().as_deref(),
+            Some(format!("lib/modules/{K}/weak-updates/lustre-client/fs/lustre.ko.xz").as_str())
+        );
+        put("updates/dkms/lustre.ko.zst");
+        assert!(
+            find_module(&host, K, "lustre")
+                .unwrap()
+                .is_some_and(|p| !p.contains("/kernel/")),
+        );
     }
 
     #[tokio::test]

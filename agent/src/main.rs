@@ -602,6 +602,7 @@ async fn check(args: CheckArgs) -> ExitCode {
         memory: &memory,
         converging: false,
         readings: None,
+        repeat_steady_for: None,
     };
     let results = run_all(context, std::time::Duration::from_secs(30)).await;
     let mut memory = memory.into_inner().unwrap_or_else(|e| e.into_inner());

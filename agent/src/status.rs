@@ -1,7 +1,9 @@
 //! The running agent's last check results, for Slurm's HealthCheckProgram and NHC.
 //!
 //! After every check run the daemon replaces `/run/lfleet/agent-status.json` atomically
-//! ([`write`]): when it was written, the check interval, and every result. `lfleet-agent
+//! ([`write`]): when it was written, the check interval, and every result; a run whose
+//! results are the ones already in the file only sets the file's modification time, which
+//! [`read`] takes as the time the results were last confirmed. `lfleet-agent
 //! status` ([`judge`]) reads that file and runs no check, so it answers at once even while a
 //! mount hangs. Its verdict: `Healthy` (exit 0), `Unhealthy` (exit 1: a required check
 //! failed with a code that is not ignored, by default the coordinator's default policy for
@@ -48,6 +50,8 @@ pub struct StatusResult {
 /// The status file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusFile {
+    /// When the results were written; as [`read`] gives it, the later of that and the file's
+    /// modification time (a run with the same results only touches the file).
     pub written_unix_ms: u64,
     pub check_interval_ms: u64,
     pub agent_version: String,
@@ -66,13 +70,16 @@ impl StatusResult {
     }
 }
 
-/// Replaces the status file with this run's results (write, rename; no fsync: it lives in
-/// /run and the next round writes it again).
+/// Records this run's results: when they are the ones `last` wrote, only the file's
+/// modification time is set to now (one syscall); otherwise the file is replaced (write,
+/// rename; no fsync: it lives in /run and is written again next round), its time set to now,
+/// and `last` updated.
 pub fn write(
     host: &HostRoot,
     results: &[CheckResult],
     check_interval: Duration,
     now_unix_ms: u64,
+    last: &mut Option<StatusFile>,
 ) -> Result<(), HostError> {
     let file = StatusFile {
         written_unix_ms: now_unix_ms,
@@ -80,10 +87,21 @@ pub fn write(
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         results: results.iter().map(StatusResult::from_result).collect(),
     };
+    let same = last.as_ref().is_some_and(|last| {
+        last.results == file.results && last.check_interval_ms == file.check_interval_ms
+    });
+    // A file removed or unreadable since is written again.
+    if same && host.touch(STATUS_PATH, now_unix_ms).is_ok() {
+        return Ok(());
+    }
+    *last = None;
     let mut text = serde_json::to_string(&file).expect("the status serializes");
     text.push('\n');
     host.create_dir_all("run/lfleet", 0o755)?;
-    host.replace_volatile(STATUS_PATH, text.as_bytes(), 0o644)
+    host.replace_volatile(STATUS_PATH, text.as_bytes(), 0o644)?;
+    host.touch(STATUS_PATH, now_unix_ms)?;
+    *last = Some(file);
+    Ok(())
 }
 
 /// The status file, if there is one; a file that does not parse is an error string.
@@ -91,10 +109,15 @@ pub fn read(host: &HostRoot) -> Result<Option<StatusFile>, String> {
     let text = host
         .read_optional(STATUS_PATH)
         .map_err(|e| lfleet_types::ErrorChain(&e).to_string())?;
-    text.map(|text| {
-        serde_json::from_str(&text).map_err(|e| format!("/{STATUS_PATH} does not parse: {e}"))
-    })
-    .transpose()
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let mut file: StatusFile =
+        serde_json::from_str(&text).map_err(|e| format!("/{STATUS_PATH} does not parse: {e}"))?;
+    if let Ok(Some(touched)) = host.modified_unix_ms(STATUS_PATH) {
+        file.written_unix_ms = file.written_unix_ms.max(touched);
+    }
+    Ok(Some(file))
 }
 
 /// What `lfleet-agent status` concludes.
@@ -235,6 +258,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test tells a touch from a replace by the file's inode"
+    )]
     fn the_file_written_is_the_file_read() {
         let dir = tempfile::tempdir().unwrap();
         let host = HostRoot::new(dir.path());
@@ -247,10 +274,30 @@ mod tests {
             },
             5,
         )];
-        write(&host, &results, Duration::from_secs(10), 1_000).unwrap();
+        let mut last = None;
+        write(&host, &results, Duration::from_secs(10), 1_000, &mut last).unwrap();
         let back = read(&host).unwrap().unwrap();
         assert_eq!(back.written_unix_ms, 1_000);
         assert_eq!(back.results[0].code, "not-mounted");
         assert_eq!(back.results[0].outcome, lfleet_types::Outcome::Fail);
+        // The same results later: the file is only touched, and reads as confirmed then.
+        let inode = || {
+            std::os::unix::fs::MetadataExt::ino(
+                &std::fs::metadata(dir.path().join(STATUS_PATH)).unwrap(),
+            )
+        };
+        let before = inode();
+        write(&host, &results, Duration::from_secs(10), 11_000, &mut last).unwrap();
+        assert_eq!(inode(), before, "touched, not replaced");
+        assert_eq!(read(&host).unwrap().unwrap().written_unix_ms, 11_000);
+        // Other results replace it.
+        write(&host, &[], Duration::from_secs(10), 21_000, &mut last).unwrap();
+        assert_ne!(inode(), before);
+        let back = read(&host).unwrap().unwrap();
+        assert_eq!((back.written_unix_ms, back.results.len()), (21_000, 0));
+        // Removed behind the agent's back: written again, not lost.
+        host.remove_file(STATUS_PATH).unwrap();
+        write(&host, &[], Duration::from_secs(10), 31_000, &mut last).unwrap();
+        assert_eq!(read(&host).unwrap().unwrap().written_unix_ms, 31_000);
     }
 }

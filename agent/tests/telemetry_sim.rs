@@ -423,6 +423,7 @@ async fn checks_right_after_a_cycle_judge_what_it_read() {
         memory: &memory,
         converging: false,
         readings,
+        repeat_steady_for: None,
     };
     let judge = |results: Vec<CheckResult>| -> Vec<(String, String, String)> {
         results

@@ -263,6 +263,49 @@ impl HostRoot {
         Ok(path.exists())
     }
 
+    /// Sets a file's modification (and access) time to `unix_ms`: one utimensat(2), no
+    /// open.
+    pub fn touch(&self, node_path: impl AsRef<Path>, unix_ms: u64) -> Result<(), HostError> {
+        let path = self.resolve(node_path)?;
+        let at = nix::sys::time::TimeSpec::new(
+            (unix_ms / 1000) as i64,
+            ((unix_ms % 1000) * 1_000_000) as i64,
+        );
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &path,
+            &at,
+            &at,
+            nix::sys::stat::UtimensatFlags::FollowSymlink,
+        )
+        .map_err(|errno| io_error("set the times of", &path)(io::Error::from(errno)))
+    }
+
+    /// A directory's link count (2 plus its subdirectories on most filesystems, procfs,
+    /// debugfs and sysfs included); `None` when it does not exist.
+    pub fn dir_links(&self, node_path: impl AsRef<Path>) -> Result<Option<u64>, HostError> {
+        let path = self.resolve(node_path)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(std::os::unix::fs::MetadataExt::nlink(&meta))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(io_error("stat", &path)(err)),
+        }
+    }
+
+    /// A file's modification time in unix ms; `None` when it does not exist.
+    pub fn modified_unix_ms(&self, node_path: impl AsRef<Path>) -> Result<Option<u64>, HostError> {
+        let path = self.resolve(node_path)?;
+        match fs::metadata(&path).and_then(|m| m.modified()) {
+            Ok(at) => Ok(Some(
+                at.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+            )),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(io_error("stat", &path)(err)),
+        }
+    }
+
     /// The first component of `node_path` (from the root down) that is a symbolic link, as a
     /// node path; `None` when no existing component is one. Components that do not exist
     /// end the walk: they will be made as directories.
@@ -553,6 +596,14 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         // No temporary file is left behind.
         assert_eq!(host.list_dir("etc").unwrap(), vec![OsString::from("fstab")]);
+        // A touch sets the time a reader sees, to the millisecond.
+        host.touch("etc/fstab", 1_700_000_000_123).unwrap();
+        assert_eq!(
+            host.modified_unix_ms("etc/fstab").unwrap(),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(host.modified_unix_ms("etc/none").unwrap(), None);
+        assert!(host.touch("etc/none", 1).unwrap_err().is_not_found());
         // The volatile replace (no fsync) replaces the same way.
         host.replace_volatile("etc/fstab", b"newer\n", 0o640)
             .unwrap();

@@ -4,6 +4,10 @@
 //! is Unknown (with how long and how low), and the first dip is an event.
 //!
 //! Runs `lnetctl net show -v 3` (no LNet file carries NI health) through the command runner.
+//! While every NI passes, the daemon's rounds repeat that verdict for three check intervals
+//! (`CheckContext::repeat_steady_for`) instead of forking lnetctl each round; anything but a
+//! pass is asked again every round, so a dip's sustain is timed round by round, and a first
+//! dip is seen at most three intervals late.
 
 use std::time::Duration;
 
@@ -20,6 +24,23 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     if context.config.mounts.is_empty() {
         return Vec::new();
     }
+    let asked = context.clock.wall_unix_ms();
+    if let Some(keep) = context.repeat_steady_for
+        && let Some((at, results)) = &context.memory().lnet_steady
+        && asked.saturating_sub(*at) < keep.as_millis() as u64
+    {
+        return results.clone();
+    }
+    let results = query(context).await;
+    context.memory().lnet_steady = results
+        .iter()
+        .all(|r| r.outcome == lfleet_types::Outcome::Pass)
+        .then(|| (asked, results.clone()));
+    results
+}
+
+/// Runs lnetctl and judges every NI.
+async fn query(context: CheckContext<'_>) -> Vec<CheckResult> {
     let spec =
         CommandSpec::new("lnetctl", Duration::from_secs(10)).args(["net", "show", "-v", "3"]);
     let output = match context.runner.run(&spec).await {
@@ -109,4 +130,82 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         results.push(result(context, NAME, &ni.nid, outcome));
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use lfleet_host::{BoundedWorker, FakeClock, FakeCommandRunner, FakeResponse, HostRoot};
+
+    use super::*;
+    use crate::checks::{CheckMemory, Prober};
+    use crate::config::NodeConfig;
+
+    /// `lnetctl net show -v 3` with one tcp NI at `health`.
+    fn net_show(health: u32) -> String {
+        format!(
+            "net:\n    - net type: lo\n      local NI(s):\n        - nid: 0@lo\n          status: up\n    - net type: tcp\n      local NI(s):\n        - nid: 10.0.0.5@tcp\n          status: up\n          interfaces:\n              0: eth0\n          health stats:\n              health value: {health}\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn a_steady_pass_is_repeated_for_its_time_and_anything_else_is_asked_each_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        let config =
+            NodeConfig::from_toml(include_str!("../../../packaging/examples/agent.toml")).unwrap();
+        let health = Arc::new(Mutex::new(1000));
+        let runner = FakeCommandRunner::new();
+        let answer = health.clone();
+        runner.on("lnetctl", move |_| {
+            FakeResponse::ok(net_show(*answer.lock().unwrap()))
+        });
+        let clock = FakeClock::at_unix(1_700_000_000);
+        let worker = BoundedWorker::new();
+        let memory = std::sync::Mutex::new(CheckMemory::default());
+        let round = |repeat: Option<Duration>| {
+            let context = CheckContext {
+                host: &host,
+                runner: &runner,
+                clock: &clock,
+                config: &config,
+                prober: Prober::Thread(&worker),
+                syscall_deadline: Duration::from_secs(1),
+                memory: &memory,
+                converging: false,
+                readings: None,
+                repeat_steady_for: repeat,
+            };
+            async move {
+                let results = run(context).await;
+                assert_eq!(results.len(), 1, "{results:?}");
+                results[0].outcome
+            }
+        };
+        let asked = || runner.log_lines().len();
+        let keep = Some(Duration::from_secs(30));
+        // Healthy: asked once, repeated for 30 s, asked again then.
+        assert_eq!(round(keep).await, lfleet_types::Outcome::Pass);
+        for _ in 0..2 {
+            clock.advance(Duration::from_secs(10));
+            assert_eq!(round(keep).await, lfleet_types::Outcome::Pass);
+        }
+        assert_eq!(asked(), 1);
+        clock.advance(Duration::from_secs(10));
+        round(keep).await;
+        assert_eq!(asked(), 2);
+        // A probe asked for now runs lnetctl whatever was seen.
+        round(None).await;
+        assert_eq!(asked(), 3);
+        // A dip is seen at the next query and then asked every round.
+        *health.lock().unwrap() = 600;
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(round(keep).await, lfleet_types::Outcome::Unknown);
+        for _ in 0..2 {
+            clock.advance(Duration::from_secs(10));
+            round(keep).await;
+        }
+        assert_eq!(asked(), 6);
+    }
 }

@@ -3,8 +3,9 @@
 //! them (debugfs first, then /proc), so the 2.10 to 2.17 layouts all work; the mount's
 //! devices are the ones whose names end in its instance.
 //!
-//! Right after a telemetry cycle the imports come from what it read ([`CheckContext`]'s
-//! `readings`), so a round reads each import file once; otherwise they are read here.
+//! Right after a telemetry cycle the mounts, their instances and their imports come from
+//! what it read ([`CheckContext`]'s `readings`), so a round reads mountinfo, the device
+//! listings and each import file once; otherwise they are read here.
 //!
 //! The instance comes from the llite device listing when the filesystem is mounted once, so a
 //! round forks nothing and never touches the mount. Only a filesystem mounted twice needs
@@ -69,35 +70,37 @@ async fn getname(context: CheckContext<'_>, point: &str) -> Result<Option<String
 pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
     evictions(context);
     let mut results = Vec::new();
-    let mounted = match context
-        .host
-        .read_to_string("proc/self/mountinfo")
-        .map_err(|e| lfleet_types::error_chain(&e))
-        .and_then(|text| lustre_mounts(&text))
-    {
-        Ok(mounted) => mounted,
-        Err(error) => return vec![result(context, NAME, "", unknown(error))],
-    };
-    let llite: Vec<String> = find_devices(context.host, "llite", "stats")
-        .into_keys()
-        .collect();
+    // Read only for a mount the cycle's readings do not have (or with no readings).
+    let mut own: Option<Result<OwnLook, String>> = None;
     for want in context.config.desired_mounts() {
         let point = want.mount_point;
-        let Some((_, fsname)) = mounted.iter().find(|(p, _)| *p == point) else {
-            // Not mounted: mount.present says so.
-            continue;
-        };
-        let once = mounted.iter().filter(|(_, f)| f == fsname).count() == 1;
-        let instance = match sole_instance(&llite, fsname).filter(|_| once) {
-            Some(instance) => instance.to_owned(),
-            None => match getname(context, &point).await {
-                Ok(Some(instance)) => instance,
-                Ok(None) => continue,
-                Err(verdict) => {
-                    results.push(result(context, NAME, &point, verdict));
-                    continue;
-                }
-            },
+        let from_cycle = context
+            .readings
+            .and_then(|r| r.mounts.iter().find(|m| m.mount_point == point));
+        let instance = if let Some(mount) = from_cycle {
+            mount.instance.clone()
+        } else {
+            let OwnLook { mounted, llite } =
+                match own.get_or_insert_with(|| mounts_and_llite(context)) {
+                    Ok(found) => &*found,
+                    Err(error) => return vec![result(context, NAME, "", unknown(error.clone()))],
+                };
+            let Some((_, fsname)) = mounted.iter().find(|(p, _)| *p == point) else {
+                // Not mounted: mount.present says so.
+                continue;
+            };
+            let once = mounted.iter().filter(|(_, f)| f == fsname).count() == 1;
+            match sole_instance(llite, fsname).filter(|_| once) {
+                Some(instance) => instance.to_owned(),
+                None => match getname(context, &point).await {
+                    Ok(Some(instance)) => instance,
+                    Ok(None) => continue,
+                    Err(verdict) => {
+                        results.push(result(context, NAME, &point, verdict));
+                        continue;
+                    }
+                },
+            }
         };
         let mut bad = Vec::new();
         let mut seen = 0;
@@ -124,6 +127,27 @@ pub async fn run(context: CheckContext<'_>) -> Vec<CheckResult> {
         results.push(result(context, NAME, &point, outcome));
     }
     results
+}
+
+/// What the check finds for itself without a cycle's readings.
+struct OwnLook {
+    /// The Lustre mounts in mountinfo: (mount point, fsname).
+    mounted: Vec<(String, String)>,
+    /// The llite devices listed.
+    llite: Vec<String>,
+}
+
+/// Reads mountinfo and lists the llite devices.
+fn mounts_and_llite(context: CheckContext<'_>) -> Result<OwnLook, String> {
+    let mounted = context
+        .host
+        .read_to_string("proc/self/mountinfo")
+        .map_err(|e| lfleet_types::error_chain(&e))
+        .and_then(|text| lustre_mounts(&text))?;
+    let llite = find_devices(context.host, "llite", "stats")
+        .into_keys()
+        .collect();
+    Ok(OwnLook { mounted, llite })
 }
 
 /// The imports of a mount instance, by device name: from the telemetry cycle that just ran

@@ -42,6 +42,10 @@ pub struct CheckMemory {
     /// LNet NI -> unix ms since its health value has been below 1000.
     #[serde(default)]
     pub lnet_low_since: BTreeMap<String, u64>,
+    /// `lnet`'s last all-pass results and when lnetctl gave them (not saved: a restarted
+    /// agent asks lnetctl at once).
+    #[serde(skip)]
+    pub lnet_steady: Option<(u64, Vec<super::CheckResult>)>,
     /// Events found in this run, taken by the caller.
     #[serde(skip)]
     pub events: Vec<Event>,
@@ -132,6 +136,7 @@ impl CheckMemory {
             vf_absent_since,
             vf_traffic: _,
             lnet_low_since,
+            lnet_steady: _,
             events: _,
         } = self;
         *imports == other.imports

@@ -91,6 +91,10 @@ pub struct CheckContext<'a> {
     /// What the telemetry cycle of this round read (imports, IB ports), when it is fresh;
     /// the checks judge it instead of reading the same files again.
     pub readings: Option<&'a crate::telemetry::Readings>,
+    /// How long a check may repeat an all-pass verdict that cost a command (`lnet`'s
+    /// lnetctl) instead of running it again: the daemon's rounds, three check intervals;
+    /// `None` (a probe the coordinator asked for, a one-shot run) runs every command.
+    pub repeat_steady_for: Option<Duration>,
 }
 
 impl CheckContext<'_> {

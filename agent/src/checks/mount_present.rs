@@ -99,6 +99,7 @@ mod tests {
                 memory: &memory,
                 converging,
                 readings: None,
+                repeat_steady_for: None,
             };
             let results = run(context);
             assert_eq!(results.len(), 1);

@@ -170,6 +170,8 @@ pub struct CycleInput<'a> {
 /// twice. What could not be read is kept as why: the check then reads it for itself.
 #[derive(Debug, Clone, Default)]
 pub struct Readings {
+    /// The Lustre mounts the cycle read, with their instances.
+    pub mounts: Vec<MountInstance>,
     /// By device name (`lustrefs-OST0001-osc-ffff...`): its import, or why it is unreadable.
     pub imports: BTreeMap<String, Result<lfleet_parse::import::Import, String>>,
     /// By `<hca>/<port>`.
@@ -229,7 +231,10 @@ impl Telemetry {
         self.files.devices.refresh(input.host, input.mounts);
         let files = &mut self.files;
         let readings = &mut self.readings;
-        *readings = Readings::default();
+        *readings = Readings {
+            mounts: input.mounts.to_vec(),
+            ..Readings::default()
+        };
         let mut samples = Vec::new();
         samples.extend(self.llite.collect(input, files));
         samples.extend(self.osc.collect(input, files));

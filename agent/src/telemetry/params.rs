@@ -79,6 +79,10 @@ pub struct DeviceIndex {
     /// What each `<root>/<kind>` directory listed at the last look (`None`: absent), in
     /// [`DeviceIndex::listed_dirs`] order.
     listings: Vec<Option<Vec<OsString>>>,
+    /// Each of those directories' link count then (`None`: absent): 2 plus its
+    /// subdirectories on procfs, debugfs and sysfs alike, so a device added or removed
+    /// changes it, and a stat per cycle stands in for a listing.
+    links: Vec<Option<u64>>,
     mounts: Vec<MountDevices>,
     /// By kind, in device-name order (lctl's).
     clients: BTreeMap<&'static str, Vec<ClientDevice>>,
@@ -98,29 +102,25 @@ impl DeviceIndex {
         })
     }
 
-    /// Brings the index up to date for `mounts`: lists the device directories (a handful of
-    /// readdirs) and searches lctl's roots again only when something changed. True when it
+    /// Brings the index up to date for `mounts`: stats the device directories (a handful of
+    /// stats) and, only when a link count, the mounts or a kept file changed, lists them and
+    /// searches lctl's roots again. A device swapped for another within one cycle keeps the
+    /// count, but the one gone fails its read, which marks the index stale. True when it
     /// searched.
     pub fn refresh(&mut self, host: &HostRoot, mounts: &[MountInstance]) -> bool {
-        let mut changed = self.stale.replace(false)
+        let links: Vec<Option<u64>> = Self::listed_dirs()
+            .map(|dir| host.dir_links(&dir).ok().flatten())
+            .collect();
+        let changed = self.stale.replace(false)
             || self.builds == 0
             || self.mounts.len() != mounts.len()
-            || self.mounts.iter().zip(mounts).any(|(d, m)| d.mount != *m);
-        for (at, dir) in Self::listed_dirs().enumerate() {
-            let names = host.list_dir(&dir).ok();
-            match self.listings.get_mut(at) {
-                Some(listed) if *listed == names => {}
-                Some(listed) => {
-                    *listed = names;
-                    changed = true;
-                }
-                None => {
-                    self.listings.push(names);
-                    changed = true;
-                }
-            }
-        }
+            || self.mounts.iter().zip(mounts).any(|(d, m)| d.mount != *m)
+            || links != self.links;
         if changed {
+            self.links = links;
+            self.listings = Self::listed_dirs()
+                .map(|dir| host.list_dir(&dir).ok())
+                .collect();
             self.build(host, mounts);
         }
         changed
