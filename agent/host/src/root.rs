@@ -212,6 +212,45 @@ impl HostRoot {
         }
     }
 
+    /// Reads a sysfs attribute (one value, at most a page: the kernel formats it in a single
+    /// `show` call) into `buffer` with one read: a read that returns less than the page asked
+    /// for has the whole attribute, so the read that would see the end is skipped. A file
+    /// that fills the page is read on to its end as [`HostRoot::read_text`] does.
+    pub fn read_attribute<'b>(
+        &self,
+        path: &ResolvedPath,
+        buffer: &'b mut Vec<u8>,
+    ) -> Result<Cow<'b, str>, HostError> {
+        const PAGE: usize = 4096;
+        let path = &path.real;
+        buffer.clear();
+        buffer.resize(PAGE, 0);
+        let mut file = fs::File::open(path).map_err(io_error("open", path))?;
+        let read = loop {
+            match file.read(buffer) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(io_error("read", path))?,
+            }
+        };
+        buffer.truncate(read);
+        if read == PAGE {
+            (&mut file)
+                .take(DEFAULT_READ_LIMIT + 1 - PAGE as u64)
+                .read_to_end(buffer)
+                .map_err(io_error("read", path))?;
+            if buffer.len() as u64 > DEFAULT_READ_LIMIT {
+                return Err(HostError::TooLarge {
+                    path: path.clone(),
+                    limit: DEFAULT_READ_LIMIT,
+                });
+            }
+        }
+        match std::str::from_utf8(buffer) {
+            Ok(text) => Ok(Cow::Borrowed(text)),
+            Err(_) => Ok(String::from_utf8_lossy(buffer)),
+        }
+    }
+
     /// Reads a whole file, failing with [`HostError::TooLarge`] beyond `limit` bytes.
     pub fn read_limited(
         &self,
@@ -630,6 +669,32 @@ mod tests {
         assert!(err.to_string().contains("prepare rename"), "{err}");
         assert_eq!(host.read_to_string("etc/fstab").unwrap(), "old\n");
         assert_eq!(host.list_dir("etc").unwrap(), vec![OsString::from("fstab")]);
+    }
+
+    #[test]
+    fn an_attribute_is_read_whole_in_one_read_or_on_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path());
+        host.write_atomic("small", b"4: ACTIVE\n", 0o644).unwrap();
+        let big: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        host.write_atomic("big", &big, 0o644).unwrap();
+        let mut buffer = Vec::new();
+        let small = host.resolve_path("small").unwrap();
+        assert_eq!(
+            host.read_attribute(&small, &mut buffer).unwrap(),
+            "4: ACTIVE\n"
+        );
+        let whole = host.resolve_path("big").unwrap();
+        assert_eq!(
+            host.read_attribute(&whole, &mut buffer).unwrap().as_bytes(),
+            &big[..]
+        );
+        let gone = host.resolve_path("gone").unwrap();
+        assert!(
+            host.read_attribute(&gone, &mut buffer)
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl PortFiles {
     }
 }
 
-/// Reads a kept file: `None` when the port has no such file, or when it is gone (then the
+/// Reads a kept file (a sysfs attribute, in one read): `None` when the port has no such file, or when it is gone (then the
 /// port's files are found again at the next cycle), else its text or why it could not be
 /// read.
 fn read<'b>(
@@ -110,7 +110,7 @@ fn read<'b>(
     buffer: &'b mut Vec<u8>,
     stale: &mut bool,
 ) -> Option<Result<Cow<'b, str>, String>> {
-    match host.read_text(path?, buffer) {
+    match host.read_attribute(path?, buffer) {
         Ok(text) => Some(Ok(text)),
         Err(error) if error.is_not_found() => {
             *stale = true;
