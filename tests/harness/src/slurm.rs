@@ -121,21 +121,40 @@ SchedulerType=sched/builtin\nSelectType=select/linear\nReturnToService=2\nMpiDef
             let slurmd = slurm.spawn_slurmd(node, false);
             slurm.slurmds.push(slurmd);
         }
-        for _ in 0..150 {
+        // Bounded: 60 s. A slurmd that exited (its port, free when picked, taken meanwhile
+        // by another test on this host) is started again.
+        for _ in 0..300 {
             let states: Vec<String> = slurm.nodes.iter().map(|n| slurm.node(n).0).collect();
             if states.iter().all(|s| s == "IDLE") {
                 return slurm;
             }
+            for index in 0..slurm.nodes.len() {
+                if let Ok(Some(_)) = slurm.slurmds[index].0.try_wait() {
+                    let node = slurm.nodes[index].clone();
+                    slurm.slurmds[index] = slurm.spawn_slurmd(&node, false);
+                }
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
+        let slurmd_logs: Vec<String> = slurm
+            .nodes
+            .iter()
+            .filter(|n| slurm.node(n).0 != "IDLE")
+            .map(|n| {
+                let log = std::fs::read_to_string(dir.join(format!("slurmd-{n}.log")))
+                    .unwrap_or_default();
+                format!("--- slurmd {n}:\n{log}")
+            })
+            .collect();
         panic!(
-            "Slurm nodes did not become IDLE: {:?}\n{}",
+            "Slurm nodes did not become IDLE: {:?}\n{}\n{}",
             slurm
                 .nodes
                 .iter()
                 .map(|n| slurm.node(n))
                 .collect::<Vec<_>>(),
-            std::fs::read_to_string(dir.join("slurmctld.log")).unwrap_or_default()
+            std::fs::read_to_string(dir.join("slurmctld.log")).unwrap_or_default(),
+            slurmd_logs.join("\n")
         );
     }
 
