@@ -258,10 +258,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the test tells a touch from a replace by the file's inode"
-    )]
     fn the_file_written_is_the_file_read() {
         let dir = tempfile::tempdir().unwrap();
         let host = HostRoot::new(dir.path());
@@ -280,20 +276,22 @@ mod tests {
         assert_eq!(back.written_unix_ms, 1_000);
         assert_eq!(back.results[0].code, "not-mounted");
         assert_eq!(back.results[0].outcome, lfleet_types::Outcome::Fail);
-        // The same results later: the file is only touched, and reads as confirmed then.
-        let inode = || {
-            std::os::unix::fs::MetadataExt::ino(
-                &std::fs::metadata(dir.path().join(STATUS_PATH)).unwrap(),
-            )
-        };
-        let before = inode();
+        // The same results later: the file is only touched (a marker put in its content
+        // stays), and reads as confirmed then.
+        let marked = host
+            .read_to_string(STATUS_PATH)
+            .unwrap()
+            .replace(env!("CARGO_PKG_VERSION"), "marker");
+        host.write_atomic(STATUS_PATH, marked.as_bytes(), 0o644)
+            .unwrap();
         write(&host, &results, Duration::from_secs(10), 11_000, &mut last).unwrap();
-        assert_eq!(inode(), before, "touched, not replaced");
-        assert_eq!(read(&host).unwrap().unwrap().written_unix_ms, 11_000);
+        let back = read(&host).unwrap().unwrap();
+        assert_eq!(back.agent_version, "marker", "touched, not replaced");
+        assert_eq!(back.written_unix_ms, 11_000);
         // Other results replace it.
         write(&host, &[], Duration::from_secs(10), 21_000, &mut last).unwrap();
-        assert_ne!(inode(), before);
         let back = read(&host).unwrap().unwrap();
+        assert_eq!(back.agent_version, env!("CARGO_PKG_VERSION"));
         assert_eq!((back.written_unix_ms, back.results.len()), (21_000, 0));
         // Removed behind the agent's back: written again, not lost.
         host.remove_file(STATUS_PATH).unwrap();
