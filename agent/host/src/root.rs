@@ -55,6 +55,22 @@ impl HostError {
     }
 }
 
+/// A file read into `buffer` as text: refused past [`DEFAULT_READ_LIMIT`]; invalid UTF-8
+/// replaced (the validating check is far cheaper than the lossy walk, and kernel text is
+/// valid).
+fn limited_text<'b>(path: &Path, buffer: &'b [u8]) -> Result<Cow<'b, str>, HostError> {
+    if buffer.len() as u64 > DEFAULT_READ_LIMIT {
+        return Err(HostError::TooLarge {
+            path: path.to_path_buf(),
+            limit: DEFAULT_READ_LIMIT,
+        });
+    }
+    match std::str::from_utf8(buffer) {
+        Ok(text) => Ok(Cow::Borrowed(text)),
+        Err(_) => Ok(String::from_utf8_lossy(buffer)),
+    }
+}
+
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> HostError + 'a {
     move |source| HostError::Io {
         op,
@@ -199,17 +215,7 @@ impl HostRoot {
         file.take(DEFAULT_READ_LIMIT + 1)
             .read_to_end(buffer)
             .map_err(io_error("read", path))?;
-        if buffer.len() as u64 > DEFAULT_READ_LIMIT {
-            return Err(HostError::TooLarge {
-                path: path.clone(),
-                limit: DEFAULT_READ_LIMIT,
-            });
-        }
-        // The validating check is far cheaper than the lossy walk, and kernel text is valid.
-        match std::str::from_utf8(buffer) {
-            Ok(text) => Ok(Cow::Borrowed(text)),
-            Err(_) => Ok(String::from_utf8_lossy(buffer)),
-        }
+        limited_text(path, buffer)
     }
 
     /// Reads a sysfs attribute (one value, at most a page: the kernel formats it in a single
@@ -238,17 +244,8 @@ impl HostRoot {
                 .take(DEFAULT_READ_LIMIT + 1 - PAGE as u64)
                 .read_to_end(buffer)
                 .map_err(io_error("read", path))?;
-            if buffer.len() as u64 > DEFAULT_READ_LIMIT {
-                return Err(HostError::TooLarge {
-                    path: path.clone(),
-                    limit: DEFAULT_READ_LIMIT,
-                });
-            }
         }
-        match std::str::from_utf8(buffer) {
-            Ok(text) => Ok(Cow::Borrowed(text)),
-            Err(_) => Ok(String::from_utf8_lossy(buffer)),
-        }
+        limited_text(path, buffer)
     }
 
     /// Reads a whole file, failing with [`HostError::TooLarge`] beyond `limit` bytes.
